@@ -1,0 +1,118 @@
+"""Every setting of threadbot, read once from the environment and `.env`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    # XDG layout, so the index and the embedded server's data survive a reinstall.
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "threadbot"
+
+
+def _split_ids(value: object) -> object:
+    """Accept `1,2 3` from the environment as well as a real list."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    return value
+
+
+IdList = Annotated[list[int], NoDecode]
+
+
+class Settings(BaseSettings):
+    """One frozen object built at startup; constructors receive it, nobody reads os.environ.
+
+    Tests build `Settings(...)` directly, so every external service can be pointed at a local
+    emulation through its URL.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # Storage
+    threadbot_data_dir: Path = Field(default_factory=_default_data_dir)
+    redis_url: str | None = None
+    history_key_prefix: str = "message_store:"
+    history_max_messages: int = Field(default=40, ge=2)
+    history_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
+    history_max_tokens: int = Field(default=2000, ge=100)
+
+    # Retrieval
+    embeddings: Literal["local", "openai"] | None = None
+    embedding_model: str = "text-embedding-3-small"
+    embedding_batch_size: int = Field(default=32, ge=1)
+    chunk_size_chars: int = Field(default=1000, ge=200)
+    chunk_overlap_chars: int = Field(default=150, ge=0)
+    retrieval_k: int = Field(default=4, ge=1)
+
+    # Chat model
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    chat_model: str = "gpt-4o-mini"
+    chat_temperature: float = 0.2
+    chat_timeout_s: float = Field(default=120.0, gt=0)
+    max_question_chars: int = Field(default=4000, ge=1)
+    answer_timeout_s: float = Field(default=300.0, gt=0)
+
+    # Streaming editor
+    edit_interval_ms: int = Field(default=1000, ge=0)
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_port: int = 3000
+    slack_streaming: Literal["edit", "native"] = "edit"
+    slack_edit_interval_ms: int = Field(default=1000, ge=0)
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_api_url: str | None = None
+    discord_channels: IdList = Field(default_factory=list)
+    discord_guilds: IdList = Field(default_factory=list)
+    discord_allow_dms: bool = False
+    discord_allowed_users: IdList = Field(default_factory=list)
+    discord_allowed_roles: IdList = Field(default_factory=list)
+    discord_shard_count: int | None = None
+    discord_shard_ids: IdList = Field(default_factory=list)
+    discord_edit_interval_ms: int = Field(default=1500, ge=0)
+
+    log_level: str = "INFO"
+
+    _split = field_validator(
+        "discord_channels",
+        "discord_guilds",
+        "discord_allowed_users",
+        "discord_allowed_roles",
+        "discord_shard_ids",
+        mode="before",
+    )(_split_ids)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.threadbot_data_dir
+
+    @property
+    def index_dir(self) -> Path:
+        return self.threadbot_data_dir / "index"
+
+    @property
+    def embeddings_kind(self) -> Literal["local", "openai"]:
+        """`local` unless an API key says a hosted embedding model is available."""
+        if self.embeddings is not None:
+            return self.embeddings
+        return "openai" if self.openai_api_key is not None else "local"
+
+    @property
+    def generates_answers(self) -> bool:
+        """A chat model is configured: a key (OpenAI, Azure) or a local server (Ollama, vLLM)."""
+        return self.openai_api_key is not None or self.openai_base_url is not None

@@ -1,0 +1,263 @@
+"""The streaming editor: shows an answer stream in a chat by posting once and editing in place.
+
+Written once for every platform. A platform gives a small `Sink` (post, edit, max_len); the editor
+owns the timing (throttle, coalescing, retry-after) and the splitting (paragraph, line, sentence
+boundaries, never inside a code fence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from core.errors import MessageGone, MessageTooLong, RateLimited, ThreadbotError
+
+log = logging.getLogger(__name__)
+
+H = TypeVar("H")
+
+MARKER = " ▌"
+# Room kept below `max_len` for the in-progress marker and a closing code fence.
+_RESERVE = len(MARKER) + len("\n```")
+_FENCE = re.compile(r"^ {0,3}(```+|~~~+)(.*)$", re.MULTILINE)
+_SENTENCE_END = re.compile(r"[.!?][)\"'\]]*\s")
+
+
+class Sink(Protocol[H]):
+    """Where one reply is shown.
+
+    Implementations must: return from `post` a handle that `edit` accepts; accept unchanged text
+    in `edit`; translate their client's errors into `RateLimited` (with the retry-after the
+    platform gave), `MessageGone` (the message was deleted) and `MessageTooLong`; and never sleep
+    on a rate limit themselves, so the editor can coalesce edits instead of queueing them.
+    """
+
+    @property
+    def max_len(self) -> int: ...
+
+    async def post(self, text: str) -> H: ...
+
+    async def edit(self, handle: H, text: str) -> None: ...
+
+
+@dataclass
+class Reply(Generic[H]):
+    """One streamed reply in progress: its messages, what they show, and what it cost."""
+
+    handles: list[H] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    posts: int = 0
+    edits: int = 0
+    rate_limited: int = 0
+    gone: bool = False
+    error: ThreadbotError | None = None
+
+    @property
+    def text(self) -> str:
+        """Everything shown, the parts joined as a reader sees them."""
+        return "\n".join(self.texts)
+
+
+@dataclass(frozen=True)
+class _Fence:
+    """An open code fence at a cut: its opening line is repeated at the top of the next part."""
+
+    opening: str
+    marker: str
+
+
+def _open_fence(text: str) -> _Fence | None:
+    """The code fence still open at the end of `text`, if any."""
+    opening: _Fence | None = None
+    for match in _FENCE.finditer(text):
+        ticks, info = match.group(1), match.group(2)
+        if opening is None:
+            opening = _Fence(opening=match.group(0).strip(), marker=ticks)
+        elif ticks.startswith(opening.marker) and not info.strip():
+            opening = None
+    return opening
+
+
+def _last_boundary(text: str, limit: int) -> int:
+    """Best cut at or below `limit`: a paragraph, a line, a sentence, a word, else hard."""
+    window = text[:limit]
+    floor = limit // 3  # a cut that leaves a tiny part is worse than the next kind of boundary
+    for sep in ("\n\n", "\n"):
+        at = window.rfind(sep)
+        if at > floor:
+            return at
+    sentences = [m.end() - 1 for m in _SENTENCE_END.finditer(window)]
+    if sentences and sentences[-1] > floor:
+        return sentences[-1]
+    at = window.rfind(" ")
+    return at if at > floor else limit
+
+
+def _cut(text: str, limit: int) -> tuple[str, str, int]:
+    """Where to cut `text`: (head, fence line to reopen the tail with, index the tail starts at)."""
+    cut = _last_boundary(text, limit)
+    fence = _open_fence(text[:cut])
+    if fence is not None:
+        start = text.rfind(fence.opening, 0, cut)
+        before = text[:start].rstrip()
+        if before:
+            return before, "", start
+        # The fence starts the part: cut inside it, at a line if there is one.
+        line = text.rfind("\n", 0, limit)
+        cut = line if line > len(fence.opening) else limit
+        rest = cut + 1 if text[cut : cut + 1] == "\n" else cut
+        return f"{text[:cut].rstrip(chr(10))}\n{fence.marker}", f"{fence.opening}\n", rest
+    rest = cut
+    while rest < len(text) and text[rest].isspace():
+        rest += 1
+    return text[:cut].rstrip(), "", rest
+
+
+def split_text(text: str, limit: int) -> tuple[str, str]:
+    """Cut `text` (longer than `limit`) in two parts that each render on their own.
+
+    The head ends on the best boundary; a cut that would fall inside a code fence moves before the
+    fence, or, when the fence itself is too long for one message, closes it in the head and
+    reopens it (same language) at the top of the tail.
+    """
+    head, reopen, rest = _cut(text, limit)
+    return head, reopen + text[rest:]
+
+
+class StreamingEditor(Generic[H]):
+    """Shows one answer stream through a `Sink`.
+
+    Posts as soon as the first text exists, then edits at most once per `interval_s` with the
+    newest text; while waiting out a rate limit the stream keeps being read, so the next edit
+    carries everything new (edits coalesce, they never queue). The final edit goes out at once
+    when the stream ends and drops the in-progress marker. Text over `sink.max_len` continues in
+    a new message. A `ThreadbotError` from the stream ends the reply with its user message after
+    what was already shown.
+    """
+
+    def __init__(
+        self,
+        sink: Sink[H],
+        *,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self._sink = sink
+        self._interval_s = interval_s
+        self._clock = clock
+        self._sleep = sleep
+        self._limit = max(sink.max_len - _RESERVE, 32)
+        self.reply: Reply[H] = Reply()
+        self._buffer = ""  # everything the stream has given
+        self._start = 0  # where in the buffer the current message begins
+        self._prefix = ""  # a reopened code fence shown before it
+        self._shown: str | None = None  # what the current message shows now
+        self._last_send = float("-inf")
+        self._changed = asyncio.Event()
+
+    async def run(self, chunks: AsyncIterator[str]) -> Reply[H]:
+        reader = asyncio.create_task(self._read(chunks))
+        try:
+            while not reader.done():
+                await self._wait_for_text(reader)
+                if reader.done():
+                    break
+                delay = self._last_send + self._interval_s - self._clock()
+                if delay > 0:
+                    # Wake early at the end of the stream: the final edit goes out at once.
+                    await asyncio.wait({reader}, timeout=delay)
+                    if reader.done():
+                        break
+                await self._flush(final=False)
+            reader.result()
+            await self._flush(final=True)
+        except MessageGone:
+            log.info("reply message deleted mid-stream; stopping the answer")
+            self.reply.gone = True
+        finally:
+            if not reader.done():
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return self.reply
+
+    async def _read(self, chunks: AsyncIterator[str]) -> None:
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    self._buffer += chunk
+                    self._changed.set()
+        except ThreadbotError as exc:
+            self._fail(exc)
+        except Exception as exc:  # the one boundary for a broken stream: show it, don't crash
+            log.exception("answer stream failed")
+            self._fail(ThreadbotError(repr(exc)))
+
+    def _fail(self, exc: ThreadbotError) -> None:
+        self.reply.error = exc
+        spacer = "\n\n" if self._buffer.strip() else ""
+        self._buffer += f"{spacer}⚠️ {exc.user_message}"
+
+    async def _wait_for_text(self, reader: asyncio.Task[None]) -> None:
+        waiter = asyncio.create_task(self._changed.wait())
+        try:
+            await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        self._changed.clear()
+
+    async def _flush(self, *, final: bool) -> None:
+        while True:
+            try:
+                await self._flush_once(final=final)
+                return
+            except RateLimited as exc:
+                self.reply.rate_limited += 1
+                log.info("rate limited; retrying in %.2fs with the newest text", exc.retry_after_s)
+                await self._sleep(exc.retry_after_s)
+                self._changed.clear()  # what arrived meanwhile goes out with the next try
+            except MessageTooLong:
+                current = len(self._current())
+                self._limit = max(min(self._limit, current) * 3 // 4, 32)
+                log.info("platform refused the text as too long; splitting at %d", self._limit)
+
+    def _current(self) -> str:
+        return self._prefix + self._buffer[self._start :]
+
+    async def _flush_once(self, *, final: bool) -> None:
+        text = self._current()
+        while len(text) > self._limit:
+            head, reopen, rest = _cut(text, self._limit)
+            await self._show(head, final=True)
+            # The next message starts where the cut left the buffer, behind any reopened fence.
+            self._start += rest - len(self._prefix)
+            self._prefix = reopen
+            self._shown = None
+            text = self._current()
+        if text.strip():
+            await self._show(text, final=final)
+
+    async def _show(self, text: str, *, final: bool) -> None:
+        display = text if final else text + MARKER
+        if display == self._shown:
+            return
+        handle_index = len(self.reply.texts) - 1
+        if self._shown is None:
+            handle = await self._sink.post(display)
+            self.reply.handles.append(handle)
+            self.reply.texts.append(text)
+            self.reply.posts += 1
+        else:
+            await self._sink.edit(self.reply.handles[handle_index], display)
+            self.reply.texts[handle_index] = text
+            self.reply.edits += 1
+        self._shown = display
+        self._last_send = self._clock()
