@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     threadbot_data_dir: Path = Field(default_factory=_default_data_dir)
     redis_url: str | None = None
     history_key_prefix: str = "message_store:"
+    redis_namespace: str = "threadbot:"
     history_max_messages: int = Field(default=40, ge=2)
     history_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
     history_max_tokens: int = Field(default=2000, ge=100)
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     chat_model: str = "gpt-4o-mini"
     chat_temperature: float = 0.2
     chat_timeout_s: float = Field(default=120.0, gt=0)
+    chat_max_retries: int = Field(default=2, ge=0)
     max_question_chars: int = Field(default=4000, ge=1)
     answer_timeout_s: float = Field(default=300.0, gt=0)
 

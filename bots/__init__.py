@@ -1,0 +1,1 @@
+"""Platform adapters: each turns a chat event into a session id and a question for the core."""

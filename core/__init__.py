@@ -1,0 +1,40 @@
+"""threadbot core: answers for a session, streamed; knows no chat platform.
+
+Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names.
+"""
+
+from core import sessions
+from core.errors import (
+    Busy,
+    HistoryUnavailable,
+    MessageGone,
+    MessageTooLong,
+    ModelFailed,
+    QuestionRejected,
+    RateLimited,
+    SinkError,
+    ThreadbotError,
+)
+from core.pipeline import Pipeline
+from core.settings import Settings
+from core.streaming import MARKER, Reply, Sink, StreamingEditor, split_text
+
+__all__ = [
+    "MARKER",
+    "Busy",
+    "HistoryUnavailable",
+    "MessageGone",
+    "MessageTooLong",
+    "ModelFailed",
+    "Pipeline",
+    "QuestionRejected",
+    "RateLimited",
+    "Reply",
+    "Settings",
+    "Sink",
+    "SinkError",
+    "StreamingEditor",
+    "ThreadbotError",
+    "sessions",
+    "split_text",
+]

@@ -1,0 +1,130 @@
+"""How an answer is written: prompt and chat model, or retrieval only when no model is set."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from langchain_core.messages import BaseMessage, trim_messages
+from langchain_core.messages.utils import count_tokens_approximately
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+from core.errors import ModelFailed
+
+if TYPE_CHECKING:
+    from core.retrieval import Passage
+    from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = """You are threadbot, a helpful assistant in a team chat. Answer from the team's \
+documents below when they cover the question, and say so plainly when they don't. Be concise; \
+use Markdown. Do not add a list of sources: one is appended for you.
+
+Documents:
+{context}"""
+
+NO_DOCUMENTS = "(no documents matched; the knowledge base may be empty — see `threadbot ingest`)"
+
+RETRIEVAL_ONLY_NOTE = (
+    "_No language model is configured, so these are the closest passages from the documents, "
+    "not a written answer. Set `OPENAI_API_KEY`, or `OPENAI_BASE_URL` for a local "
+    "OpenAI-compatible server such as Ollama, to get generated answers._"
+)
+
+
+class Answerer(Protocol):
+    """Writes the text of one answer; must raise `ModelFailed` (not a client error) on failure."""
+
+    def stream(
+        self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
+    ) -> AsyncIterator[str]: ...
+
+
+def format_context(passages: Sequence[Passage]) -> str:
+    if not passages:
+        return NO_DOCUMENTS
+    return "\n\n".join(
+        f"[{n}] {p.chunk.citation}\n{p.chunk.text}" for n, p in enumerate(passages, start=1)
+    )
+
+
+def sources_footer(passages: Sequence[Passage]) -> str:
+    """The sources line shown after an answer: each file and heading (or page) once."""
+    citations = list(dict.fromkeys(p.chunk.citation for p in passages))
+    return f"\n\n_Sources: {'; '.join(citations)}_" if citations else ""
+
+
+class ModelAnswerer:
+    """A chat model at any OpenAI-compatible endpoint (OpenAI, Azure, Ollama, vLLM, LM Studio)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from langchain_openai import ChatOpenAI
+
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        self._model = ChatOpenAI(
+            model=settings.chat_model,
+            base_url=settings.openai_base_url,
+            # Local servers (Ollama, vLLM) take any key; the client insists on one.
+            api_key=key or "not-needed",  # type: ignore[arg-type]
+            temperature=settings.chat_temperature,
+            timeout=settings.chat_timeout_s,
+            max_retries=settings.chat_max_retries,
+            streaming=True,
+        )
+        self._prompt = ChatPromptTemplate.from_messages(
+            [
+                ("system", SYSTEM_PROMPT),
+                MessagesPlaceholder("history"),
+                ("human", "{question}"),
+            ]
+        )
+        self._max_history_tokens = settings.history_max_tokens
+
+    async def stream(
+        self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
+    ) -> AsyncIterator[str]:
+        import httpx
+        import openai
+
+        recent = trim_messages(
+            list(history),
+            max_tokens=self._max_history_tokens,
+            token_counter=count_tokens_approximately,
+            strategy="last",
+            start_on="human",
+            end_on="ai",
+        )
+        chain = self._prompt | self._model
+        inputs = {"context": format_context(passages), "history": recent, "question": question}
+        try:
+            async for chunk in chain.astream(inputs):
+                if isinstance(chunk.content, str) and chunk.content:
+                    yield chunk.content
+        except openai.RateLimitError as exc:
+            raise ModelFailed(
+                str(exc),
+                user_message="The language model is rate limited right now. "
+                "Please try again in a minute.",
+            ) from exc
+        except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
+            log.warning("chat model failed: %s", exc)
+            raise ModelFailed(str(exc)) from exc
+
+
+class RetrievalOnlyAnswerer:
+    """With no model configured: the best passages themselves, honestly labelled as such."""
+
+    async def stream(
+        self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
+    ) -> AsyncIterator[str]:
+        if not passages:
+            yield "I found nothing about that in the documents (the index may be empty).\n\n"
+        for n, passage in enumerate(passages[:3], start=1):
+            yield f"**[{n}] {passage.chunk.citation}**\n{passage.chunk.text}\n\n"
+        yield RETRIEVAL_ONLY_NOTE
+
+
+def build_answerer(settings: Settings) -> Answerer:
+    return ModelAnswerer(settings) if settings.generates_answers else RetrievalOnlyAnswerer()

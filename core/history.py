@@ -1,0 +1,83 @@
+"""Conversation history in Redis, in the exact format of LangChain's RedisChatMessageHistory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.messages import AIMessage, BaseMessage, message_to_dict, messages_from_dict
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from core.errors import HistoryUnavailable
+
+
+def _plain(message: BaseMessage) -> BaseMessage:
+    """Store an `AIMessage`, never an `AIMessageChunk`: other readers expect the plain type."""
+    if isinstance(message, AIMessage) and message.type != "ai":
+        return AIMessage(content=message.content, id=message.id)
+    return message
+
+
+class RedisHistory(BaseChatMessageHistory):
+    """The history of one session, async only.
+
+    Key `{prefix}{session_id}` holds a list of `message_to_dict` JSON, newest first (LPUSH), as
+    langchain-community's `RedisChatMessageHistory` writes it, so either can read the other's.
+    Reading costs one LRANGE; a turn's write is one MULTI/EXEC (push, trim, refresh the TTL).
+    The sync accessors of the base class would block the event loop, so they are refused.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        session_id: str,
+        *,
+        key_prefix: str = "message_store:",
+        max_messages: int | None = None,
+        ttl_s: int | None = None,
+    ) -> None:
+        self._client = client
+        self.session_id = session_id
+        self.key = key_prefix + session_id
+        self._max_messages = max_messages
+        self._ttl_s = ttl_s
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        raise TypeError("RedisHistory is async: use `await history.aget_messages()`")
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        raise TypeError("RedisHistory is async: use `await history.aadd_messages(...)`")
+
+    def clear(self) -> None:
+        raise TypeError("RedisHistory is async: use `await history.aclear()`")
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        try:
+            items = await self._client.lrange(self.key, 0, -1)
+        except RedisError as exc:
+            raise HistoryUnavailable(f"reading {self.key}: {exc}") from exc
+        return messages_from_dict([json.loads(item) for item in reversed(items)])
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        if not messages:
+            return
+        payload = [json.dumps(message_to_dict(_plain(m))) for m in messages]
+        try:
+            async with self._client.pipeline(transaction=True) as tx:
+                tx.lpush(self.key, *payload)
+                if self._max_messages is not None:
+                    tx.ltrim(self.key, 0, self._max_messages - 1)
+                if self._ttl_s is not None:
+                    tx.expire(self.key, self._ttl_s)
+                await tx.execute()
+        except RedisError as exc:
+            raise HistoryUnavailable(f"writing {self.key}: {exc}") from exc
+
+    async def aclear(self) -> None:
+        try:
+            await self._client.delete(self.key)
+        except RedisError as exc:
+            raise HistoryUnavailable(f"clearing {self.key}: {exc}") from exc

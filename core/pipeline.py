@@ -1,0 +1,200 @@
+"""The one entry point adapters call: answer a question for a session, reset, deduplicate events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from langchain_core.messages import AIMessage, HumanMessage
+from redis.asyncio import Redis
+from redis.exceptions import LockError, RedisError
+
+from core.chain import build_answerer, sources_footer
+from core.errors import Busy, HistoryUnavailable, QuestionRejected
+from core.history import RedisHistory
+
+if TYPE_CHECKING:
+    from core.chain import Answerer
+    from core.redis_server import EmbeddedRedis
+    from core.retrieval import Retriever
+    from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMPTY_QUESTION = (
+    "Ask me a question about the team's documents, and I'll answer here. "
+    "Say `reset` (or use /reset) to make me forget this conversation."
+)
+NOT_SAVED = (
+    "I couldn't save this answer to the conversation, so I won't remember it next time. "
+    "My conversation store may be down."
+)
+_SEEN_TTL_S = 24 * 3600  # platforms retry an event for minutes, not days
+
+
+class Pipeline:
+    """Answers for session ids: one lock per session, history in Redis, retrieval, a chat model.
+
+    Build it with `await Pipeline.create(settings)`; tests and benchmarks pass their own parts.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        retriever: Retriever,
+        answerer: Answerer,
+        *,
+        embedded: EmbeddedRedis | None = None,
+    ) -> None:
+        self._settings = settings
+        self._redis = redis
+        self._retriever = retriever
+        self._answerer = answerer
+        self._embedded = embedded
+        # In-process locks keep arrival order (asyncio.Lock is FIFO); the Redis lock extends
+        # the exclusion to other processes sharing the store.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @classmethod
+    async def create(cls, settings: Settings) -> Pipeline:
+        from core.embeddings import build_embeddings
+        from core.redis_server import EmbeddedRedis
+        from core.retrieval import Index, Retriever
+
+        embedded = None
+        url = settings.redis_url
+        if url is None:
+            embedded = EmbeddedRedis(settings.data_dir)
+            url = await asyncio.to_thread(embedded.start)
+        embeddings, name = await asyncio.to_thread(build_embeddings, settings)
+        index = await asyncio.to_thread(Index.load, settings.index_dir)
+        if index is not None and index.embeddings_name != name:
+            log.error(
+                "the index was built with %s but the configured embeddings are %s; "
+                "run `threadbot ingest` again. Answering without documents until then.",
+                index.embeddings_name,
+                name,
+            )
+            index = None
+        if index is None:
+            log.warning("no document index yet: answering without documents")
+        retriever = Retriever(index, embeddings, k=settings.retrieval_k)
+        redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        return cls(settings, redis, retriever, build_answerer(settings), embedded=embedded)
+
+    @property
+    def documents(self) -> int:
+        """How many passages the knowledge base holds (0: nothing ingested)."""
+        return self._retriever.size
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop)
+
+    def _history(self, session_id: str) -> RedisHistory:
+        s = self._settings
+        return RedisHistory(
+            self._redis,
+            session_id,
+            key_prefix=s.history_key_prefix,
+            max_messages=s.history_max_messages,
+            ttl_s=s.history_ttl_seconds,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _session_lock(self, session_id: str) -> AsyncIterator[None]:
+        local = self._locks.setdefault(session_id, asyncio.Lock())
+        timeout = self._settings.answer_timeout_s
+        async with local:
+            lock = self._redis.lock(
+                f"{self._settings.redis_namespace}lock:{session_id}", timeout=timeout, blocking_timeout=timeout
+            )
+            try:
+                acquired = await lock.acquire()
+            except RedisError as exc:
+                raise HistoryUnavailable(f"locking {session_id}: {exc}") from exc
+            if not acquired:
+                raise Busy(f"lock on {session_id} not acquired in {timeout}s")
+            try:
+                yield
+            finally:
+                with contextlib.suppress(LockError, RedisError):
+                    await lock.release()
+
+    async def answer(self, session_id: str, question: str) -> AsyncIterator[str]:
+        """Stream the answer to `question` in the conversation `session_id`.
+
+        The human and AI messages are saved together once the answer is complete; an answer
+        that fails or is cancelled midway (the model errs, the user deletes the message) saves
+        nothing, so the history never holds half a turn.
+        """
+        question = question.strip()
+        if not question:
+            yield EMPTY_QUESTION
+            return
+        limit = self._settings.max_question_chars
+        if len(question) > limit:
+            raise QuestionRejected(
+                f"{len(question)} chars",
+                user_message=f"That message is too long for me ({len(question):,} characters; "
+                f"the limit is {limit:,}). Please shorten it or ask about one part at a time.",
+            )
+        async with self._session_lock(session_id):
+            history = self._history(session_id)
+            messages = await history.aget_messages()
+            passages = await self._retriever.search(question)
+            parts: list[str] = []
+            stream = self._answerer.stream(messages, question, passages)
+            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                async for chunk in stream:
+                    parts.append(chunk)
+                    yield chunk
+            try:
+                await history.aadd_messages([HumanMessage(question), AIMessage("".join(parts))])
+            except HistoryUnavailable as exc:
+                raise HistoryUnavailable(str(exc), user_message=NOT_SAVED) from exc
+        footer = sources_footer(passages)
+        if footer:
+            yield footer
+
+    async def reset(self, session_id: str) -> bool:
+        """Forget one conversation; True when there was something to forget."""
+        try:
+            return bool(await self._redis.delete(self._history(session_id).key))
+        except RedisError as exc:
+            raise HistoryUnavailable(f"reset {session_id}: {exc}") from exc
+
+    async def reset_many(self, session_prefix: str) -> int:
+        """Forget `session_prefix` and every session below it (a channel and its threads)."""
+        base = self._history(session_prefix).key
+        pattern = _glob_escape(base) + ":*"
+        try:
+            keys = [base] + [key async for key in self._redis.scan_iter(match=pattern, count=500)]
+            return int(await self._redis.delete(*keys))
+        except RedisError as exc:
+            raise HistoryUnavailable(f"reset {session_prefix}: {exc}") from exc
+
+    async def has_history(self, session_id: str) -> bool:
+        try:
+            return bool(await self._redis.exists(self._history(session_id).key))
+        except RedisError as exc:
+            raise HistoryUnavailable(f"exists {session_id}: {exc}") from exc
+
+    async def first_delivery(self, event_key: str) -> bool:
+        """True for the first delivery of an event, across every process sharing the store."""
+        try:
+            key = f"{self._settings.redis_namespace}seen:{event_key}"
+            seen = await self._redis.set(key, 1, nx=True, ex=_SEEN_TTL_S)
+        except RedisError as exc:
+            raise HistoryUnavailable(f"dedupe {event_key}: {exc}") from exc
+        return bool(seen)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

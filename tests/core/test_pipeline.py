@@ -1,0 +1,146 @@
+"""The pipeline end to end: real Redis, the real ChatOpenAI client against the local server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+
+from core.errors import HistoryUnavailable, ModelFailed, QuestionRejected
+from core.history import RedisHistory
+from core.pipeline import Pipeline
+from tests.fakes.fake_openai import FakeOpenAI
+
+
+async def collect(pipeline: Pipeline, session: str, question: str) -> str:
+    return "".join([chunk async for chunk in pipeline.answer(session, question)])
+
+
+async def stored(pipeline: Pipeline, session: str) -> list:
+    return await pipeline._history(session).aget_messages()
+
+
+async def test_answer_streams_and_saves_the_turn(pipeline: Pipeline, fake_openai: FakeOpenAI):
+    fake_openai.script("Redis keeps the history.", chunk_size=4)
+    chunks = [c async for c in pipeline.answer("console:t", "Where is history kept?")]
+    assert len(chunks) > 3  # streamed, not one blob
+    assert "".join(chunks).startswith("Redis keeps the history.")
+    messages = await stored(pipeline, "console:t")
+    assert messages == [
+        HumanMessage("Where is history kept?"),
+        AIMessage("Redis keeps the history."),
+    ]
+    assert type(messages[1]) is AIMessage
+
+
+async def test_follow_up_sends_history_to_the_model(pipeline: Pipeline, fake_openai: FakeOpenAI):
+    await collect(pipeline, "console:h", "first question")
+    answer = await collect(pipeline, "console:h", "second question")
+    assert answer.startswith("You said: second question")
+    roles = [(m["role"], m["content"]) for m in fake_openai.requests[-1]["messages"][1:]]
+    assert roles == [
+        ("user", "first question"),
+        ("assistant", "You said: first question"),
+        ("user", "second question"),
+    ]
+
+
+async def test_model_failure_mid_answer_saves_nothing(pipeline: Pipeline, fake_openai: FakeOpenAI):
+    fake_openai.script("partial answer that breaks", chunk_size=5, fail_after_chunks=2)
+    seen: list[str] = []
+    with pytest.raises(ModelFailed):
+        async for chunk in pipeline.answer("console:f", "q"):
+            seen.append(chunk)
+    assert "".join(seen) == "partial an"
+    assert await stored(pipeline, "console:f") == []
+
+
+async def test_disconnect_mid_answer_is_a_model_failure(
+    pipeline: Pipeline, fake_openai: FakeOpenAI
+):
+    fake_openai.script("x" * 40, chunk_size=5, fail_after_chunks=2, fail_mode="disconnect")
+    with pytest.raises(ModelFailed):
+        await collect(pipeline, "console:d", "q")
+    assert await stored(pipeline, "console:d") == []
+
+
+@pytest.mark.parametrize("status", [429, 500])
+async def test_model_http_errors_are_model_failures(
+    pipeline: Pipeline, fake_openai: FakeOpenAI, status: int
+):
+    fake_openai.script("", status=status)
+    with pytest.raises(ModelFailed) as info:
+        await collect(pipeline, "console:e", "q")
+    if status == 429:
+        assert "rate limited" in info.value.user_message
+    assert await stored(pipeline, "console:e") == []
+
+
+async def test_two_questions_at_once_are_answered_in_order(
+    pipeline: Pipeline, fake_openai: FakeOpenAI
+):
+    fake_openai.script("one " * 10, chunk_size=3, delay_s=0.01)
+    fake_openai.script("two " * 10, chunk_size=3, delay_s=0.01)
+    first, second = await asyncio.gather(
+        collect(pipeline, "console:o", "q1"), collect(pipeline, "console:o", "q2")
+    )
+    assert first.startswith("one") and second.startswith("two")
+    contents = [m.content for m in await stored(pipeline, "console:o")]
+    assert contents == ["q1", "one " * 10, "q2", "two " * 10]
+
+
+async def test_empty_and_huge_questions(pipeline: Pipeline, make_settings):
+    assert "Ask me a question" in await collect(pipeline, "console:x", "   ")
+    with pytest.raises(QuestionRejected) as info:
+        await collect(pipeline, "console:x", "y" * 5000)
+    assert "5,000 characters" in info.value.user_message
+    assert await stored(pipeline, "console:x") == []
+
+
+async def test_reset_reset_many_and_dedupe(pipeline: Pipeline):
+    for session in ["slack:T:C:1.0", "slack:T:C:2.0", "slack:T:C", "slack:T:D:1.0"]:
+        await collect(pipeline, session, "hello")
+    assert await pipeline.has_history("slack:T:C:1.0")
+    assert await pipeline.reset("slack:T:C:1.0") is True
+    assert await pipeline.reset("slack:T:C:1.0") is False
+    assert await pipeline.reset_many("slack:T:C") == 2
+    assert not await pipeline.has_history("slack:T:C:2.0")
+    assert await pipeline.has_history("slack:T:D:1.0")  # another channel is untouched
+    assert await pipeline.first_delivery("ev1") is True
+    assert await pipeline.first_delivery("ev1") is False
+
+
+async def test_redis_down_is_a_clear_error(make_settings):
+    # A port nothing listens on: connection refused.
+    pipeline = await Pipeline.create(make_settings(redis_url="redis://127.0.0.1:1/0"))
+    try:
+        with pytest.raises(HistoryUnavailable) as info:
+            await collect(pipeline, "console:r", "q")
+        assert "conversation store" in info.value.user_message
+        with pytest.raises(HistoryUnavailable):
+            await pipeline.reset("console:r")
+    finally:
+        await pipeline.aclose()
+
+
+async def test_history_is_trimmed_and_expires(make_settings, redis_url):
+    pipeline = await Pipeline.create(
+        make_settings(history_max_messages=4, history_ttl_seconds=100)
+    )
+    try:
+        for n in range(3):
+            await collect(pipeline, "console:trim", f"q{n}")
+        contents = [m.content for m in await stored(pipeline, "console:trim")]
+        assert contents == ["q1", "You said: q1", "q2", "You said: q2"]
+        history = pipeline._history("console:trim")
+        ttl = await pipeline._redis.ttl(history.key)
+        assert 0 < ttl <= 100
+    finally:
+        await pipeline.aclose()
+
+
+def test_sync_accessors_refuse_to_block(pipeline_history_cls=RedisHistory):
+    history = pipeline_history_cls(None, "s")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _ = history.messages

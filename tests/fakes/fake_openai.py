@@ -1,0 +1,148 @@
+"""A local OpenAI-compatible server for tests and benchmarks: real HTTP, real SSE streaming.
+
+The real `ChatOpenAI` client talks to it over loopback. Each chat request is answered by the next
+scripted reply, or, unscripted, by "You said: <last user message>" so a test can see what the
+model was sent. It records every request body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Scripted:
+    text: str
+    chunk_size: int = 8
+    delay_s: float = 0.0
+    fail_after_chunks: int | None = None
+    fail_mode: str = "error_event"  # or "disconnect"
+    status: int | None = None
+    retry_after_s: float = 0.0
+
+
+def _chunk(completion_id: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    body = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": "fake-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def fake_vector(text: str, dim: int = 64) -> list[float]:
+    """A deterministic bag-of-words embedding: texts sharing words point the same way."""
+    vector = [0.0] * dim
+    for word in text.lower().split():
+        digest = hashlib.sha256(word.strip(".,:;!?()`*#").encode()).digest()
+        vector[digest[0] % dim] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
+        self.cancelled = 0  # streams whose client went away before the end
+        self._scripts: deque[Scripted] = deque()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def script(self, text: str, **options: Any) -> None:
+        """Queue the next chat reply (see `Scripted` for the options)."""
+        self._scripts.append(Scripted(text, **options))
+
+    async def start(self, port: int = 0) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        bound = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{bound}/v1"
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake-model"}]})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.embedding_requests.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_vector(str(text))}
+            for i, text in enumerate(inputs)
+        ]
+        return web.json_response({"object": "list", "data": data, "model": body["model"]})
+
+    def _next(self, body: dict[str, Any]) -> Scripted:
+        if self._scripts:
+            return self._scripts.popleft()
+        users = [m for m in body["messages"] if m["role"] == "user"]
+        return Scripted(f"You said: {users[-1]['content'] if users else ''}")
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        reply = self._next(body)
+        if reply.status is not None:
+            error = {"error": {"message": f"fake error {reply.status}", "type": "fake"}}
+            headers = {"retry-after": str(reply.retry_after_s)}
+            return web.json_response(error, status=reply.status, headers=headers)
+        completion_id = f"chatcmpl-{len(self.requests)}"
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": reply.text}
+            return web.json_response(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": "fake-model",
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                }
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            await response.write(_chunk(completion_id, {"role": "assistant", "content": ""}))
+            pieces = [
+                reply.text[i : i + reply.chunk_size]
+                for i in range(0, len(reply.text), reply.chunk_size)
+            ]
+            for n, piece in enumerate(pieces):
+                if reply.fail_after_chunks is not None and n >= reply.fail_after_chunks:
+                    if reply.fail_mode == "disconnect":
+                        assert request.transport is not None
+                        request.transport.close()
+                        return response
+                    error = {"error": {"message": "fake failure mid-stream", "type": "server"}}
+                    await response.write(f"data: {json.dumps(error)}\n\n".encode())
+                    return response
+                if reply.delay_s:
+                    await asyncio.sleep(reply.delay_s)
+                await response.write(_chunk(completion_id, {"content": piece}))
+            await response.write(_chunk(completion_id, {}, finish="stop"))
+            await response.write(b"data: [DONE]\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.cancelled += 1
+            raise
+        return response
