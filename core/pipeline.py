@@ -112,9 +112,8 @@ class Pipeline:
         local = self._locks.setdefault(session_id, asyncio.Lock())
         timeout = self._settings.answer_timeout_s
         async with local:
-            lock = self._redis.lock(
-                f"{self._settings.redis_namespace}lock:{session_id}", timeout=timeout, blocking_timeout=timeout
-            )
+            name = f"{self._settings.redis_namespace}lock:{session_id}"
+            lock = self._redis.lock(name, timeout=timeout, blocking_timeout=timeout)
             try:
                 acquired = await lock.acquire()
             except RedisError as exc:

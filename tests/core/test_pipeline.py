@@ -125,9 +125,7 @@ async def test_redis_down_is_a_clear_error(make_settings):
 
 
 async def test_history_is_trimmed_and_expires(make_settings, redis_url):
-    pipeline = await Pipeline.create(
-        make_settings(history_max_messages=4, history_ttl_seconds=100)
-    )
+    pipeline = await Pipeline.create(make_settings(history_max_messages=4, history_ttl_seconds=100))
     try:
         for n in range(3):
             await collect(pipeline, "console:trim", f"q{n}")
