@@ -35,7 +35,12 @@ RETRIEVAL_ONLY_NOTE = (
 
 
 class Answerer(Protocol):
-    """Writes the text of one answer; must raise `ModelFailed` (not a client error) on failure."""
+    """Writes the text of one answer; must raise `ModelFailed` (not a client error) on failure.
+
+    `cites_inline` says the text already names each passage, so no sources line is added.
+    """
+
+    cites_inline: bool
 
     def stream(
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
@@ -82,6 +87,8 @@ class ModelAnswerer:
         )
         self._max_history_tokens = settings.history_max_tokens
 
+    cites_inline = False
+
     async def stream(
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
     ) -> AsyncIterator[str]:
@@ -115,6 +122,8 @@ class ModelAnswerer:
 
 class RetrievalOnlyAnswerer:
     """With no model configured: the best passages themselves, honestly labelled as such."""
+
+    cites_inline = True
 
     async def stream(
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]

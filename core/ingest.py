@@ -27,6 +27,7 @@ SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"}
 _ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+_.:])\1{2,}\s*$")
 
+_BLANK_RUN = re.compile(r"\n\s*\n(\s*\n)+")
 Section = tuple[str, str]  # (location, text)
 
 
@@ -148,7 +149,20 @@ def _pdf_sections(path: Path) -> Iterator[Section]:
 
 
 def read_sections(path: Path, data: bytes) -> list[Section]:
-    """The file's text, cut where its headings (or pages) are, so a passage can name its place."""
+    """The file's text, cut where its headings (or pages) are, so a passage can name its place.
+
+    A section that holds nothing but its own heading is dropped: it would only match noise.
+    """
+    sections = []
+    for location, text in _raw_sections(path, data):
+        text = _BLANK_RUN.sub("\n\n", text).strip()
+        lines = text.splitlines()
+        if len(lines) > 1 or (lines and location.rsplit(" › ", 1)[-1] not in lines[0]):
+            sections.append((location, text))
+    return sections
+
+
+def _raw_sections(path: Path, data: bytes) -> list[Section]:
     suffix = path.suffix.lower()
     if suffix == ".pdf":
         return list(_pdf_sections(path))

@@ -158,9 +158,8 @@ class Pipeline:
                 await history.aadd_messages([HumanMessage(question), AIMessage("".join(parts))])
             except HistoryUnavailable as exc:
                 raise HistoryUnavailable(str(exc), user_message=NOT_SAVED) from exc
-        footer = sources_footer(passages)
-        if footer:
-            yield footer
+        if not self._answerer.cites_inline and passages:
+            yield sources_footer(passages)
 
     async def reset(self, session_id: str) -> bool:
         """Forget one conversation; True when there was something to forget."""

@@ -203,8 +203,9 @@ class StreamingEditor(Generic[H]):
 
     def _fail(self, exc: ThreadbotError) -> None:
         self.reply.error = exc
-        spacer = "\n\n" if self._buffer.strip() else ""
-        self._buffer += f"{spacer}⚠️ {exc.user_message}"
+        shown = self._buffer.rstrip()
+        spacer = "\n\n" if shown else ""
+        self._buffer = f"{shown}{spacer}⚠️ {exc.user_message}"
 
     async def _wait_for_text(self, reader: asyncio.Task[None]) -> None:
         waiter = asyncio.create_task(self._changed.wait())
@@ -246,6 +247,7 @@ class StreamingEditor(Generic[H]):
             await self._show(text, final=final)
 
     async def _show(self, text: str, *, final: bool) -> None:
+        text = text.rstrip()
         display = text if final else text + MARKER
         if display == self._shown:
             return

@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`. Everything else they need is here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Set up, index the sample documents on first start, and chat in the terminal.
+run: $(STAMP)
+	$(BIN)/threadbot ingest --if-empty examples/docs
+	$(BIN)/threadbot chat
+
+## Set up, lint, and run the whole test suite.
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python bench/streaming_editor.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,94 @@
+"""The `threadbot` command: ingest documents, or run the bot in the console, Slack or Discord."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from core import Settings
+
+
+def _ingest(settings: Settings, paths: list[Path], if_empty: bool) -> int:
+    from core.embeddings import build_embeddings
+    from core.ingest import ingest
+    from core.retrieval import Index
+
+    if if_empty:
+        existing = Index.load(settings.index_dir)
+        if existing is not None:
+            sys.stdout.write(
+                f"Index already holds {len(existing.chunks)} passages in {settings.index_dir}; "
+                "leaving it as it is.\n"
+            )
+            return 0
+    embeddings, name = build_embeddings(settings)
+    report = ingest(settings, paths, embeddings, name)
+    sys.stdout.write(
+        f"Indexed {report.files} files as {report.chunks} passages "
+        f"({report.embedded} embedded, {report.reused} unchanged) with {name} "
+        f"into {settings.index_dir}.\n"
+    )
+    for source in report.skipped:
+        sys.stdout.write(f"Skipped unreadable file: {source}\n")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="threadbot", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at LOG_LEVEL")
+    commands = parser.add_subparsers(dest="command", required=True)
+    ingest = commands.add_parser("ingest", help="index documents (md, txt, rst, html, pdf)")
+    ingest.add_argument("paths", nargs="+", type=Path, help="files or folders")
+    ingest.add_argument(
+        "--if-empty", action="store_true", help="only when no index exists yet (first start)"
+    )
+    chat = commands.add_parser("chat", help="chat in the terminal (one question per line)")
+    chat.add_argument("--session", default="default", help="conversation name to use")
+    commands.add_parser("slack", help="run the Slack bot")
+    commands.add_parser("discord", help="run the Discord bot")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.stderr.write(f"threadbot: invalid settings:\n{exc}\n")
+        return 2
+    # The console is for reading answers: only warnings unless asked for more.
+    quiet = args.command in {"chat", "ingest"} and not args.verbose
+    logging.basicConfig(
+        level=logging.WARNING if quiet else settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "ingest":
+            return _ingest(settings, args.paths, args.if_empty)
+        if args.command == "chat":
+            from bots.console import chat
+
+            asyncio.run(chat(settings, session_name=args.session))
+            return 0
+        if args.command == "slack":
+            from bots.slack import main as slack_main
+
+            return slack_main(settings)
+        from bots.discord_bot import main as discord_main
+
+        return discord_main(settings)
+    except KeyboardInterrupt:
+        return 130
+    except FileNotFoundError as exc:
+        sys.stderr.write(f"threadbot: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

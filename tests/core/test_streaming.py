@@ -1,0 +1,207 @@
+"""The streaming editor against a recording sink: throttle, coalescing, final edit, splitting."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.errors import MessageGone, MessageTooLong, ModelFailed, RateLimited
+from core.streaming import MARKER, StreamingEditor, split_text
+
+
+class RecordingSink:
+    """Keeps every message as the platform would show it, and every call made."""
+
+    def __init__(self, max_len: int = 2000) -> None:
+        self.max_len = max_len
+        self.messages: list[str] = []
+        self.calls: list[tuple[str, int, str]] = []
+        self.fail_edits: list[Exception] = []  # raised by the next edits, in order
+        self.refuse_over: int | None = None
+
+    async def post(self, text: str) -> int:
+        self._check(text)
+        self.messages.append(text)
+        self.calls.append(("post", len(self.messages) - 1, text))
+        return len(self.messages) - 1
+
+    async def edit(self, handle: int, text: str) -> None:
+        if self.fail_edits:
+            raise self.fail_edits.pop(0)
+        self._check(text)
+        self.messages[handle] = text
+        self.calls.append(("edit", handle, text))
+
+    def _check(self, text: str) -> None:
+        assert len(text) <= self.max_len, f"{len(text)} > {self.max_len}"
+        if self.refuse_over is not None and len(text) > self.refuse_over:
+            raise MessageTooLong(f"{len(text)}")
+
+
+async def stream(parts: list[str], delay_s: float = 0.0) -> AsyncIterator[str]:
+    for part in parts:
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        yield part
+
+
+def words(n: int) -> list[str]:
+    return [f"word{i} " for i in range(n)]
+
+
+async def test_posts_once_then_edits_the_same_message_and_ends_without_marker():
+    sink = RecordingSink()
+    reply = await StreamingEditor(sink, interval_s=0).run(stream(words(20)))
+    assert sink.calls[0][0] == "post"
+    assert all(kind == "edit" and handle == 0 for kind, handle, _ in sink.calls[1:])
+    assert sink.messages == ["".join(words(20)).strip()]
+    assert all(text.endswith(MARKER) for _, _, text in sink.calls[:-1])
+    assert not sink.calls[-1][2].endswith(MARKER)
+    assert reply.posts == 1 and reply.edits == len(sink.calls) - 1
+
+
+async def test_edits_are_throttled_and_the_final_edit_is_immediate():
+    sink = RecordingSink()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await StreamingEditor(sink, interval_s=0.2).run(stream(words(40), delay_s=0.01))
+    elapsed = loop.time() - started
+    # At most one edit per interval, plus the first post and the final edit.
+    assert len(sink.calls) <= elapsed / 0.2 + 2
+    assert len(sink.calls) >= 2
+    assert sink.messages == ["".join(words(40)).strip()]
+
+
+async def test_a_pause_in_the_stream_still_shows_the_text_so_far():
+    sink = RecordingSink()
+    shown_during_pause: list[str] = []
+
+    async def pausing() -> AsyncIterator[str]:
+        yield "first part "
+        await asyncio.sleep(0.05)
+        yield "more "
+        await asyncio.sleep(0.3)  # the model thinks; the editor must not sit on "more"
+        shown_during_pause.append(sink.messages[0])
+        yield "end"
+
+    await StreamingEditor(sink, interval_s=0.1).run(pausing())
+    assert shown_during_pause == ["first part more" + MARKER]
+    assert sink.messages == ["first part more end"]
+
+
+async def test_rate_limit_is_waited_out_and_waiting_edits_coalesce():
+    sink = RecordingSink()
+    sink.fail_edits = [RateLimited(0.2)]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await asyncio.sleep(seconds)
+
+    editor = StreamingEditor(sink, interval_s=0.01, sleep=sleep)
+    reply = await editor.run(stream(words(60), delay_s=0.005))
+    assert slept == [0.2]
+    assert reply.rate_limited == 1
+    # After the wait, one edit carries everything that arrived meanwhile: nothing queued up.
+    edits = [text for kind, _, text in sink.calls if kind == "edit"]
+    lengths = [len(t) for t in edits]
+    assert lengths == sorted(lengths) and len(set(lengths)) == len(lengths)
+    assert len(edits) < 60
+    assert sink.messages == ["".join(words(60)).strip()]
+
+
+async def test_long_answers_continue_in_new_messages_with_fences_intact():
+    code = "```python\n" + "\n".join(f"value_{i} = {i} * 2" for i in range(120)) + "\n```\n"
+    prose = " ".join(f"Sentence {i} explains things." for i in range(60))
+    answer = f"{prose}\n\n{code}\nAfter the code, a closing paragraph."
+    chunks = [answer[i : i + 37] for i in range(0, len(answer), 37)]
+    sink = RecordingSink(max_len=600)
+    reply = await StreamingEditor(sink, interval_s=0).run(stream(chunks))
+    assert len(sink.messages) >= 4
+    assert reply.posts == len(sink.messages)
+    for message in sink.messages:
+        assert len(message) <= 600
+        assert len(re.findall(r"^```", message, re.MULTILINE)) % 2 == 0, message
+        assert not message.endswith(MARKER)
+    # Nothing lost: every line of code and every sentence is shown once, in order.
+    shown = "\n".join(sink.messages)
+    for i in range(120):
+        assert shown.count(f"value_{i} = {i} * 2\n") == 1
+    assert re.sub(r"\s+", " ", shown).count("Sentence 59 explains things.") == 1
+    assert sink.messages[-1].endswith("After the code, a closing paragraph.")
+
+
+async def test_platform_refusing_a_length_splits_smaller():
+    sink = RecordingSink(max_len=2000)
+    sink.refuse_over = 700
+    text = "\n\n".join(f"Paragraph {i}. " + "x" * 150 for i in range(12))
+    await StreamingEditor(sink, interval_s=0).run(stream([text]))
+    assert all(len(m) <= 700 for m in sink.messages)
+    assert "\n\n".join(sink.messages) == text
+
+
+async def test_a_deleted_message_stops_the_stream_and_closes_it():
+    sink = RecordingSink()
+    sink.fail_edits = [MessageGone("deleted")]
+    produced: list[int] = []
+    closed = asyncio.Event()
+
+    async def endless() -> AsyncIterator[str]:
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                yield f"w{i} "
+                await asyncio.sleep(0.001)
+        finally:
+            closed.set()
+
+    reply = await StreamingEditor(sink, interval_s=0).run(endless())
+    assert reply.gone
+    assert closed.is_set()
+    assert len(produced) < 10_000
+    assert [kind for kind, _, _ in sink.calls] == ["post"]
+
+
+async def test_a_failure_mid_stream_keeps_the_partial_text_and_says_so():
+    async def failing() -> AsyncIterator[str]:
+        yield "The answer is "
+        raise ModelFailed("boom")
+
+    sink = RecordingSink()
+    reply = await StreamingEditor(sink, interval_s=0).run(failing())
+    assert isinstance(reply.error, ModelFailed)
+    assert sink.messages == [f"The answer is\n\n⚠️ {ModelFailed.user_message}"]
+
+
+async def test_a_failure_before_any_text_shows_just_the_message():
+    async def failing() -> AsyncIterator[str]:
+        raise ModelFailed("boom")
+        yield  # pragma: no cover
+
+    sink = RecordingSink()
+    await StreamingEditor(sink, interval_s=0).run(failing())
+    assert sink.messages == [f"⚠️ {ModelFailed.user_message}"]
+
+
+@pytest.mark.parametrize(
+    ("text", "head"),
+    [
+        ("alpha beta.\n\ngamma delta epsilon", "alpha beta."),
+        ("one line here\nsecond line that is long", "one line here"),
+        ("First sentence is here. Second sentence runs on", "First sentence is here."),
+    ],
+)
+def test_split_prefers_paragraphs_then_lines_then_sentences(text: str, head: str):
+    got_head, tail = split_text(text, 30)
+    assert got_head == head
+    assert f"{got_head} {tail}".split() == text.split()
+
+
+def test_split_moves_the_cut_before_a_code_fence():
+    text = "Intro paragraph.\n\n```sh\nmake run\nmake test\n```\n"
+    head, tail = split_text(text, 35)
+    assert head == "Intro paragraph."
+    assert tail.startswith("```sh\nmake run")
