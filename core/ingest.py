@@ -156,8 +156,9 @@ def read_sections(path: Path, data: bytes) -> list[Section]:
     sections = []
     for location, text in _raw_sections(path, data):
         text = _BLANK_RUN.sub("\n\n", text).strip()
-        lines = text.splitlines()
-        if len(lines) > 1 or (lines and location.rsplit(" › ", 1)[-1] not in lines[0]):
+        heading = location.rsplit(" › ", 1)[-1]
+        only_heading = bool(heading) and heading in text and len(text.splitlines()) == 1
+        if text and not only_heading:
             sections.append((location, text))
     return sections
 
