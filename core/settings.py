@@ -64,9 +64,6 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=4000, ge=1)
     answer_timeout_s: float = Field(default=300.0, gt=0)
 
-    # Streaming editor
-    edit_interval_ms: int = Field(default=1000, ge=0)
-
     # Slack
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -62,7 +62,6 @@ def make_settings(tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI) -> Ma
             "openai_api_key": "test-key",
             "embeddings": "local",
             "chat_max_retries": 0,
-            "edit_interval_ms": 0,
             "_env_file": None,
         }
         values.update(overrides)

@@ -1,0 +1,123 @@
+"""The console adapter as a user runs it: the real `threadbot` command in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from langchain_core.messages import AIMessage, HumanMessage
+from redis.asyncio import Redis
+
+from core.history import RedisHistory
+from tests.conftest import ROOT, SAMPLE_DOCS, MakeSettings
+from tests.fakes.fake_openai import FakeOpenAI
+
+
+def env_for(settings_dir: Path, **values: str) -> dict[str, str]:
+    """Only what the command needs: no key or URL of the developer's own leaks in."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(settings_dir), "PYTHONUNBUFFERED": "1"}
+    env.update(values)
+    return env
+
+
+async def threadbot(*args: str, env: dict[str, str], stdin: str = "") -> tuple[str, str, int]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bots.cli",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=90)
+    assert process.returncode is not None
+    return out.decode(), err.decode(), process.returncode
+
+
+async def test_two_questions_and_reset_with_a_model(
+    tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI, make_settings: MakeSettings
+):
+    prefix = make_settings().history_key_prefix
+    env = env_for(
+        tmp_path,
+        THREADBOT_DATA_DIR=str(tmp_path / "data"),
+        REDIS_URL=redis_url,
+        HISTORY_KEY_PREFIX=prefix,
+        OPENAI_BASE_URL=fake_openai.base_url,
+        OPENAI_API_KEY="test-key",
+        EMBEDDINGS="local",
+    )
+    _, err, code = await threadbot("ingest", str(SAMPLE_DOCS), env=env)
+    assert code == 0, err
+    fake_openai.script("Use /reset to forget.", chunk_size=3, delay_s=0.005)
+    out, err, code = await threadbot(
+        "chat",
+        "--session",
+        "t1",
+        env=env,
+        stdin="How do I forget a conversation?\nAnd in Slack?\n",
+    )
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("bot> ")]
+    assert lines[0] == "bot> Use /reset to forget."
+    assert lines[1] == "bot> You said: And in Slack?"
+    assert "_Sources: conversations.md" in out
+    # The second request carried the first turn: the console remembers.
+    assert [m["content"] for m in fake_openai.requests[1]["messages"][1:]] == [
+        "How do I forget a conversation?",
+        "Use /reset to forget.",
+        "And in Slack?",
+    ]
+    client = Redis.from_url(redis_url)
+    history = RedisHistory(client, "console:t1", key_prefix=prefix)
+    assert await history.aget_messages() == [
+        HumanMessage("How do I forget a conversation?"),
+        AIMessage("Use /reset to forget."),
+        HumanMessage("And in Slack?"),
+        AIMessage("You said: And in Slack?"),
+    ]
+    # A restart remembers; /reset forgets.
+    out, err, code = await threadbot(
+        "chat", "--session", "t1", env=env, stdin="one more\n/reset\n/reset\n"
+    )
+    assert code == 0, err
+    assert [m["content"] for m in fake_openai.requests[2]["messages"][1:]][-1] == "one more"
+    assert len(fake_openai.requests[2]["messages"]) == 1 + 5  # system + 2 turns + question
+    assert "(forgot this conversation)" in out
+    assert "(nothing to forget yet)" in out
+    assert await history.aget_messages() == []
+    await client.aclose()
+
+
+async def test_first_run_defaults_embedded_server_and_retrieval_only(tmp_path: Path):
+    """No account at all: the embedded server, offline embeddings, passages with sources."""
+    env = env_for(tmp_path, THREADBOT_DATA_DIR=str(tmp_path / "data"))
+    _, err, code = await threadbot("ingest", "--if-empty", str(SAMPLE_DOCS), env=env)
+    assert code == 0, err
+    out, err, code = await threadbot("ingest", "--if-empty", str(SAMPLE_DOCS), env=env)
+    assert "leaving it as it is" in out
+    out, err, code = await threadbot("chat", env=env, stdin="How do I reset a conversation?\n")
+    assert code == 0, err
+    assert "retrieval-only answers" in err
+    assert "conversations.md › Conversations and memory › Forgetting a conversation" in out
+    assert "No language model is configured" in out
+    # The embedded server kept the turn on disk: a restart still has it, /reset forgets it.
+    out, err, code = await threadbot("chat", env=env, stdin="/reset\n")
+    assert "(forgot this conversation)" in out, err
+    assert (tmp_path / "data" / "valkey" / "appendonlydir").is_dir()
+
+
+async def test_redis_down_keeps_the_console_running(tmp_path: Path, fake_openai: FakeOpenAI):
+    env = env_for(
+        tmp_path,
+        THREADBOT_DATA_DIR=str(tmp_path / "data"),
+        REDIS_URL="redis://127.0.0.1:1/0",
+        OPENAI_BASE_URL=fake_openai.base_url,
+    )
+    out, err, code = await threadbot("chat", env=env, stdin="first\n/reset\n")
+    assert code == 0, err
+    assert out.count("I can't reach my conversation store") == 2
