@@ -7,9 +7,10 @@ import asyncio
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from core.errors import HistoryUnavailable, ModelFailed, QuestionRejected
+from core.errors import HistoryUnavailable, MessageGone, ModelFailed, QuestionRejected
 from core.history import RedisHistory
 from core.pipeline import Pipeline
+from core.streaming import StreamingEditor
 from tests.fakes.fake_openai import FakeOpenAI
 
 
@@ -142,3 +143,34 @@ def test_sync_accessors_refuse_to_block(pipeline_history_cls=RedisHistory):
     history = pipeline_history_cls(None, "s")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         _ = history.messages
+
+
+class GoneAfterFirstPost:
+    """A sink whose message is deleted by a user right after it appears."""
+
+    max_len = 2000
+
+    async def post(self, text: str) -> int:
+        return 1
+
+    async def edit(self, handle: int, text: str) -> None:
+        raise MessageGone("deleted")
+
+
+async def test_deleted_reply_cancels_the_model_and_saves_nothing(
+    pipeline: Pipeline, fake_openai: FakeOpenAI
+):
+    fake_openai.script("word " * 400, chunk_size=5, delay_s=0.01)  # about 4 s if read to the end
+    reply = await StreamingEditor(GoneAfterFirstPost(), interval_s=0).run(
+        pipeline.answer("console:gone", "q")
+    )
+    assert reply.gone
+    for _ in range(100):  # the server notices the closed connection on its next write
+        if fake_openai.cancelled:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_openai.cancelled == 1
+    assert await stored(pipeline, "console:gone") == []
+    # The session's lock was released: the next question is answered at once.
+    fake_openai.script("fine")
+    assert (await collect(pipeline, "console:gone", "again")).startswith("fine")
