@@ -30,7 +30,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in bench/*.py; do $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,25 +1,24 @@
 """How long a newcomer waits: ingest the sample docs, start the bot, get the first answers.
 
-Runs the real parts in one process (embedded Valkey, ONNX embeddings, FAISS, the real ChatOpenAI
-client against the local OpenAI-compatible server from tests/fakes) and prints a table.
+Run as `python -m bench.first_answer` from the repository. It uses the real parts in one process
+(embedded Valkey, ONNX embeddings, FAISS, the real ChatOpenAI client against the local
+OpenAI-compatible server from tests/fakes) and prints a table.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from core import Pipeline, Settings
+from core.embeddings import build_embeddings
+from core.ingest import ingest
+from tests.fakes.fake_openai import FakeOpenAI
 
-from core import Pipeline, Settings  # noqa: E402
-from core.embeddings import build_embeddings  # noqa: E402
-from core.ingest import ingest  # noqa: E402
-from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 QUESTIONS = ["How do I reset a conversation?", "Where is history kept?", "Which files can I index?"]
 
