@@ -1,0 +1,104 @@
+"""How many Discord REST calls one streamed answer costs, by route, against the local Discord.
+
+Runs the real discord.py client and the real pipeline against the fake Discord and the fake
+OpenAI server from tests/fakes (the real clock: the model streams for the given time).
+
+    python -m bench.discord_calls [--chars 2000] [--seconds 20] [--interval-ms 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from bots.discord_bot import REPLY_EVENT, SINK_MAX_LEN, build_discord_client
+from bots.discord_endpoint import use_discord_api
+from core import Pipeline, Settings
+from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_openai import FakeOpenAI
+
+CHUNK_CHARS = 8  # about two tokens per chunk, as chat models stream
+
+
+def _route(path: str) -> str:
+    return re.sub(r"/(\d{5,}|itoken\d+)", "/{id}", path)
+
+
+def _answer(chars: int) -> str:
+    sentence = "Threadbot streams this answer by editing one message in place. "
+    paragraphs, text = [], ""
+    while len(text) < chars:
+        paragraphs.append(sentence * 3)
+        text = "\n\n".join(paragraphs)
+    return text[:chars]
+
+
+async def bench(chars: int, seconds: float, interval_ms: int) -> None:
+    answer = _answer(chars)
+    chunks = -(-len(answer) // CHUNK_CHARS)
+    with tempfile.TemporaryDirectory() as tmp:
+        async with FakeDiscord() as discord_fake:
+            openai_fake = await FakeOpenAI().start()
+            restore = await use_discord_api(discord_fake.api_url)
+            settings = Settings(
+                threadbot_data_dir=Path(tmp),
+                openai_base_url=openai_fake.base_url,
+                openai_api_key="bench",
+                embeddings="local",
+                discord_token="bench",
+                discord_api_url=discord_fake.api_url,
+                discord_edit_interval_ms=interval_ms,
+                _env_file=None,  # type: ignore[call-arg]
+            )
+            pipeline = await Pipeline.create(settings)
+            client = build_discord_client(settings, pipeline)
+            try:
+                await client.login("bench")
+                connection = asyncio.create_task(client.connect(reconnect=False))
+                await discord_fake.wait_ready()
+                startup = len(discord_fake.requests)
+                openai_fake.script(answer, chunk_size=CHUNK_CHARS, delay_s=seconds / chunks)
+                done = asyncio.ensure_future(client.wait_for(REPLY_EVENT, timeout=seconds * 3))
+                question = discord_fake.message_create("Explain streaming", mention_bot=True)
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                await discord_fake.dispatch("MESSAGE_CREATE", question)
+                _, reply = await done
+                elapsed = loop.time() - started
+            finally:
+                await client.close()
+                await pipeline.aclose()
+                await openai_fake.close()
+                restore()
+            await asyncio.gather(connection, return_exceptions=True)
+    calls = Counter(f"{r.method} {_route(r.path)}" for r in discord_fake.requests[startup:])
+    print(f"settings: DISCORD_EDIT_INTERVAL_MS={interval_ms}  sink max_len={SINK_MAX_LEN}")
+    print(
+        f"answer:   {len(answer)} chars in {chunks} chunks of {CHUNK_CHARS}, "
+        f"streamed over {seconds:.0f} s (answered in {elapsed:.1f} s)"
+    )
+    print()
+    print(f"{'REST route':<45} {'calls':>5}")
+    for route, count in sorted(calls.items()):
+        print(f"{route:<45} {count:>5}")
+    print(f"{'total':<45} {sum(calls.values()):>5}")
+    if reply is not None:
+        print(f"\nmessages: {reply.posts}  edits: {reply.edits}  429s: {reply.rate_limited}")
+
+
+def main() -> None:
+    defaults = Settings.model_fields["discord_edit_interval_ms"].default
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chars", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--interval-ms", type=int, default=defaults)
+    args = parser.parse_args()
+    asyncio.run(bench(args.chars, args.seconds, args.interval_ms))
+
+
+if __name__ == "__main__":
+    main()

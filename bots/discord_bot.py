@@ -1,0 +1,487 @@
+"""Discord adapter: answers in channels, threads and DMs, streaming each answer into one message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import re
+from collections.abc import AsyncGenerator, Collection, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import discord
+from discord import app_commands
+
+from bots.discord_endpoint import use_discord_api
+from core.errors import MessageGone, MessageTooLong, RateLimited, SinkError, ThreadbotError
+from core.sessions import discord_session
+from core.streaming import Reply, StreamingEditor
+
+if TYPE_CHECKING:
+    from core.pipeline import Pipeline
+    from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DISCORD_MAX_CHARS = 2_000  # message content; Discord refuses longer with 400 (code 50035)
+# The margin covers counting differences (Discord counts some emoji as more than one character).
+SINK_MAX_LEN = DISCORD_MAX_CHARS - 50
+# discord.py raises RateLimited rather than sleeping on waits longer than this (30 s is its floor).
+MAX_RATELIMIT_WAIT_S = 30.0
+NO_MENTIONS = discord.AllowedMentions.none()
+INVITE_SCOPES = ("bot", "applications.commands")
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    read_message_history=True,  # needed to reply to the question's message
+)
+# https://discord.com/developers/docs/topics/opcodes-and-status-codes#json
+INVALID_FORM_BODY = 50035
+REPLY_EVENT = "threadbot_reply"  # dispatched after each answer: (session_id, Reply | None)
+NOT_ALLOWED = "I can't answer you here."
+MESSAGE_CONTENT_HELP = (
+    "Discord refused the MESSAGE_CONTENT intent. Turn it on at "
+    "https://discord.com/developers/applications → your application → Bot → Privileged Gateway "
+    "Intents → Message Content Intent, save, and run `threadbot discord` again."
+)
+
+# Set while a sink sends, so a 429 is raised to the streaming editor instead of slept on.
+_SURFACE_RATE_LIMITS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "threadbot_surface_rate_limits", default=False
+)
+
+
+class NoAccess(SinkError):
+    """The bot may not post in this channel (403): nothing can be shown there."""
+
+
+def rate_limit_trace() -> aiohttp.TraceConfig:
+    """An aiohttp hook that turns a 429 into `discord.RateLimited` while a sink is sending.
+
+    discord.py sleeps on a 429 and then resends the request it had, holding that edit's old text
+    (it raises only when the wait exceeds `max_ratelimit_timeout`, which it floors at 30 s). The
+    streaming editor waits better: it keeps reading the answer and sends the newest text once.
+    Other requests (command sync, typing) keep discord.py's own handling.
+    """
+
+    async def on_request_end(
+        session: aiohttp.ClientSession,
+        context: Any,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        response = params.response
+        if response.status != 429 or not _SURFACE_RATE_LIMITS.get():
+            return
+        try:
+            retry_after = float((await response.json(content_type=None))["retry_after"])
+        except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+            retry_after = float(response.headers.get("Retry-After", "1"))
+        raise discord.RateLimited(retry_after)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    return trace
+
+
+@contextlib.contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Turn discord.py's errors into the ones the streaming editor handles."""
+    token = _SURFACE_RATE_LIMITS.set(True)
+    try:
+        yield
+    except discord.RateLimited as exc:
+        raise RateLimited(exc.retry_after) from exc
+    except discord.NotFound as exc:  # Unknown Message (deleted) or Unknown Channel
+        raise MessageGone(str(exc)) from exc
+    except discord.Forbidden as exc:
+        raise NoAccess(str(exc)) from exc
+    except discord.HTTPException as exc:
+        if exc.code == INVALID_FORM_BODY and "content" in exc.text:
+            raise MessageTooLong(exc.text) from exc
+        raise
+    finally:
+        _SURFACE_RATE_LIMITS.reset(token)
+
+
+Editable = discord.Message | discord.InteractionMessage | discord.WebhookMessage
+
+
+class DiscordSink:
+    """Shows one reply in a channel: the first message replies to the question, pinging nobody."""
+
+    max_len = SINK_MAX_LEN
+
+    def __init__(
+        self, channel: discord.abc.Messageable, question: discord.Message | None = None
+    ) -> None:
+        self._channel = channel
+        self._question = question
+
+    async def post(self, text: str) -> Editable:
+        with _translated_errors():
+            return await self._send(text)
+
+    async def edit(self, handle: Editable, text: str) -> None:
+        with _translated_errors():
+            await handle.edit(content=text, allowed_mentions=NO_MENTIONS)
+
+    async def _send(self, text: str) -> Editable:
+        reference = None
+        if self._question is not None:
+            reference = self._question.to_reference(fail_if_not_exists=False)
+        sent = await self._channel.send(text, reference=reference, allowed_mentions=NO_MENTIONS)
+        self._question = None  # later parts of a long answer follow without a reply arrow
+        return sent
+
+
+class InteractionSink(DiscordSink):
+    """Shows one reply to a deferred slash command: the original response, then follow-ups."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        super().__init__(interaction.followup)
+        self._interaction = interaction
+        self._original_used = False
+
+    async def _send(self, text: str) -> Editable:
+        if not self._original_used:
+            original = await self._interaction.edit_original_response(
+                content=text, allowed_mentions=NO_MENTIONS
+            )
+            self._original_used = True
+            return original
+        return await self._interaction.followup.send(text, wait=True, allowed_mentions=NO_MENTIONS)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A message the bot answers: its conversation, the question, and the key to dedupe it."""
+
+    session_id: str
+    question: str
+    user_id: int
+    event_key: str
+
+
+@dataclass(frozen=True)
+class DiscordRules:
+    """Where and to whom the bot answers, from the settings."""
+
+    channels: frozenset[int] = frozenset()  # channel, thread-parent or category ids
+    allow_dms: bool = False
+    users: frozenset[int] = frozenset()
+    roles: frozenset[int] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DiscordRules:
+        return cls(
+            channels=frozenset(settings.discord_channels),
+            allow_dms=settings.discord_allow_dms,
+            users=frozenset(settings.discord_allowed_users),
+            roles=frozenset(settings.discord_allowed_roles),
+        )
+
+    def allows(self, user_id: int, role_ids: Collection[int]) -> bool:
+        """Without allow lists everyone may ask; with them, a listed user or a listed role."""
+        if not self.users and not self.roles:
+            return True
+        return user_id in self.users or not self.roles.isdisjoint(role_ids)
+
+    def lists(self, channel: object) -> bool:
+        """The channel, the thread's parent, or their category is listed: answer everything."""
+        ids = {getattr(channel, name, None) for name in ("id", "parent_id", "category_id")}
+        return not self.channels.isdisjoint(ids)
+
+
+def _role_ids(user: discord.abc.User) -> list[int]:
+    return [role.id for role in getattr(user, "roles", ())]
+
+
+def turn_from_discord(message: discord.Message, *, bot_id: int, rules: DiscordRules) -> Turn | None:
+    """The turn a message asks for, or None: bots (itself too), other channels, other users.
+
+    In a guild the bot answers when mentioned, when replied to, and everything in listed
+    channels; in a DM only when DMs are allowed. The mention is stripped from the question.
+    """
+    author = message.author
+    if author.bot or author.id == bot_id or message.webhook_id is not None:
+        return None
+    if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+        return None
+    if not rules.allows(author.id, _role_ids(author)):
+        return None
+    # Users often pick the bot's managed role from the autocomplete instead of the bot itself.
+    self_role = message.guild.self_role if message.guild is not None else None
+    role_id = self_role.id if self_role is not None else 0
+    mentioned = bot_id in message.raw_mentions or role_id in message.raw_role_mentions
+    question = re.sub(rf"<@!?{bot_id}>|<@&{role_id}>", " ", message.content).strip()
+    if message.guild is None:
+        addressed = rules.allow_dms
+    else:
+        resolved = message.reference.resolved if message.reference else None
+        replied_to = isinstance(resolved, discord.Message) and resolved.author.id == bot_id
+        addressed = mentioned or replied_to or rules.lists(message.channel)
+    if not addressed or not (question or mentioned):
+        return None
+    guild_id = message.guild.id if message.guild is not None else None
+    return Turn(
+        session_id=discord_session(guild_id, message.channel.id),
+        question=question,
+        user_id=author.id,
+        event_key=f"discord:message:{message.id}",
+    )
+
+
+async def _keep_typing(channel: discord.abc.Messageable) -> None:
+    """Show "typing…" until cancelled; typing is cosmetic, so its errors are only logged."""
+    try:
+        async with channel.typing():
+            await asyncio.get_running_loop().create_future()
+    except discord.HTTPException as exc:
+        log.debug("no typing indicator: %s", exc)
+
+
+async def _typing_until_first_chunk(
+    channel: discord.abc.Messageable | None, chunks: AsyncGenerator[str, None]
+) -> AsyncGenerator[str, None]:
+    """Pass `chunks` through, typing in `channel` while the model prepares its first text."""
+    try:
+        typing = asyncio.create_task(_keep_typing(channel)) if channel is not None else None
+        try:
+            first = await anext(chunks, None)
+        finally:
+            if typing is not None:
+                typing.cancel()
+                await asyncio.gather(typing, return_exceptions=True)
+        if first is None:
+            return
+        yield first
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await chunks.aclose()  # cancels the model when the reply stops early (message deleted)
+
+
+class _Responder:
+    """What the bot does for each event; every handler is one error boundary."""
+
+    def __init__(self, client: discord.Client, settings: Settings, pipeline: Pipeline) -> None:
+        self._client = client
+        self._pipeline = pipeline
+        self._rules = DiscordRules.from_settings(settings)
+        self._interval_s = settings.discord_edit_interval_ms / 1000
+        self._no_access_logged: set[str] = set()  # conversations we may not post in
+
+    async def on_message(self, message: discord.Message) -> None:
+        me = self._client.user
+        turn = turn_from_discord(message, bot_id=me.id if me else 0, rules=self._rules)
+        if turn is None:
+            return
+        reply: Reply[Editable] | None = None
+        sink = DiscordSink(message.channel, question=message)
+        try:
+            if not await self._pipeline.first_delivery(turn.event_key):
+                return  # a gateway replay after RESUME, or another process got it
+            if self._may_post(message.channel):
+                reply = await self._answer(sink, turn.session_id, turn.question, message.channel)
+        except ThreadbotError as exc:
+            await self._apologise(sink, exc.user_message)
+        except Exception:
+            log.exception("failed to answer message %s", message.id)
+            await self._apologise(sink, ThreadbotError.user_message)
+        self._client.dispatch(REPLY_EVENT, turn.session_id, reply)
+
+    async def ask(self, interaction: discord.Interaction, question: str) -> None:
+        session_id = self._session_for(interaction)
+        reply: Reply[Editable] | None = None
+        sink = InteractionSink(interaction)
+        try:
+            if session_id is None:
+                await interaction.response.send_message(NOT_ALLOWED, ephemeral=True)
+                return
+            await interaction.response.defer(thinking=True)  # Discord allows 3 s to respond
+            reply = await self._answer(sink, session_id, question, None)
+        except ThreadbotError as exc:
+            await self._apologise(sink, exc.user_message)
+        except Exception:
+            log.exception("failed to answer /ask in channel %s", interaction.channel_id)
+            await self._apologise(sink, ThreadbotError.user_message)
+        self._client.dispatch(REPLY_EVENT, session_id, reply)
+
+    async def reset(self, interaction: discord.Interaction) -> None:
+        session_id = self._session_for(interaction)
+        try:
+            if session_id is None:
+                text = NOT_ALLOWED
+            elif await self._pipeline.reset(session_id):
+                text = "Done: I forgot our conversation in this channel."
+            else:
+                text = "There was nothing to forget here."
+        except ThreadbotError as exc:
+            text = f"⚠️ {exc.user_message}"
+        try:
+            await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.exception("could not confirm /reset in channel %s", interaction.channel_id)
+
+    def _session_for(self, interaction: discord.Interaction) -> str | None:
+        """The conversation a slash command belongs to, or None when it may not be used there."""
+        if not self._rules.allows(interaction.user.id, _role_ids(interaction.user)):
+            return None
+        if interaction.guild_id is None and not self._rules.allow_dms:
+            return None
+        return discord_session(interaction.guild_id, interaction.channel_id or 0)
+
+    async def _answer(
+        self,
+        sink: DiscordSink,
+        session_id: str,
+        question: str,
+        typing_in: discord.abc.Messageable | None,
+    ) -> Reply[Editable] | None:
+        chunks = self._pipeline.answer(session_id, question)
+        editor: StreamingEditor[Editable] = StreamingEditor(sink, interval_s=self._interval_s)
+        try:
+            reply = await editor.run(_typing_until_first_chunk(typing_in, chunks))
+        except NoAccess:
+            self._warn_no_access(session_id)
+            return None
+        if reply.gone:
+            log.info("reply in %s deleted mid-stream; answer stopped", session_id)
+        return reply
+
+    def _may_post(self, channel: object) -> bool:
+        """What the permission cache says; a stale cache is caught later as a 403 (NoAccess)."""
+        guild = getattr(channel, "guild", None)
+        if guild is None or guild.me is None:
+            return True
+        permissions = channel.permissions_for(guild.me)  # type: ignore[attr-defined]
+        is_thread = isinstance(channel, discord.Thread)
+        allowed = permissions.send_messages_in_threads if is_thread else permissions.send_messages
+        if not allowed:
+            self._warn_no_access(discord_session(guild.id, getattr(channel, "id", 0)))
+        return allowed
+
+    def _warn_no_access(self, session_id: str) -> None:
+        if session_id not in self._no_access_logged:
+            self._no_access_logged.add(session_id)
+            log.warning("missing permission to post in %s; not answering there", session_id)
+
+    async def _apologise(self, sink: DiscordSink, text: str) -> None:
+        try:
+            await sink.post(f"⚠️ {text}")
+        except (SinkError, discord.HTTPException) as exc:
+            log.warning("could not show the error message either: %s", exc)
+
+
+def build_discord_client(settings: Settings, pipeline: Pipeline, **options: Any) -> discord.Client:
+    """A discord.py client with threadbot's handlers and slash commands (not yet connected).
+
+    `DISCORD_SHARD_COUNT` / `DISCORD_SHARD_IDS` give an `AutoShardedClient`, so several
+    processes can split the guilds while sharing one Redis. `options` go to the client.
+    """
+    intents = discord.Intents.none()
+    intents.guilds = intents.guild_messages = intents.dm_messages = True
+    intents.message_content = True  # privileged: enabled in the Developer Portal
+    options = {
+        "intents": intents,
+        "allowed_mentions": NO_MENTIONS,
+        "max_ratelimit_timeout": MAX_RATELIMIT_WAIT_S,
+        "http_trace": rate_limit_trace(),
+        **options,
+    }
+    client: discord.Client
+    if settings.discord_shard_count is not None or settings.discord_shard_ids:
+        client = discord.AutoShardedClient(
+            shard_count=settings.discord_shard_count,
+            shard_ids=settings.discord_shard_ids or None,
+            **options,
+        )
+    else:
+        client = discord.Client(**options)
+    responder = _Responder(client, settings, pipeline)
+    tree = app_commands.CommandTree(client)
+
+    @tree.command(name="ask", description="Ask a question; the answer is posted here.")
+    @app_commands.describe(question="What you want to know")
+    async def ask(interaction: discord.Interaction, question: str) -> None:
+        await responder.ask(interaction, question)
+
+    @tree.command(name="reset", description="Forget the conversation of this channel or thread.")
+    async def reset(interaction: discord.Interaction) -> None:
+        await responder.reset(interaction)
+
+    async def setup_hook() -> None:
+        # Guild commands appear at once; global ones can take up to an hour to show everywhere.
+        for guild_id in settings.discord_guilds:
+            guild = discord.Object(guild_id)
+            tree.copy_global_to(guild=guild)
+            try:
+                await tree.sync(guild=guild)
+            except discord.HTTPException as exc:
+                log.error("could not sync slash commands to guild %s: %s", guild_id, exc)
+        if not settings.discord_guilds:
+            try:
+                await tree.sync()
+            except discord.HTTPException as exc:
+                log.error("could not sync global slash commands: %s", exc)
+
+    async def on_ready() -> None:
+        log.info("connected to Discord as %s in %d guild(s)", client.user, len(client.guilds))
+
+    client.setup_hook = setup_hook  # type: ignore[method-assign]
+    client.event(on_ready)
+    client.event(responder.on_message)
+    return client
+
+
+def invite_url(application_id: int) -> str:
+    """The URL that adds the bot to a server with exactly the scopes and permissions it uses."""
+    return discord.utils.oauth_url(
+        application_id, permissions=INVITE_PERMISSIONS, scopes=INVITE_SCOPES
+    )
+
+
+async def run(settings: Settings) -> int:
+    """Run the bot until it is stopped; the exit code says why it could not start."""
+    from core.pipeline import Pipeline
+
+    if settings.discord_token is None:
+        log.error(
+            "DISCORD_TOKEN is not set. Create an application at "
+            "https://discord.com/developers/applications, copy the bot token (Bot → Reset "
+            "Token) into .env as DISCORD_TOKEN=..., then run `threadbot discord` again."
+        )
+        return 2
+    restore = await use_discord_api(settings.discord_api_url)
+    pipeline = await Pipeline.create(settings)
+    client = build_discord_client(settings, pipeline)
+    try:
+        await client.login(settings.discord_token.get_secret_value())
+        log.info("invite the bot to a server: %s", invite_url(client.application_id or 0))
+        await client.connect()
+    except discord.LoginFailure:
+        log.error("Discord rejected DISCORD_TOKEN; copy the bot token again from the portal.")
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        log.error(MESSAGE_CONTENT_HELP)
+        return 3
+    finally:
+        await client.close()
+        await pipeline.aclose()
+        restore()
+    return 0
+
+
+def main(settings: Settings | None = None) -> int:
+    """`threadbot discord`: 0 when stopped, 2 without a valid token, 3 without MESSAGE_CONTENT."""
+    from core.settings import Settings
+
+    settings = settings if settings is not None else Settings()
+    logging.basicConfig(  # a no-op when the CLI has configured logging already
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return asyncio.run(run(settings))

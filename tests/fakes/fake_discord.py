@@ -1,0 +1,709 @@
+"""A local Discord for tests: the REST API and the gateway websocket, on 127.0.0.1, in aiohttp.
+
+It speaks the wire format discord.py expects (typed payload dicts, the rate-limit headers and
+bodies Discord sends), records every REST request, and can be told to answer 429, 404 (Unknown
+Message) or 403 (Missing Permissions), so the real client's own handling is exercised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+if TYPE_CHECKING:  # discord.py's own payload types, as its tests use them
+    from discord.types.gateway import GuildCreateEvent, MessageCreateEvent, ReadyEvent
+    from discord.types.interactions import ChatInputApplicationCommandInteraction
+    from discord.types.message import Message as MessagePayload
+    from discord.types.user import User as UserPayload
+
+API_PREFIX = "/api/v10"
+# Gateway opcodes (https://discord.com/developers/docs/topics/opcodes-and-status-codes).
+DISPATCH, HEARTBEAT, IDENTIFY, RESUME, HELLO, HEARTBEAT_ACK = 0, 1, 2, 6, 10, 11
+MESSAGE_CONTENT_INTENT = 1 << 15
+PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT
+ALL_PERMISSIONS = str((1 << 50) - 1)
+MAX_CONTENT_CHARS = 2_000
+
+_snowflakes = itertools.count(1_300_000_000_000_000_000)
+
+
+def snowflake() -> int:
+    return next(_snowflakes)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def user_payload(user_id: int, name: str, *, bot: bool = False) -> UserPayload:
+    return {
+        "id": str(user_id),
+        "username": name,
+        "discriminator": "0",
+        "global_name": name,
+        "avatar": None,
+        "bot": bot,
+    }
+
+
+def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # Exactly "application/json" (no charset), as Discord sends it: discord.py decodes JSON only
+    # when the content type matches that string.
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    return web.Response(body=json.dumps(data).encode(), status=status, headers=all_headers)
+
+
+@dataclass
+class Recorded:
+    """One REST request as the fake received it."""
+
+    method: str
+    path: str  # below /api/v10, e.g. /channels/1/messages
+    json: Any
+    query: dict[str, str]
+
+
+@dataclass
+class _Failure:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    retry_after_s: float
+    times: int
+
+
+@dataclass
+class FakeDiscord:
+    """Discord on loopback. Start with `async with FakeDiscord() as discord:`.
+
+    `api_url` goes into DISCORD_API_URL; `dispatch(...)` sends a gateway event to every
+    connected client; `requests` holds every REST call; `messages` every message the bot made
+    (id -> payload, content as currently shown) and `contents` each message's successive texts.
+    """
+
+    guild_id: int = field(default_factory=snowflake)
+    channel_ids: tuple[int, ...] = ()
+    app_id: int = field(default_factory=snowflake)
+    bot_id: int = field(default_factory=snowflake)
+    bot_role_id: int = field(default_factory=snowflake)
+    message_content_enabled: bool = True  # the privileged intent, as toggled in the portal
+    requests: list[Recorded] = field(default_factory=list)
+    messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    contents: dict[int, list[str]] = field(default_factory=dict)
+    commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    identifies: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.channel_ids:
+            self.channel_ids = (snowflake(), snowflake())
+        self.category_id = snowflake()
+        self.thread_id = snowflake()  # an active public thread in the first channel
+        self._failures: list[_Failure] = []
+        self._gone: set[int] = set()
+        self._forbidden: set[int] = set()
+        self._originals: dict[str, int] = {}  # interaction token -> @original message id
+        self._sockets: list[tuple[web.WebSocketResponse, list[int] | None]] = []
+        self._seq = itertools.count(1)
+        self._ready = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # lifecycle
+
+    async def __aenter__(self) -> FakeDiscord:
+        app = web.Application()
+        app.router.add_get("/gateway-ws", self._gateway)
+        app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws, _ in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway-ws"
+
+    @property
+    def channel_id(self) -> int:
+        return self.channel_ids[0]
+
+    # test controls
+
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        retry_after_s: float = 0.0,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` matching requests with `status` (429 carries retry_after)."""
+        self._failures.append(
+            _Failure(method, re.compile(path_regex), status, retry_after_s, times)
+        )
+
+    def delete_message(self, message_id: int) -> None:
+        """As if a user deleted it: further edits get 404 Unknown Message (10008)."""
+        self._gone.add(message_id)
+        self.messages.pop(message_id, None)
+
+    def forbid(self, channel_id: int) -> None:
+        """The bot lacks Send Messages there (the cache does not know): 403, code 50013."""
+        self._forbidden.add(channel_id)
+
+    async def wait_ready(self) -> None:
+        """Until a client has identified and received READY and GUILD_CREATE."""
+        await self._ready.wait()
+
+    async def wait_until(self, predicate: Callable[[], object]) -> None:
+        """Until `predicate()` holds; checked after every request and IDENTIFY (no polling)."""
+        async with self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def calls(self, method: str | None = None, path_regex: str = "") -> list[Recorded]:
+        pattern = re.compile(path_regex)
+        return [
+            r
+            for r in self.requests
+            if (method is None or r.method == method) and pattern.search(r.path)
+        ]
+
+    def channel_messages(self, channel_id: int) -> list[dict[str, Any]]:
+        """The bot's messages still shown in a channel, oldest first."""
+        return [m for m in self.messages.values() if m["channel_id"] == str(channel_id)]
+
+    # gateway events the tests send
+
+    async def dispatch(self, event: str, data: Any) -> None:
+        """Send an event to the shard that owns the guild (to the only socket when unsharded)."""
+        for ws, shard in list(self._sockets):
+            if shard is None or (self.guild_id >> 22) % shard[1] == shard[0]:
+                await self._send(ws, event, data)
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: Any) -> None:
+        payload = {"op": DISPATCH, "t": event, "s": next(self._seq), "d": data}
+        await ws.send_str(json.dumps(payload))
+
+    def message_create(
+        self,
+        content: str,
+        *,
+        channel_id: int | None = None,
+        author_id: int | None = None,
+        bot: bool = False,
+        roles: Iterable[int] = (),
+        mention_bot: bool = False,
+        reply_to: dict[str, Any] | None = None,
+        guild: bool = True,
+    ) -> MessageCreateEvent:
+        """A MESSAGE_CREATE as Discord sends it (`mention_bot` puts `<@bot>` in front)."""
+        author_id = author_id if author_id is not None else 4242
+        author = user_payload(author_id, f"user{author_id}", bot=bot)
+        mentions: list[Any] = []
+        if mention_bot:
+            content = f"<@{self.bot_id}> {content}"
+            mentions.append(user_payload(self.bot_id, "threadbot", bot=True))
+        data: dict[str, Any] = {
+            "id": str(snowflake()),
+            "channel_id": str(channel_id if channel_id is not None else self.channel_id),
+            "author": author,
+            "content": content,
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": mentions,
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+        }
+        if guild:
+            data["guild_id"] = str(self.guild_id)
+            data["member"] = {
+                "roles": [str(r) for r in roles],
+                "joined_at": _now(),
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+            }
+        if reply_to is not None:
+            data["type"] = 19
+            data["message_reference"] = {
+                "message_id": reply_to["id"],
+                "channel_id": reply_to["channel_id"],
+                "guild_id": str(self.guild_id),
+            }
+            data["referenced_message"] = reply_to
+        return data  # type: ignore[return-value]
+
+    def interaction_create(
+        self,
+        name: str,
+        options: dict[str, str] | None = None,
+        *,
+        channel_id: int | None = None,
+        user_id: int = 4242,
+    ) -> ChatInputApplicationCommandInteraction:
+        """An INTERACTION_CREATE for a slash command used in a guild text channel."""
+        channel = channel_id if channel_id is not None else self.channel_id
+        # A guild command's data names its guild; a global command's does not.
+        scope = str(self.guild_id) if str(self.guild_id) in self.commands else "global"
+        command_id = next(
+            (c["id"] for c in self.commands.get(scope, []) if c["name"] == name),
+            str(snowflake()),
+        )
+        data: dict[str, Any] = {
+            "id": str(snowflake()),
+            "application_id": str(self.app_id),
+            "type": 2,
+            "token": f"itoken{snowflake()}",
+            "version": 1,
+            "guild_id": str(self.guild_id),
+            "channel_id": str(channel),
+            "channel": self._channel_payload(channel) | {"guild_id": str(self.guild_id)},
+            "member": {
+                "user": user_payload(user_id, f"user{user_id}"),
+                "roles": [],
+                "joined_at": _now(),
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+                "permissions": ALL_PERMISSIONS,
+            },
+            "app_permissions": ALL_PERMISSIONS,
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "context": 0,
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "data": {
+                "id": command_id,
+                "name": name,
+                "type": 1,
+                **({"guild_id": scope} if scope != "global" else {}),
+                "options": [
+                    {"name": key, "type": 3, "value": value}
+                    for key, value in (options or {}).items()
+                ],
+            },
+        }
+        return data  # type: ignore[return-value]
+
+    # payloads of the fake's own world
+
+    def _bot_user(self) -> UserPayload:
+        return user_payload(self.bot_id, "threadbot", bot=True)
+
+    def _channel_payload(self, channel_id: int) -> dict[str, Any]:
+        index = self.channel_ids.index(channel_id) if channel_id in self.channel_ids else 0
+        return {
+            "id": str(channel_id),
+            "type": 0,
+            "name": f"channel-{index}",
+            "position": index,
+            "parent_id": str(self.category_id),
+            "permission_overwrites": [],
+            "nsfw": False,
+            "topic": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+        }
+
+    def _thread_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.thread_id),
+            "guild_id": str(self.guild_id),
+            "parent_id": str(self.channel_id),
+            "owner_id": "4242",
+            "name": "a thread",
+            "type": 11,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 1,
+            "member_count": 1,
+            "total_message_sent": 1,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": _now(),
+                "locked": False,
+            },
+        }
+
+    def _ready_payload(self, shard: list[int] | None) -> ReadyEvent:
+        data: dict[str, Any] = {
+            "v": 10,
+            "user": self._bot_user(),
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "session_id": f"session{snowflake()}",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.app_id), "flags": 0},
+        }
+        if shard is not None:
+            data["shard"] = shard
+        return data  # type: ignore[return-value]
+
+    def _guild_payload(self) -> GuildCreateEvent:
+        everyone = {
+            "id": str(self.guild_id),
+            "name": "@everyone",
+            "permissions": ALL_PERMISSIONS,
+            "position": 0,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+        }
+        bot_role = everyone | {
+            "id": str(self.bot_role_id),
+            "name": "threadbot",
+            "managed": True,
+            "tags": {"bot_id": str(self.bot_id)},
+        }
+        category = {
+            "id": str(self.category_id),
+            "type": 4,
+            "name": "Text Channels",
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+        }
+        data: dict[str, Any] = {
+            "id": str(self.guild_id),
+            "name": "Fake guild",
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "owner_id": "1",
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "roles": [everyone, bot_role],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "application_id": None,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "vanity_url_code": None,
+            "description": None,
+            "banner": None,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "public_updates_channel_id": None,
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "joined_at": _now(),
+            "large": False,
+            "unavailable": False,
+            "member_count": 2,
+            "voice_states": [],
+            "members": [
+                {
+                    "user": self._bot_user(),
+                    "roles": [str(self.bot_role_id)],
+                    "joined_at": _now(),
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                }
+            ],
+            "channels": [category, *(self._channel_payload(c) for c in self.channel_ids)],
+            "threads": [self._thread_payload()],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+        return data  # type: ignore[return-value]
+
+    def _new_message(
+        self, channel_id: str, body: dict[str, Any], *, webhook_id: str | None = None
+    ) -> MessagePayload:
+        message_id = snowflake()
+        data: dict[str, Any] = {
+            "id": str(message_id),
+            "channel_id": channel_id,
+            "author": self._bot_user(),
+            "content": body.get("content") or "",
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 19 if body.get("message_reference") else 0,
+            "flags": int(body.get("flags") or 0),
+        }
+        if webhook_id is not None:
+            data["webhook_id"] = webhook_id
+            data["application_id"] = str(self.app_id)
+        self.messages[message_id] = data
+        self.contents[message_id] = [data["content"]]
+        return data  # type: ignore[return-value]
+
+    def _edit_message(self, message_id: int, body: dict[str, Any]) -> MessagePayload | None:
+        data = self.messages.get(message_id)
+        if data is None or message_id in self._gone:
+            return None
+        if "content" in body:
+            data["content"] = body["content"] or ""
+            self.contents[message_id].append(data["content"])
+        data["edited_timestamp"] = _now()
+        return data  # type: ignore[return-value]
+
+    # REST
+
+    @staticmethod
+    def _error(status: int, code: int, message: str) -> web.Response:
+        return _json({"message": message, "code": code}, status=status)
+
+    @staticmethod
+    def _rate_limited(retry_after_s: float) -> web.Response:
+        # What Discord sends with a 429: a JSON body and bucket headers; `Via` tells discord.py
+        # the 429 came from the API rather than from Cloudflare.
+        headers = {
+            "Retry-After": str(max(1, round(retry_after_s))),
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": f"{time.time() + retry_after_s:.3f}",
+            "X-RateLimit-Reset-After": f"{retry_after_s:.3f}",
+            "X-RateLimit-Bucket": "fakebucket",
+            "X-RateLimit-Scope": "user",
+            "Via": "1.1 google",
+        }
+        body = {
+            "message": "You are being rate limited.",
+            "retry_after": retry_after_s,
+            "global": False,
+        }
+        return _json(body, status=429, headers=headers)
+
+    def _injected(self, method: str, path: str) -> web.Response | None:
+        for failure in self._failures:
+            if failure.method == method and failure.times > 0 and failure.pattern.search(path):
+                failure.times -= 1
+                if failure.status == 429:
+                    return self._rate_limited(failure.retry_after_s)
+                if failure.status == 404:
+                    return self._error(404, 10008, "Unknown Message")
+                if failure.status == 403:
+                    return self._error(403, 50013, "Missing Permissions")
+                return self._error(failure.status, 0, "Injected failure")
+        return None
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            body = json.loads(raw) if raw else None
+        self.requests.append(Recorded(request.method, path, body, dict(request.query)))
+        response = self._injected(request.method, path) or self._route(
+            request.method, path, body or {}
+        )
+        await self._notify()
+        if response is None:
+            return self._error(404, 0, f"fake Discord has no route {request.method} {path}")
+        return response
+
+    def _route(self, method: str, path: str, body: Any) -> web.StreamResponse | None:
+        parts = path.strip("/").split("/")
+        content = body.get("content") if isinstance(body, dict) else None
+        if isinstance(content, str) and len(content) > MAX_CONTENT_CHARS:
+            return _json(
+                {
+                    "message": "Invalid Form Body",
+                    "code": 50035,
+                    "errors": {
+                        "content": {
+                            "_errors": [
+                                {
+                                    "code": "BASE_TYPE_MAX_LENGTH",
+                                    "message": "Must be 2000 or fewer in length.",
+                                }
+                            ]
+                        }
+                    },
+                },
+                status=400,
+            )
+        ok = _json
+        if (method, path) == ("GET", "/users/@me"):
+            return ok(self._bot_user())
+        if (method, path) == ("GET", "/oauth2/applications/@me"):
+            return ok(self._application())
+        if (method, path) == ("GET", "/gateway"):
+            return ok({"url": self.gateway_url})
+        if (method, path) == ("GET", "/gateway/bot"):
+            limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+            return ok({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        if method == "PUT" and parts[0] == "applications" and parts[-1] == "commands":
+            scope = parts[3] if len(parts) == 5 else "global"
+            self.commands[scope] = [
+                cmd | {"id": str(snowflake()), "application_id": str(self.app_id), "version": "1"}
+                for cmd in (body or [])
+            ]
+            return ok(self.commands[scope])
+        if parts[0] == "channels":
+            return self._channels(method, parts, body)
+        if parts[0] == "interactions" and method == "POST":
+            return self._interaction_callback(parts[2], body)
+        if parts[0] == "webhooks":
+            return self._webhooks(method, parts, body)
+        return None
+
+    def _application(self) -> dict[str, Any]:
+        return {
+            "id": str(self.app_id),
+            "name": "threadbot",
+            "description": "",
+            "icon": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": user_payload(1, "owner"),
+            "verify_key": "0" * 64,
+            "flags": 1 << 19 if self.message_content_enabled else 0,
+            "interactions_endpoint_url": None,
+        }
+
+    def _channels(
+        self, method: str, parts: list[str], body: dict[str, Any]
+    ) -> web.StreamResponse | None:
+        channel_id = parts[1]
+        if len(parts) == 3 and parts[2] == "typing" and method == "POST":
+            return web.Response(status=204)
+        if len(parts) == 3 and parts[2] == "messages" and method == "POST":
+            if int(channel_id) in self._forbidden:
+                return self._error(403, 50013, "Missing Permissions")
+            return _json(self._new_message(channel_id, body))
+        if len(parts) == 4 and parts[2] == "messages":
+            message_id = int(parts[3])
+            if method == "PATCH":
+                edited = self._edit_message(message_id, body)
+                if edited is None:
+                    return self._error(404, 10008, "Unknown Message")
+                return _json(edited)
+            if method == "DELETE":
+                self.delete_message(message_id)
+                return web.Response(status=204)
+        return None
+
+    def _interaction_callback(self, token: str, body: dict[str, Any]) -> web.Response:
+        kind = body.get("type")
+        data = body.get("data") or {}
+        # 4: a message now; 5: deferred ("is thinking…"), shown until @original is edited.
+        message = self._new_message(str(self.channel_id), data, webhook_id=str(self.app_id))
+        self._originals[token] = int(message["id"])
+        interaction = {
+            "id": str(snowflake()),
+            "type": 2,
+            "response_message_id": message["id"],
+            "response_message_loading": kind == 5,
+            "response_message_ephemeral": bool(int(data.get("flags") or 0) & 64),
+        }
+        return _json({"interaction": interaction, "resource": {"type": kind, "message": message}})
+
+    def _webhooks(
+        self, method: str, parts: list[str], body: dict[str, Any]
+    ) -> web.StreamResponse | None:
+        token = parts[2] if len(parts) > 2 else ""
+        if len(parts) == 3 and method == "POST":  # a follow-up (`?wait=true` returns it)
+            return _json(self._new_message(str(self.channel_id), body, webhook_id=parts[1]))
+        if len(parts) == 5 and parts[3] == "messages":
+            raw_id = parts[4]
+            message_id = self._originals.get(token, 0) if raw_id == "@original" else int(raw_id)
+            if method == "PATCH":
+                edited = self._edit_message(message_id, body)
+                if edited is None:
+                    return self._error(404, 10008, "Unknown Message")
+                return _json(edited)
+            if method == "GET":
+                found = self.messages.get(message_id)
+                return _json(found) if found else self._error(404, 10008, "Unknown")
+            if method == "DELETE":
+                self.delete_message(message_id)
+                return web.Response(status=204)
+        return None
+
+    # gateway
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"op": HELLO, "d": {"heartbeat_interval": 41_250}})
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    break
+                payload = json.loads(msg.data)
+                op = payload.get("op")
+                if op == HEARTBEAT:
+                    await ws.send_json({"op": HEARTBEAT_ACK})
+                elif op in (IDENTIFY, RESUME):
+                    if not await self._identify(ws, payload.get("d") or {}):
+                        break
+        finally:
+            self._sockets = [(s, shard) for s, shard in self._sockets if s is not ws]
+        return ws
+
+    async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> bool:
+        self.identifies.append(data)
+        disallowed = PRIVILEGED_INTENTS
+        if self.message_content_enabled:
+            disallowed &= ~MESSAGE_CONTENT_INTENT
+        if int(data.get("intents", 0)) & disallowed:
+            # Discord closes with 4014 "Disallowed intent(s)" when a privileged intent is off.
+            await ws.close(code=4014, message=b"Disallowed intent(s).")
+            return False
+        shard = data.get("shard")
+        self._sockets.append((ws, shard))
+        await self._send(ws, "READY", self._ready_payload(shard))
+        if shard is None or (self.guild_id >> 22) % shard[1] == shard[0]:
+            await self._send(ws, "GUILD_CREATE", self._guild_payload())
+        self._ready.set()
+        await self._notify()
+        return True
