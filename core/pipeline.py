@@ -64,7 +64,7 @@ class Pipeline:
     async def create(cls, settings: Settings) -> Pipeline:
         from core.embeddings import build_embeddings
         from core.redis_server import EmbeddedRedis
-        from core.retrieval import Index, Retriever
+        from core.retrieval import Retriever
 
         embedded = None
         url = settings.redis_url
@@ -72,18 +72,8 @@ class Pipeline:
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
         embeddings, name = await asyncio.to_thread(build_embeddings, settings)
-        index = await asyncio.to_thread(Index.load, settings.index_dir)
-        if index is not None and index.embeddings_name != name:
-            log.error(
-                "the index was built with %s but the configured embeddings are %s; "
-                "run `threadbot ingest` again. Answering without documents until then.",
-                index.embeddings_name,
-                name,
-            )
-            index = None
-        if index is None:
-            log.warning("no document index yet: answering without documents")
-        retriever = Retriever(index, embeddings, k=settings.retrieval_k)
+        retriever = Retriever(settings.index_dir, embeddings, name, k=settings.retrieval_k)
+        await asyncio.to_thread(retriever.refresh)
         redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
         return cls(settings, redis, retriever, build_answerer(settings), embedded=embedded)
 

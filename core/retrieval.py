@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import time
@@ -20,6 +21,8 @@ import numpy as np
 if TYPE_CHECKING:
     import faiss
     from langchain_core.embeddings import Embeddings
+
+log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
 DOCSTORE_FILE = "docstore.json"
@@ -128,20 +131,61 @@ class Index:
 
 
 class Retriever:
-    """Finds the passages for a question; embedding and search run in a worker thread."""
+    """Finds the passages for a question in the live index under `root`.
 
-    def __init__(self, index: Index | None, embeddings: Embeddings, *, k: int) -> None:
-        self._index = index
+    Each search first checks which version `current` points at (one readlink), so a running bot
+    picks up a new `threadbot ingest` without a restart. Loading, embedding and searching run
+    in a worker thread: none of it touches the event loop.
+    """
+
+    def __init__(self, root: Path, embeddings: Embeddings, embeddings_name: str, *, k: int):
+        self._root = root
         self._embeddings = embeddings
+        self._embeddings_name = embeddings_name
         self._k = k
+        self._version: str | None = None
+        self._index: Index | None = None
 
     @property
     def size(self) -> int:
+        """Passages in the index as last loaded (0: nothing ingested yet)."""
         return 0 if self._index is None else len(self._index.chunks)
 
-    async def search(self, question: str) -> list[Passage]:
-        if self._index is None or not self._index.chunks:
+    def refresh(self) -> Index | None:
+        """Load the live index if `current` moved since the last look. Blocking."""
+        try:
+            version = os.readlink(self._root / CURRENT)
+        except OSError:
+            version = None
+        if version == self._version:
+            return self._index
+        self._version = version
+        try:
+            index = Index.load(self._root) if version is not None else None
+        except (IndexMismatch, OSError, ValueError, KeyError, RuntimeError) as exc:
+            log.error("cannot load the index in %s (%s); run `threadbot ingest`", self._root, exc)
+            self._version = None  # look again next time (an ingest may have been mid-swap)
+            index = None
+        if index is not None and index.embeddings_name != self._embeddings_name:
+            log.error(
+                "the index was built with %s but the configured embeddings are %s; "
+                "run `threadbot ingest` again. Answering without documents until then.",
+                index.embeddings_name,
+                self._embeddings_name,
+            )
+            index = None
+        if index is None:
+            log.warning("no usable document index: answering without documents")
+        else:
+            log.info("loaded %d passages from %s", len(index.chunks), self._root / version)
+        self._index = index
+        return index
+
+    def _search(self, question: str) -> list[Passage]:
+        index = self.refresh()
+        if index is None or not index.chunks:
             return []
-        index = self._index
-        query = await asyncio.to_thread(self._embeddings.embed_query, question)
-        return await asyncio.to_thread(index.search, query, self._k)
+        return index.search(self._embeddings.embed_query(question), self._k)
+
+    async def search(self, question: str) -> list[Passage]:
+        return await asyncio.to_thread(self._search, question)

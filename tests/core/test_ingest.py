@@ -101,7 +101,7 @@ async def test_ingest_search_and_cite(tmp_path: Path, make_settings: MakeSetting
     assert report.files == 5 and report.reused == 0 and report.embedded == report.chunks
     index = Index.load(settings.index_dir)
     assert index is not None and index.embeddings_name == embeddings.name
-    retriever = Retriever(index, embeddings, k=2)
+    retriever = Retriever(settings.index_dir, embeddings, embeddings.name, k=2)
     cases = {
         "where do I park my car?": "faq.html › FAQ › Parking",
         "what is the printer code": "manual.pdf › page 2",
@@ -173,6 +173,30 @@ async def test_openai_compatible_embeddings(
         ingest, settings, [tmp_path / "docs"], model, name, progress=False
     )
     assert sum(len(r["input"]) for r in fake_openai.embedding_requests) == report.chunks
-    retriever = Retriever(Index.load(settings.index_dir), model, k=1)
+    retriever = Retriever(settings.index_dir, model, name, k=1)
     best = await retriever.search("printer code 4711")
     assert best[0].chunk.source == "manual.pdf"
+
+
+async def test_a_running_bot_picks_up_a_new_ingest(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    settings = make_settings()
+    retriever = Retriever(settings.index_dir, embeddings, embeddings.name, k=1)
+    assert await retriever.search("printer code") == []  # nothing ingested yet
+    write_docs(tmp_path / "docs")
+    ingest(settings, [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
+    best = await retriever.search("what is the printer code")
+    assert best[0].chunk.citation == "manual.pdf › page 2"
+    assert retriever.size == len(Index.load(settings.index_dir).chunks)
+
+
+async def test_an_index_from_another_model_is_not_searched(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    write_docs(tmp_path / "docs")
+    settings = make_settings()
+    ingest(settings, [tmp_path / "docs"], embeddings, "openai:some-other-model", progress=False)
+    retriever = Retriever(settings.index_dir, embeddings, embeddings.name, k=1)
+    assert await retriever.search("what is the printer code") == []
+    assert retriever.size == 0
