@@ -64,6 +64,8 @@ def sources_footer(passages: Sequence[Passage]) -> str:
 class ModelAnswerer:
     """A chat model at any OpenAI-compatible endpoint (OpenAI, Azure, Ollama, vLLM, LM Studio)."""
 
+    cites_inline = False
+
     def __init__(self, settings: Settings) -> None:
         from langchain_openai import ChatOpenAI
 
@@ -86,8 +88,6 @@ class ModelAnswerer:
             ]
         )
         self._max_history_tokens = settings.history_max_tokens
-
-    cites_inline = False
 
     async def stream(
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
