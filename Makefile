@@ -24,6 +24,8 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict core
+	$(BIN)/mypy bots
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -110,16 +110,10 @@ def _translated_errors() -> Iterator[None]:
 Editable = discord.Message | discord.InteractionMessage | discord.WebhookMessage
 
 
-class DiscordSink:
-    """Shows one reply in a channel: the first message replies to the question, pinging nobody."""
+class _DiscordSinkBase:
+    """Posting and editing with discord.py's errors translated; subclasses say where to post."""
 
     max_len = SINK_MAX_LEN
-
-    def __init__(
-        self, channel: discord.abc.Messageable, question: discord.Message | None = None
-    ) -> None:
-        self._channel = channel
-        self._question = question
 
     async def post(self, text: str) -> Editable:
         with _translated_errors():
@@ -130,19 +124,30 @@ class DiscordSink:
             await handle.edit(content=text, allowed_mentions=NO_MENTIONS)
 
     async def _send(self, text: str) -> Editable:
-        reference = None
-        if self._question is not None:
-            reference = self._question.to_reference(fail_if_not_exists=False)
-        sent = await self._channel.send(text, reference=reference, allowed_mentions=NO_MENTIONS)
+        raise NotImplementedError
+
+
+class DiscordSink(_DiscordSinkBase):
+    """Shows one reply in a channel: the first message replies to the question, pinging nobody."""
+
+    def __init__(
+        self, channel: discord.abc.Messageable, question: discord.Message | None = None
+    ) -> None:
+        self._channel = channel
+        self._question = question
+
+    async def _send(self, text: str) -> Editable:
+        if self._question is None:
+            return await self._channel.send(text, allowed_mentions=NO_MENTIONS)
+        reference = self._question.to_reference(fail_if_not_exists=False)
         self._question = None  # later parts of a long answer follow without a reply arrow
-        return sent
+        return await self._channel.send(text, reference=reference, allowed_mentions=NO_MENTIONS)
 
 
-class InteractionSink(DiscordSink):
+class InteractionSink(_DiscordSinkBase):
     """Shows one reply to a deferred slash command: the original response, then follow-ups."""
 
     def __init__(self, interaction: discord.Interaction) -> None:
-        super().__init__(interaction.followup)
         self._interaction = interaction
         self._original_used = False
 
@@ -337,7 +342,7 @@ class _Responder:
 
     async def _answer(
         self,
-        sink: DiscordSink,
+        sink: _DiscordSinkBase,
         session_id: str,
         question: str,
         typing_in: discord.abc.Messageable | None,
@@ -370,7 +375,7 @@ class _Responder:
             self._no_access_logged.add(session_id)
             log.warning("missing permission to post in %s; not answering there", session_id)
 
-    async def _apologise(self, sink: DiscordSink, text: str) -> None:
+    async def _apologise(self, sink: _DiscordSinkBase, text: str) -> None:
         try:
             await sink.post(f"⚠️ {text}")
         except (SinkError, discord.HTTPException) as exc:
@@ -395,11 +400,9 @@ def build_discord_client(settings: Settings, pipeline: Pipeline, **options: Any)
     }
     client: discord.Client
     if settings.discord_shard_count is not None or settings.discord_shard_ids:
-        client = discord.AutoShardedClient(
-            shard_count=settings.discord_shard_count,
-            shard_ids=settings.discord_shard_ids or None,
-            **options,
-        )
+        if settings.discord_shard_ids:
+            options["shard_ids"] = settings.discord_shard_ids
+        client = discord.AutoShardedClient(shard_count=settings.discord_shard_count, **options)
     else:
         client = discord.Client(**options)
     responder = _Responder(client, settings, pipeline)

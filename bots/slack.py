@@ -404,7 +404,7 @@ class SlackBot:
         return any(m.get("user") in me or m.get("bot_id") in me for m in response["messages"])
 
     async def _answer(self, turn: SlackTurn, shown: list[str]) -> None:
-        chunks = self.pipeline.answer(turn.session_id, turn.text)
+        chunks: AsyncIterator[str] = self.pipeline.answer(turn.session_id, turn.text)
         if self.settings.slack_streaming == "native" and turn.thread_ts:
             rest = await stream_natively(
                 self.client, turn, chunks, interval_s=self.settings.slack_edit_interval_ms / 1000

@@ -51,7 +51,9 @@ class LocalEmbeddings(Embeddings):
         )
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        normalised: np.ndarray = pooled / norms
+        return normalised
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         out: list[list[float]] = []
@@ -60,7 +62,8 @@ class LocalEmbeddings(Embeddings):
         return out
 
     def embed_query(self, text: str) -> list[float]:
-        return self._embed([text])[0].tolist()
+        vector: list[float] = self._embed([text])[0].tolist()
+        return vector
 
 
 def build_embeddings(settings: Settings) -> tuple[Embeddings, str]:

@@ -219,7 +219,7 @@ def ingest(
         chunk_size=settings.chunk_size_chars, chunk_overlap=settings.chunk_overlap_chars
     )
     chunks: list[Chunk] = []
-    rows: list[np.ndarray | None] = []
+    rows: list[np.ndarray | None] = []  # a vector per chunk; None until embedded
     skipped: list[str] = []
     reused = 0
     files = find_files(paths)
@@ -252,7 +252,8 @@ def ingest(
             for i, vector in zip(ids, vectors, strict=True):
                 rows[i] = np.asarray(vector, dtype=np.float32)
             bar.update(len(ids))
-    matrix = np.vstack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+    vectors_by_row = [row for row in rows if row is not None]
+    matrix = np.vstack(vectors_by_row) if vectors_by_row else np.zeros((0, 1), dtype=np.float32)
     Index.build(matrix, chunks, embeddings_name).save(root)
     return IngestReport(len(files), len(chunks), len(todo), reused, skipped)
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -116,7 +116,7 @@ class Pipeline:
                 with contextlib.suppress(LockError, RedisError):
                     await lock.release()
 
-    async def answer(self, session_id: str, question: str) -> AsyncIterator[str]:
+    async def answer(self, session_id: str, question: str) -> AsyncGenerator[str, None]:
         """Stream the answer to `question` in the conversation `session_id`.
 
         The human and AI messages are saved together once the answer is complete; an answer

@@ -41,7 +41,7 @@ class EmbeddedRedis:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the embedded server is not started")
-        return self._server.connection_url
+        return str(self._server.connection_url)
 
     def stop(self) -> None:
         if self._server is not None and self._server.is_running():

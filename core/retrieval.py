@@ -89,12 +89,6 @@ class Index:
             raise IndexMismatch(f"{vectors.ntotal} vectors for {len(chunks)} chunks")
         return cls(vectors, chunks, store["embeddings"])
 
-    def matrix(self) -> np.ndarray:
-        """All vectors, row i for chunk i (a flat index keeps them as they were added)."""
-        if self.vectors.ntotal == 0:
-            return np.zeros((0, self.vectors.d), dtype=np.float32)
-        return self.vectors.reconstruct_n(0, self.vectors.ntotal)
-
     def save(self, root: Path) -> Path:
         """Write a new version beside the live one, then switch `current` to it in one rename."""
         import faiss
@@ -177,7 +171,7 @@ class Retriever:
         if index is None:
             log.warning("no usable document index: answering without documents")
         else:
-            log.info("loaded %d passages from %s", len(index.chunks), self._root / version)
+            log.info("loaded %d passages from %s (%s)", len(index.chunks), self._root, version)
         self._index = index
         return index
 
