@@ -21,7 +21,8 @@ from pathlib import Path
 from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from bots.slack import MAX_LEN, build_slack_app
+from bots.slack import build_slack_app
+from bots.slack_reply import MAX_LEN
 from core import Pipeline, Settings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack

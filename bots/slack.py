@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +14,18 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.app.async_server import AsyncSlackAppServer
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack_mrkdwn import escape, message_args
-from core.errors import MessageGone, MessageTooLong, RateLimited, ThreadbotError
+from bots.slack_mrkdwn import escape
+from bots.slack_reply import (
+    NativeTarget,
+    SlackSink,
+    close_stream,
+    stream_natively,
+    translated,
+)
+from core.errors import RateLimited, ThreadbotError
 from core.sessions import slack_session
 from core.streaming import StreamingEditor
 
@@ -31,167 +36,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLACEHOLDER = "…"
-# Slack refuses chat.update text near 4,000 characters (msg_too_long); mrkdwn escaping can
-# lengthen the text a little, so parts are cut well below that.
-MAX_LEN = 3500
 EVENTS_PATH = "/slack/events"
 RESET_SHORTCUT = "reset_conversation"
 RESET_WORDS = frozenset({"reset", "reset conversation", "forget", "forget this"})
 # Subtypes that are still a person writing; edits, deletions, joins and bots are not.
 HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
-GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "channel_not_found"})
 SLACK_TIMEOUT_S = 2.0  # work done before an ack must fit Slack's 3 s window
 SHUTDOWN_GRACE_S = 10.0
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-
-
-class SlackSink:
-    """Shows one reply in a Slack thread: the placeholder becomes the first part, then new posts.
-
-    Text arrives as Markdown and goes out as mrkdwn; a trailing sources line becomes a context
-    block. Client errors are translated for the editor, which owns waiting and splitting.
-    """
-
-    def __init__(
-        self,
-        client: AsyncWebClient,
-        channel: str,
-        thread_ts: str | None,
-        *,
-        placeholder_ts: str | None = None,
-        max_len: int = MAX_LEN,
-    ) -> None:
-        self._client = client
-        self._channel = channel
-        self._thread_ts = thread_ts
-        self._placeholder_ts = placeholder_ts
-        self._max_len = max_len
-
-    @property
-    def max_len(self) -> int:
-        return self._max_len
-
-    async def post(self, text: str) -> str:
-        if self._placeholder_ts is not None:
-            ts = self._placeholder_ts
-            await self.edit(ts, text)  # on an error the placeholder stays for the retry
-            self._placeholder_ts = None
-            return ts
-        response = await _translated(
-            self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread_ts, **message_args(text)
-            )
-        )
-        return str(response["ts"])
-
-    async def edit(self, handle: str, text: str) -> None:
-        await _translated(
-            self._client.chat_update(channel=self._channel, ts=handle, **message_args(text))
-        )
-
-
-async def _translated(call: Coroutine[Any, Any, Any]) -> Any:
-    """Await a Web API call, turning Slack's errors into the ones the streaming editor handles."""
-    try:
-        return await call
-    except SlackApiError as exc:
-        if exc.response.status_code == 429:
-            raise RateLimited(retry_after_s(exc)) from exc
-        error = exc.response.get("error")
-        if error == "msg_too_long":
-            raise MessageTooLong(error) from exc
-        if error in GONE_ERRORS:
-            raise MessageGone(error) from exc
-        raise
-
-
-def retry_after_s(exc: SlackApiError) -> float:
-    """Slack's Retry-After header in seconds (1 when missing or unreadable)."""
-    for key, value in (exc.response.headers or {}).items():
-        if key.lower() == "retry-after":
-            try:
-                return max(float(value if isinstance(value, str) else value[0]), 0.0)
-            except (TypeError, ValueError, IndexError):
-                break
-    return 1.0
-
-
-async def stream_natively(
-    client: AsyncWebClient,
-    turn: SlackTurn,
-    chunks: AsyncIterator[str],
-    *,
-    interval_s: float,
-    clock: Callable[[], float] = time.monotonic,
-) -> AsyncIterator[str] | None:
-    """Stream with Slack's chat.startStream/appendStream/stopStream (slack_sdk's AsyncChatStream).
-
-    Appends at most once per `interval_s`; a 429 holds appends back while the model keeps being
-    read, so the next append carries everything (coalesced, never queued). Returns None when the
-    answer was shown, or, when Slack refuses to start a stream, the answer so far followed by
-    the rest of `chunks`, for the caller to show by editing instead.
-    """
-    stream = await client.chat_stream(
-        channel=turn.channel,
-        thread_ts=turn.thread_ts or turn.ts,
-        recipient_team_id=turn.team,
-        recipient_user_id=turn.user,
-        buffer_size=1,  # we throttle ourselves; every append goes out at once
-    )
-    given = ""  # everything handed to the stream, kept to replay it if Slack refuses
-    pending = ""
-    next_at = float("-inf")
-    try:
-        async for chunk in chunks:
-            pending += chunk
-            if not pending or clock() < next_at:
-                continue
-            given, text, pending = given + pending, pending, ""
-            next_at = clock() + interval_s
-            try:
-                await stream.append(markdown_text=text)  # a failed flush stays buffered
-            except SlackApiError as exc:
-                if exc.response.status_code == 429:
-                    next_at = clock() + retry_after_s(exc)
-                elif stream.ts is None:
-                    log.info("native streaming refused (%s); editing", exc.response.get("error"))
-                    return _replay(given, chunks)
-                elif exc.response.get("error") in GONE_ERRORS:
-                    log.info("streamed message deleted; stopping the answer")
-                    return None
-                else:
-                    raise
-    except ThreadbotError as exc:
-        pending += f"\n\n⚠️ {exc.user_message}"
-    given += pending
-    for _ in range(3):
-        try:
-            await stream.stop(markdown_text=pending or None)
-            return None
-        except SlackApiError as exc:
-            if exc.response.status_code != 429:
-                if stream.ts is None:
-                    return _replay(given, None)
-                if exc.response.get("error") in GONE_ERRORS:
-                    return None
-                raise
-            pending = ""  # kept in the stream's buffer for the next try
-            await asyncio.sleep(retry_after_s(exc))
-    raise RuntimeError("Slack kept rate limiting chat.stopStream")
-
-
-async def _close(chunks: AsyncIterator[str]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-async def _replay(text: str, rest: AsyncIterator[str] | None) -> AsyncIterator[str]:
-    if text:
-        yield text
-    if rest is not None:
-        async for chunk in rest:
-            yield chunk
 
 
 @dataclass(frozen=True)
@@ -406,11 +258,12 @@ class SlackBot:
     async def _answer(self, turn: SlackTurn, shown: list[str]) -> None:
         chunks: AsyncIterator[str] = self.pipeline.answer(turn.session_id, turn.text)
         if self.settings.slack_streaming == "native" and turn.thread_ts:
+            target = NativeTarget(turn.channel, turn.thread_ts, turn.team, turn.user)
             rest = await stream_natively(
-                self.client, turn, chunks, interval_s=self.settings.slack_edit_interval_ms / 1000
+                self.client, target, chunks, interval_s=self.settings.slack_edit_interval_ms / 1000
             )
             if rest is None:
-                await _close(chunks)  # cancels the model if the stream stopped early
+                await close_stream(chunks)  # cancels the model if the stream stopped early
                 return
             chunks = rest  # Slack refused native streaming: continue by editing
         placeholder = await self._post_placeholder(turn)
@@ -432,7 +285,7 @@ class SlackBot:
         """Post "…" at once, so the user sees the bot is on it; waits out a rate limit or two."""
         for _ in range(3):
             try:
-                response = await _translated(
+                response = await translated(
                     self.client.chat_postMessage(
                         channel=turn.channel, thread_ts=turn.thread_ts, text=PLACEHOLDER
                     )

@@ -29,7 +29,6 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bots.slack import (
-    MAX_LEN,
     PLACEHOLDER,
     SlackBot,
     build_slack_app,
@@ -39,6 +38,7 @@ from bots.slack import (
     turn_from_slack,
 )
 from bots.slack_mrkdwn import markdown_to_mrkdwn
+from bots.slack_reply import MAX_LEN
 from core.errors import ThreadbotError
 from core.pipeline import Pipeline
 from core.settings import Settings
