@@ -32,7 +32,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	for script in bench/*.py; do $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
+	for script in bench/[!_]*.py; do $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -15,30 +15,20 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from bench._answer import CHUNK_CHARS, sample_answer
 from bots.discord_bot import REPLY_EVENT, SINK_MAX_LEN, build_discord_client
 from bots.discord_endpoint import use_discord_api
 from core import Pipeline, Settings
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 
-CHUNK_CHARS = 8  # about two tokens per chunk, as chat models stream
-
 
 def _route(path: str) -> str:
     return re.sub(r"/(\d{5,}|itoken\d+)", "/{id}", path)
 
 
-def _answer(chars: int) -> str:
-    sentence = "Threadbot streams this answer by editing one message in place. "
-    paragraphs, text = [], ""
-    while len(text) < chars:
-        paragraphs.append(sentence * 3)
-        text = "\n\n".join(paragraphs)
-    return text[:chars]
-
-
 async def bench(chars: int, seconds: float, interval_ms: int) -> None:
-    answer = _answer(chars)
+    answer = sample_answer(chars)
     chunks = -(-len(answer) // CHUNK_CHARS)
     with tempfile.TemporaryDirectory() as tmp:
         async with FakeDiscord() as discord_fake:

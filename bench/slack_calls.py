@@ -21,22 +21,12 @@ from pathlib import Path
 from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
 from slack_sdk.socket_mode.request import SocketModeRequest
 
+from bench._answer import CHUNK_CHARS, sample_answer
 from bots.slack import build_slack_app
 from bots.slack_reply import MAX_LEN
 from core import Pipeline, Settings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack
-
-CHUNK_CHARS = 8  # about two tokens per chunk, as chat models stream
-
-
-def _answer(chars: int) -> str:
-    sentence = "Threadbot streams this answer by editing one message in place. "
-    paragraphs, text = [], ""
-    while len(text) < chars:
-        paragraphs.append(sentence * 3)
-        text = "\n\n".join(paragraphs)
-    return text[:chars].rstrip() + "."
 
 
 def _mention() -> dict[str, object]:
@@ -59,7 +49,7 @@ def _mention() -> dict[str, object]:
 
 
 async def bench(chars: int, seconds: float, interval_ms: int, streaming: str) -> None:
-    answer = _answer(chars)
+    answer = sample_answer(chars)
     chunks = -(-len(answer) // CHUNK_CHARS)
     with tempfile.TemporaryDirectory() as tmp:
         slack = await FakeSlack().start()
