@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from bots.slack_reply import (
 from core.errors import RateLimited, ThreadbotError
 from core.sessions import slack_session
 from core.streaming import StreamingEditor
+from core.tasks import SessionTasks
 
 if TYPE_CHECKING:
     from core.pipeline import Pipeline
@@ -135,8 +136,7 @@ class SlackBot:
             process_before_response=True,
             logger=log,
         )
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._tasks = SessionTasks()
         self.app.event("app_mention")(self._on_event)
         self.app.event("message")(self._on_event)
         self.app.command("/reset")(self._on_reset_command)
@@ -153,40 +153,11 @@ class SlackBot:
 
     async def aclose(self, *, grace_s: float) -> None:
         """Let answers in flight finish for `grace_s`, then stop the rest (saving nothing)."""
-        _, pending = await asyncio.wait(self._tasks, timeout=grace_s) if self._tasks else ((), ())
-        for task in pending:
-            task.cancel()
-        await self.drain()
+        await self._tasks.aclose(grace_s=grace_s)
 
     async def drain(self) -> None:
         """Wait for every answer in flight (tests, and a clean shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _spawn(self, session_id: str, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` after the ack; questions in one session run in the order they came."""
-        previous = self._tails.get(session_id)
-        task = asyncio.create_task(self._after(previous, work))
-        self._tails[session_id] = task
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if self._tails.get(session_id) is t:
-                del self._tails[session_id]
-
-        task.add_done_callback(done)
-
-    async def _after(
-        self, previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]
-    ) -> None:
-        try:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
-        except asyncio.CancelledError:
-            work.close()  # shut down before its turn came: never started
-            raise
-        await work
+        await self._tasks.drain()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -199,7 +170,7 @@ class SlackBot:
         retried = bool(request.headers.get("x-slack-retry-num"))
         me = frozenset(i for i in (context.bot_user_id, context.bot_id) if i)
         event_id = str(body.get("event_id", ""))
-        self._spawn(turn.session_id, self._handle_turn(turn, event_id, retried, me))
+        self._tasks.submit(turn.session_id, self._handle_turn(turn, event_id, retried, me))
 
     async def _handle_turn(
         self, turn: SlackTurn, event_id: str, retried: bool, me: frozenset[str]
@@ -343,7 +314,7 @@ class SlackBot:
             None if channel.startswith("D") else message.get("ts")
         )
         session_id = slack_session(team, channel, thread_ts)
-        self._spawn(session_id, self._reset_boundary(team, channel, user, thread_ts))
+        self._tasks.submit(session_id, self._reset_boundary(team, channel, user, thread_ts))
 
     async def _reset_boundary(
         self, team: str, channel: str, user: str, thread_ts: str | None

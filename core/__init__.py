@@ -18,6 +18,7 @@ from core.errors import (
 from core.pipeline import Pipeline
 from core.settings import Settings
 from core.streaming import MARKER, Reply, Sink, StreamingEditor, split_text
+from core.tasks import SessionTasks
 
 __all__ = [
     "MARKER",
@@ -30,6 +31,7 @@ __all__ = [
     "QuestionRejected",
     "RateLimited",
     "Reply",
+    "SessionTasks",
     "Settings",
     "Sink",
     "SinkError",
