@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core import Settings
+from core.redis_server import EmbeddedServerBusy
 
 
 def _ingest(settings: Settings, paths: list[Path], if_empty: bool) -> int:
@@ -18,15 +19,16 @@ def _ingest(settings: Settings, paths: list[Path], if_empty: bool) -> int:
     from core.ingest import ingest
     from core.retrieval import Index
 
+    embeddings, name = build_embeddings(settings)
     if if_empty:
         existing = Index.load(settings.index_dir)
-        if existing is not None:
+        # An index from another embedding model is as good as none: the bot would not use it.
+        if existing is not None and existing.embeddings_name == name:
             sys.stdout.write(
                 f"Index already holds {len(existing.chunks)} passages in {settings.index_dir}; "
                 "leaving it as it is.\n"
             )
             return 0
-    embeddings, name = build_embeddings(settings)
     report = ingest(settings, paths, embeddings, name)
     sys.stdout.write(
         f"Indexed {report.files} files as {report.chunks} passages "
@@ -85,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         return discord_main(settings)
     except KeyboardInterrupt:
         return 130
+    except EmbeddedServerBusy as exc:
+        sys.stderr.write(f"threadbot: {exc}\n")
+        return 2
     except FileNotFoundError as exc:
         sys.stderr.write(f"threadbot: {exc}\n")
         return 2

@@ -223,6 +223,9 @@ def ingest(
     skipped: list[str] = []
     reused = 0
     files = find_files(paths)
+    if not files:
+        # Replacing a live index with an empty one is never what a typo in a path meant.
+        raise FileNotFoundError(f"no {', '.join(sorted(SUFFIXES))} files under the given paths")
     for path, source in files:
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()

@@ -99,22 +99,34 @@ class Pipeline:
 
     @contextlib.asynccontextmanager
     async def _session_lock(self, session_id: str) -> AsyncIterator[None]:
+        """Hold the conversation for one answer, waiting at most `answer_timeout_s` for it."""
+        s = self._settings
+        wait_s = s.answer_timeout_s
+        # The Redis lock must outlive the slowest answer (every retry of a model request), or
+        # another process could step in mid-answer and interleave the history.
+        hold_s = s.answer_timeout_s + s.chat_timeout_s * (s.chat_max_retries + 1)
         local = self._locks.setdefault(session_id, asyncio.Lock())
-        timeout = self._settings.answer_timeout_s
-        async with local:
-            name = f"{self._settings.redis_namespace}lock:{session_id}"
-            lock = self._redis.lock(name, timeout=timeout, blocking_timeout=timeout)
+        try:
+            async with asyncio.timeout(wait_s):
+                await local.acquire()
+        except TimeoutError as exc:
+            raise Busy(f"{session_id} busy for {wait_s}s") from exc
+        try:
+            name = f"{s.redis_namespace}lock:{session_id}"
+            lock = self._redis.lock(name, timeout=hold_s, blocking_timeout=wait_s)
             try:
                 acquired = await lock.acquire()
             except RedisError as exc:
                 raise HistoryUnavailable(f"locking {session_id}: {exc}") from exc
             if not acquired:
-                raise Busy(f"lock on {session_id} not acquired in {timeout}s")
+                raise Busy(f"lock on {session_id} not acquired in {wait_s}s")
             try:
                 yield
             finally:
                 with contextlib.suppress(LockError, RedisError):
                     await lock.release()
+        finally:
+            local.release()
 
     async def answer(self, session_id: str, question: str) -> AsyncGenerator[str, None]:
         """Stream the answer to `question` in the conversation `session_id`.

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +51,14 @@ class Passage:
     score: float
 
 
+def live_version(root: Path) -> str | None:
+    """The folder name `current` points at, or None before the first ingest."""
+    try:
+        return os.readlink(root / CURRENT)
+    except OSError:
+        return None
+
+
 class IndexMismatch(Exception):
     """The index was built with another embedding model; searching it would return noise."""
 
@@ -73,11 +82,18 @@ class Index:
         return cls(vectors, chunks, embeddings_name)
 
     @classmethod
-    def load(cls, root: Path) -> Index | None:
-        """The live index under `root`, or None when nothing was ingested yet."""
+    def load(cls, root: Path, version: str | None = None) -> Index | None:
+        """The index `version` under `root` (default: the live one), or None when there is none.
+
+        Both files are read from the folder the link named once, so an ingest switching
+        `current` meanwhile cannot pair one version's vectors with another's passages.
+        """
         import faiss
 
-        folder = root / CURRENT
+        version = version if version is not None else live_version(root)
+        if version is None:
+            return None
+        folder = root / version
         if not (folder / DOCSTORE_FILE).is_file():
             return None
         store = json.loads((folder / DOCSTORE_FILE).read_text(encoding="utf-8"))
@@ -93,6 +109,7 @@ class Index:
         """Write a new version beside the live one, then switch `current` to it in one rename."""
         import faiss
 
+        root = root.resolve()
         root.mkdir(parents=True, exist_ok=True)
         version = root / f"v-{time.time_ns()}"
         staging = root / f".staging-{os.getpid()}-{time.time_ns()}"
@@ -107,10 +124,12 @@ class Index:
         staging.rename(version)
         link = root / f".link-{os.getpid()}-{time.time_ns()}"
         link.symlink_to(version.name)
-        previous = (root / CURRENT).resolve() if (root / CURRENT).is_symlink() else None
+        previous = live_version(root)
         os.replace(link, root / CURRENT)
-        if previous is not None and previous != version and previous.parent == root:
-            shutil.rmtree(previous, ignore_errors=True)
+        # The version just replaced stays one more round: a bot may be reading it right now.
+        for old in root.glob("v-*"):
+            if old.name not in {version.name, previous}:
+                shutil.rmtree(old, ignore_errors=True)
         return version
 
     def search(self, query: list[float], k: int) -> list[Passage]:
@@ -139,6 +158,7 @@ class Retriever:
         self._k = k
         self._version: str | None = None
         self._index: Index | None = None
+        self._loading = threading.Lock()  # searches run in several worker threads
 
     @property
     def size(self) -> int:
@@ -147,18 +167,18 @@ class Retriever:
 
     def refresh(self) -> Index | None:
         """Load the live index if `current` moved since the last look. Blocking."""
-        try:
-            version = os.readlink(self._root / CURRENT)
-        except OSError:
-            version = None
-        if version == self._version:
+        with self._loading:
+            version = live_version(self._root)
+            if version != self._version:
+                self._index = self._load(version)
+                self._version = version
             return self._index
-        self._version = version
+
+    def _load(self, version: str | None) -> Index | None:
         try:
-            index = Index.load(self._root) if version is not None else None
+            index = Index.load(self._root, version) if version is not None else None
         except (IndexMismatch, OSError, ValueError, KeyError, RuntimeError) as exc:
             log.error("cannot load the index in %s (%s); run `threadbot ingest`", self._root, exc)
-            self._version = None  # look again next time (an ingest may have been mid-swap)
             index = None
         if index is not None and index.embeddings_name != self._embeddings_name:
             log.error(
@@ -172,7 +192,6 @@ class Retriever:
             log.warning("no usable document index: answering without documents")
         else:
             log.info("loaded %d passages from %s (%s)", len(index.chunks), self._root, version)
-        self._index = index
         return index
 
     def _search(self, question: str) -> list[Passage]:

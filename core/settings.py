@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         "discord_shard_ids",
         mode="before",
     )(_split_ids)
+
+    @model_validator(mode="after")
+    def _shards_need_a_count(self) -> Settings:
+        if self.discord_shard_ids and self.discord_shard_count is None:
+            raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (the total of shards)")
+        return self
 
     @property
     def data_dir(self) -> Path:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from core.errors import MessageGone, MessageTooLong, RateLimited, ThreadbotError
+from core.errors import MessageGone, MessageTooLong, RateLimited, SinkError, ThreadbotError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ H = TypeVar("H")
 MARKER = " ▌"
 # Room kept below `max_len` for the in-progress marker and a closing code fence.
 _RESERVE = len(MARKER) + len("\n```")
+_MIN_LIMIT = 32  # below this a "too long" refusal is not about length
 _FENCE = re.compile(r"^ {0,3}(```+|~~~+)(.*)$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?][)\"'\]]*\s")
 
@@ -152,7 +153,7 @@ class StreamingEditor(Generic[H]):
         self._interval_s = interval_s
         self._clock = clock
         self._sleep = sleep
-        self._limit = max(sink.max_len - _RESERVE, 32)
+        self._limit = max(sink.max_len - _RESERVE, _MIN_LIMIT)
         self.reply: Reply[H] = Reply()
         self._buffer = ""  # everything the stream has given
         self._start = 0  # where in the buffer the current message begins
@@ -225,9 +226,11 @@ class StreamingEditor(Generic[H]):
                 log.info("rate limited; retrying in %.2fs with the newest text", exc.retry_after_s)
                 await self._sleep(exc.retry_after_s)
                 self._changed.clear()  # what arrived meanwhile goes out with the next try
-            except MessageTooLong:
+            except MessageTooLong as exc:
+                if self._limit <= _MIN_LIMIT:
+                    raise SinkError("the platform refuses even a short message") from exc
                 current = len(self._current())
-                self._limit = max(min(self._limit, current) * 3 // 4, 32)
+                self._limit = max(min(self._limit, current) * 3 // 4, _MIN_LIMIT)
                 log.info("platform refused the text as too long; splitting at %d", self._limit)
 
     def _current(self) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from core.pipeline import Pipeline
 from core.settings import Settings
@@ -44,6 +45,16 @@ async def fake_openai() -> AsyncIterator[FakeOpenAI]:
         await server.close()
 
 
+class IsolatedSettings(Settings):
+    """Settings from the test's arguments alone: the developer's shell and .env never leak in."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, **_: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 MakeSettings = Callable[..., Settings]
 
 
@@ -62,10 +73,9 @@ def make_settings(tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI) -> Ma
             "openai_api_key": "test-key",
             "embeddings": "local",
             "chat_max_retries": 0,
-            "_env_file": None,
         }
         values.update(overrides)
-        return Settings(**values)
+        return IsolatedSettings(**values)
 
     return make
 

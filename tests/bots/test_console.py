@@ -121,3 +121,22 @@ async def test_redis_down_keeps_the_console_running(tmp_path: Path, fake_openai:
     out, err, code = await threadbot("chat", env=env, stdin="first\n/reset\n")
     assert code == 0, err
     assert out.count("I can't reach my conversation store") == 2
+
+
+async def test_if_empty_reindexes_an_index_from_another_model(
+    tmp_path: Path, fake_openai: FakeOpenAI
+):
+    """After a keyless first run, adding a key switches embeddings: the sample docs are
+    indexed again rather than left in an index the bot would refuse to search."""
+    data = {"THREADBOT_DATA_DIR": str(tmp_path / "data")}
+    _, err, code = await threadbot(
+        "ingest", "--if-empty", str(SAMPLE_DOCS), env=env_for(tmp_path, **data)
+    )
+    assert code == 0, err
+    keyed = env_for(
+        tmp_path, **data, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url
+    )
+    out, err, code = await threadbot("ingest", "--if-empty", str(SAMPLE_DOCS), env=keyed)
+    assert code == 0, err
+    assert "with openai:text-embedding-3-small" in out
+    assert fake_openai.embedding_requests

@@ -131,10 +131,12 @@ async def test_unchanged_files_are_not_embedded_again(
     assert index is not None
     assert "floor four" in " ".join(c.text for c in index.chunks)
     assert "floor three" not in " ".join(c.text for c in index.chunks)
-    # The swap is a symlink replaced in one rename; old versions are removed.
+    # The swap is a symlink replaced in one rename; the version it replaced stays one round
+    # (a running bot may be reading it), older ones are removed.
     assert (settings.index_dir / CURRENT).is_symlink()
-    versions = [p for p in settings.index_dir.iterdir() if p.name.startswith("v-")]
-    assert len(versions) == 1
+    versions = sorted(p.name for p in settings.index_dir.iterdir() if p.name.startswith("v-"))
+    assert len(versions) == 2
+    assert os.readlink(settings.index_dir / CURRENT) == versions[-1]
 
 
 async def test_a_pickle_beside_the_index_is_never_loaded(
@@ -149,6 +151,7 @@ async def test_a_pickle_beside_the_index_is_never_loaded(
             return (os.system, (f"touch {marker}",))
 
     live = settings.index_dir / CURRENT
+    # Where langchain-community's FAISS.save_local keeps its pickled docstore.
     for name in ("index.pkl", "docstore.pkl", "index.pickle"):
         (live / name).write_bytes(pickle.dumps(Exploit()))
     pipeline = await Pipeline.create(settings)
@@ -200,3 +203,32 @@ async def test_an_index_from_another_model_is_not_searched(
     retriever = Retriever(settings.index_dir, embeddings, embeddings.name, k=1)
     assert await retriever.search("what is the printer code") == []
     assert retriever.size == 0
+
+
+async def test_a_pickle_in_place_of_the_docstore_is_refused_not_run(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    settings = make_settings()
+    ingest(settings, [SAMPLE_DOCS], embeddings, embeddings.name, progress=False)
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (settings.index_dir / CURRENT / "docstore.json").write_bytes(pickle.dumps(Exploit()))
+    retriever = Retriever(settings.index_dir, embeddings, embeddings.name, k=1)
+    assert await retriever.search("how do I reset?") == []
+    assert not marker.exists()
+
+
+def test_an_empty_folder_never_replaces_the_index(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    settings = make_settings()
+    ingest(settings, [SAMPLE_DOCS], embeddings, embeddings.name, progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no .* files"):
+        ingest(settings, [tmp_path / "empty"], embeddings, embeddings.name, progress=False)
+    index = Index.load(settings.index_dir)
+    assert index is not None and index.chunks

@@ -174,3 +174,26 @@ async def test_deleted_reply_cancels_the_model_and_saves_nothing(
     # The session's lock was released: the next question is answered at once.
     fake_openai.script("fine")
     assert (await collect(pipeline, "console:gone", "again")).startswith("fine")
+
+
+async def test_one_embedded_server_per_data_folder(tmp_path):
+    from core.redis_server import EmbeddedRedis, EmbeddedServerBusy
+
+    first = EmbeddedRedis(tmp_path)
+    await asyncio.to_thread(first.start)
+    try:
+        with pytest.raises(EmbeddedServerBusy, match="REDIS_URL"):
+            EmbeddedRedis(tmp_path).start()
+    finally:
+        await asyncio.to_thread(first.stop)
+    second = EmbeddedRedis(tmp_path)  # free again once the first has stopped
+    await asyncio.to_thread(second.start)
+    await asyncio.to_thread(second.stop)
+
+
+def test_shard_ids_need_a_shard_count(make_settings):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="DISCORD_SHARD_COUNT"):
+        make_settings(discord_shard_ids=[0, 1])
+    assert make_settings(discord_shard_ids=[0], discord_shard_count=2).discord_shard_ids == [0]

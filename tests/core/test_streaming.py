@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core.errors import MessageGone, MessageTooLong, ModelFailed, RateLimited
+from core.errors import MessageGone, MessageTooLong, ModelFailed, RateLimited, SinkError
 from core.streaming import MARKER, StreamingEditor, split_text
 
 
@@ -73,6 +73,17 @@ async def test_edits_are_throttled_and_the_final_edit_is_immediate():
     assert len(sink.calls) <= elapsed / 0.2 + 2
     assert len(sink.calls) >= 2
     assert sink.messages == ["".join(words(40)).strip()]
+
+
+async def test_the_final_edit_does_not_wait_for_the_interval():
+    sink = RecordingSink()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # One edit per minute at most: only the final edit can follow the first post in time.
+    await StreamingEditor(sink, interval_s=60).run(stream(words(5), delay_s=0.01))
+    assert loop.time() - started < 30
+    assert [kind for kind, _, _ in sink.calls] == ["post", "edit"]
+    assert sink.messages == ["".join(words(5)).strip()]
 
 
 async def test_a_pause_in_the_stream_still_shows_the_text_so_far():
@@ -141,6 +152,14 @@ async def test_platform_refusing_a_length_splits_smaller():
     await StreamingEditor(sink, interval_s=0).run(stream([text]))
     assert all(len(m) <= 700 for m in sink.messages)
     assert "\n\n".join(sink.messages) == text
+
+
+async def test_a_platform_that_always_refuses_the_length_ends_the_reply():
+    sink = RecordingSink()
+    sink.refuse_over = 0  # refuses everything, whatever its length
+    with pytest.raises(SinkError):
+        await StreamingEditor(sink, interval_s=0).run(stream(["x" * 3000]))
+    assert sink.messages == []
 
 
 async def test_a_deleted_message_stops_the_stream_and_closes_it():
