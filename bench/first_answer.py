@@ -13,9 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from core import Pipeline, Settings
-from core.embeddings import build_embeddings
-from core.ingest import ingest
+from core import Pipeline, Settings, build_embeddings, ingest
 from tests.fakes.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +75,11 @@ async def main() -> None:
         overhead = statistics.median(t[0] for t in timings[1:])
         rows.append(("model answer, median first chunk after", f"{overhead * 1000:.0f} ms"))
 
-    print("threadbot first answer (embedded Valkey, EMBEDDINGS=local, sample docs)")
+    print(
+        f"settings: REDIS_URL unset (embedded Valkey)  EMBEDDINGS={settings.embeddings_kind}  "
+        f"RETRIEVAL_K={settings.retrieval_k}  CHUNK_SIZE_CHARS={settings.chunk_size_chars}  "
+        "docs: examples/docs"
+    )
     width = max(len(r[0]) for r in rows)
     print(f"{'step'.ljust(width)} | time")
     print(f"{'-' * width}-|-------")

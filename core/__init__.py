@@ -4,6 +4,7 @@ Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names.
 """
 
 from core import sessions
+from core.embeddings import build_embeddings
 from core.errors import (
     Busy,
     HistoryUnavailable,
@@ -15,6 +16,7 @@ from core.errors import (
     SinkError,
     ThreadbotError,
 )
+from core.ingest import ingest
 from core.pipeline import Pipeline
 from core.settings import Settings
 from core.streaming import MARKER, Reply, Sink, StreamingEditor, split_text
@@ -37,6 +39,8 @@ __all__ = [
     "SinkError",
     "StreamingEditor",
     "ThreadbotError",
+    "build_embeddings",
+    "ingest",
     "sessions",
     "split_text",
 ]
