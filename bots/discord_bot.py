@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import logging
 import re
-from collections.abc import AsyncGenerator, Collection, Iterator
+from collections.abc import AsyncGenerator, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from bots.discord_endpoint import use_discord_api
 from core.errors import MessageGone, MessageTooLong, RateLimited, SinkError, ThreadbotError
 from core.sessions import discord_session
 from core.streaming import Reply, StreamingEditor
+from core.tasks import SessionTasks
 
 if TYPE_CHECKING:
     from core.pipeline import Pipeline
@@ -31,6 +32,7 @@ DISCORD_MAX_CHARS = 2_000  # message content; Discord refuses longer with 400 (c
 SINK_MAX_LEN = DISCORD_MAX_CHARS - 50
 # discord.py raises RateLimited rather than sleeping on waits longer than this (30 s is its floor).
 MAX_RATELIMIT_WAIT_S = 30.0
+SHUTDOWN_GRACE_S = 10.0  # answers in flight may finish this long after the bot is stopped
 NO_MENTIONS = discord.AllowedMentions.none()
 INVITE_SCOPES = ("bot", "applications.commands")
 INVITE_PERMISSIONS = discord.Permissions(
@@ -60,12 +62,14 @@ class NoAccess(SinkError):
 
 
 def rate_limit_trace() -> aiohttp.TraceConfig:
-    """An aiohttp hook that turns a 429 into `discord.RateLimited` while a sink is sending.
+    """An aiohttp hook that turns a route's 429 into `discord.RateLimited` while a sink is sending.
 
     discord.py sleeps on a 429 and then resends the request it had, holding that edit's old text
     (it raises only when the wait exceeds `max_ratelimit_timeout`, which it floors at 30 s). The
     streaming editor waits better: it keeps reading the answer and sends the newest text once.
-    Other requests (command sync, typing) keep discord.py's own handling.
+    Other requests (command sync, typing) keep discord.py's own handling, and so do global rate
+    limits: discord.py then holds every request behind its global gate, which it only sets when
+    it sees the 429 itself.
     """
 
     async def on_request_end(
@@ -77,14 +81,30 @@ def rate_limit_trace() -> aiohttp.TraceConfig:
         if response.status != 429 or not _SURFACE_RATE_LIMITS.get():
             return
         try:
-            retry_after = float((await response.json(content_type=None))["retry_after"])
-        except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+            body = await response.json(content_type=None)
+        except (ValueError, aiohttp.ClientError):
+            body = None
+        if _is_global(response.headers, body):
+            return
+        try:
+            retry_after = float(body["retry_after"])
+        except (ValueError, KeyError, TypeError):
             retry_after = float(response.headers.get("Retry-After", "1"))
         raise discord.RateLimited(retry_after)
 
     trace = aiohttp.TraceConfig()
     trace.on_request_end.append(on_request_end)
     return trace
+
+
+def _is_global(headers: Mapping[str, str], body: object) -> bool:
+    """Is a 429 the global limit (all of the bot's requests) rather than one route's?"""
+    # https://discord.com/developers/docs/topics/rate-limits#header-format
+    return (
+        headers.get("X-RateLimit-Global", "").lower() == "true"
+        or headers.get("X-RateLimit-Scope", "").lower() == "global"
+        or (isinstance(body, dict) and body.get("global") is True)
+    )
 
 
 @contextlib.contextmanager
@@ -273,9 +293,12 @@ async def _typing_until_first_chunk(
 class _Responder:
     """What the bot does for each event; every handler is one error boundary."""
 
-    def __init__(self, client: discord.Client, settings: Settings, pipeline: Pipeline) -> None:
+    def __init__(
+        self, client: discord.Client, settings: Settings, pipeline: Pipeline, tasks: SessionTasks
+    ) -> None:
         self._client = client
         self._pipeline = pipeline
+        self._tasks = tasks
         self._rules = DiscordRules.from_settings(settings)
         self._interval_s = settings.discord_edit_interval_ms / 1000
         self._no_access_logged: set[str] = set()  # conversations we may not post in
@@ -285,36 +308,27 @@ class _Responder:
         turn = turn_from_discord(message, bot_id=me.id if me else 0, rules=self._rules)
         if turn is None:
             return
-        reply: Reply[Editable] | None = None
+        # discord.py runs each event in its own task: queue the answer before anything is
+        # awaited, so two messages in one conversation are answered in the order they came.
         sink = DiscordSink(message.channel, question=message)
-        try:
-            if not await self._pipeline.first_delivery(turn.event_key):
-                return  # a gateway replay after RESUME, or another process got it
-            if self._may_post(message.channel):
-                reply = await self._answer(sink, turn.session_id, turn.question, message.channel)
-        except ThreadbotError as exc:
-            await self._apologise(sink, exc.user_message)
-        except Exception:
-            log.exception("failed to answer message %s", message.id)
-            await self._apologise(sink, ThreadbotError.user_message)
-        self._client.dispatch(REPLY_EVENT, turn.session_id, reply)
+        work = self._respond(sink, turn.session_id, turn.question, turn.event_key, message.channel)
+        self._tasks.submit(turn.session_id, work)
 
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
         session_id = self._session_for(interaction)
-        reply: Reply[Editable] | None = None
-        sink = InteractionSink(interaction)
         try:
             if session_id is None:
                 await interaction.response.send_message(NOT_ALLOWED, ephemeral=True)
-                return
-            await interaction.response.defer(thinking=True)  # Discord allows 3 s to respond
-            reply = await self._answer(sink, session_id, question, None)
-        except ThreadbotError as exc:
-            await self._apologise(sink, exc.user_message)
-        except Exception:
-            log.exception("failed to answer /ask in channel %s", interaction.channel_id)
-            await self._apologise(sink, ThreadbotError.user_message)
-        self._client.dispatch(REPLY_EVENT, session_id, reply)
+            else:
+                await interaction.response.defer(thinking=True)  # Discord allows 3 s to respond
+        except discord.DiscordException:
+            log.exception("could not respond to /ask in channel %s", interaction.channel_id)
+            session_id = None
+        if session_id is None:
+            self._client.dispatch(REPLY_EVENT, session_id, None)
+            return
+        sink = InteractionSink(interaction)
+        self._tasks.submit(session_id, self._respond(sink, session_id, question, None, None))
 
     async def reset(self, interaction: discord.Interaction) -> None:
         session_id = self._session_for(interaction)
@@ -339,6 +353,32 @@ class _Responder:
         if interaction.guild_id is None and not self._rules.allow_dms:
             return None
         return discord_session(interaction.guild_id, interaction.channel_id or 0)
+
+    async def _respond(
+        self,
+        sink: _DiscordSinkBase,
+        session_id: str,
+        question: str,
+        event_key: str | None,
+        channel: discord.abc.Messageable | None,
+    ) -> None:
+        """An event's answer, run in its session's turn: the event's one error boundary.
+
+        `event_key` dedupes gateway replays; `channel` is where a message (not a slash command)
+        asked, checked for permission and shown "typing…" in.
+        """
+        reply: Reply[Editable] | None = None
+        try:
+            if event_key is not None and not await self._pipeline.first_delivery(event_key):
+                return  # a gateway replay after RESUME, or another process got it
+            if channel is None or self._may_post(channel):
+                reply = await self._answer(sink, session_id, question, channel)
+        except ThreadbotError as exc:
+            await self._apologise(sink, exc.user_message)
+        except Exception:
+            log.exception("failed to answer in %s", session_id)
+            await self._apologise(sink, ThreadbotError.user_message)
+        self._client.dispatch(REPLY_EVENT, session_id, reply)
 
     async def _answer(
         self,
@@ -382,9 +422,16 @@ class _Responder:
             log.warning("could not show the error message either: %s", exc)
 
 
-def build_discord_client(settings: Settings, pipeline: Pipeline, **options: Any) -> discord.Client:
+def build_discord_client(
+    settings: Settings,
+    pipeline: Pipeline,
+    *,
+    tasks: SessionTasks | None = None,
+    **options: Any,
+) -> discord.Client:
     """A discord.py client with threadbot's handlers and slash commands (not yet connected).
 
+    Answers run in `tasks`; pass it to wait for them before closing the client and the pipeline.
     `DISCORD_SHARD_COUNT` / `DISCORD_SHARD_IDS` give an `AutoShardedClient`, so several
     processes can split the guilds while sharing one Redis. `options` go to the client.
     """
@@ -405,7 +452,9 @@ def build_discord_client(settings: Settings, pipeline: Pipeline, **options: Any)
         client = discord.AutoShardedClient(shard_count=settings.discord_shard_count, **options)
     else:
         client = discord.Client(**options)
-    responder = _Responder(client, settings, pipeline)
+    responder = _Responder(
+        client, settings, pipeline, tasks if tasks is not None else SessionTasks()
+    )
     tree = app_commands.CommandTree(client)
 
     @tree.command(name="ask", description="Ask a question; the answer is posted here.")
@@ -461,7 +510,8 @@ async def run(settings: Settings) -> int:
         return 2
     restore = await use_discord_api(settings.discord_api_url)
     pipeline = await Pipeline.create(settings)
-    client = build_discord_client(settings, pipeline)
+    tasks = SessionTasks()
+    client = build_discord_client(settings, pipeline, tasks=tasks)
     try:
         await client.login(settings.discord_token.get_secret_value())
         log.info("invite the bot to a server: %s", invite_url(client.application_id or 0))
@@ -473,6 +523,9 @@ async def run(settings: Settings) -> int:
         log.error(MESSAGE_CONTENT_HELP)
         return 3
     finally:
+        # No more events are read once connect() has ended; answers in flight still need the
+        # client to show their last edits.
+        await tasks.aclose(grace_s=SHUTDOWN_GRACE_S)
         await client.close()
         await pipeline.aclose()
         restore()
@@ -483,8 +536,4 @@ def main(settings: Settings | None = None) -> int:
     """`threadbot discord`: 0 when stopped, 2 without a valid token, 3 without MESSAGE_CONTENT."""
     from core.settings import Settings
 
-    settings = settings if settings is not None else Settings()
-    logging.basicConfig(  # a no-op when the CLI has configured logging already
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    return asyncio.run(run(settings))
+    return asyncio.run(run(settings if settings is not None else Settings()))

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.app.async_server import AsyncSlackAppServer
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -176,10 +178,11 @@ class SlackBot:
         self, turn: SlackTurn, event_id: str, retried: bool, me: frozenset[str]
     ) -> None:
         """The one error boundary for an event: log it, tell the user briefly, never crash."""
+        # Decided before the boundary: nobody is apologised to before the bot chose to answer.
+        if turn.needs_thread_check and not await self._bot_in_thread(turn, me):
+            return
         shown: list[str] = []  # the ts of the messages this answer has shown so far
         try:
-            if turn.needs_thread_check and not await self._bot_in_thread(turn, me):
-                return
             if not await self._first_delivery(event_id, retried):
                 log.info("event %s delivered again; already answered", event_id)
                 return
@@ -215,32 +218,49 @@ class SlackBot:
             return not retried
 
     async def _bot_in_thread(self, turn: SlackTurn, me: frozenset[str]) -> bool:
-        """Has the bot a conversation here (history, or a reply of its own in the thread)?"""
+        """Has the bot a conversation here (history, or a reply of its own in the thread)?
+
+        Never raises: when neither can be read, the bot stays quiet rather than tell someone in
+        a thread it may have no part in that something went wrong.
+        """
         try:
             if await self.pipeline.has_history(turn.session_id):
                 return True
         except ThreadbotError:
             pass  # the store is down: the thread itself says whether the bot is in it
-        response = await self.client.conversations_replies(
-            channel=turn.channel, ts=turn.thread_ts or turn.ts, limit=200
-        )
-        return any(m.get("user") in me or m.get("bot_id") in me for m in response["messages"])
+        try:
+            response = await self.client.conversations_replies(
+                channel=turn.channel, ts=turn.thread_ts or turn.ts, limit=200
+            )
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("not answering in %s: cannot read the thread (%s)", turn.session_id, exc)
+            return False
+        messages = response.get("messages") or []
+        return any(m.get("user") in me or m.get("bot_id") in me for m in messages)
 
     async def _answer(self, turn: SlackTurn, shown: list[str]) -> None:
-        chunks: AsyncIterator[str] = self.pipeline.answer(turn.session_id, turn.text)
+        answer = self.pipeline.answer(turn.session_id, turn.text)
+        try:
+            await self._stream_reply(turn, shown, answer)
+        finally:
+            # However showing ended (done, deleted, failed), close the answer: that cancels the
+            # model and releases the session's lock, which a suspended generator would keep.
+            await close_stream(answer)
+
+    async def _stream_reply(
+        self, turn: SlackTurn, shown: list[str], chunks: AsyncIterator[str]
+    ) -> None:
+        interval_s = self.settings.slack_edit_interval_ms / 1000
         if self.settings.slack_streaming == "native" and turn.thread_ts:
             target = NativeTarget(turn.channel, turn.thread_ts, turn.team, turn.user)
-            rest = await stream_natively(
-                self.client, target, chunks, interval_s=self.settings.slack_edit_interval_ms / 1000
-            )
+            rest = await stream_natively(self.client, target, chunks, interval_s=interval_s)
             if rest is None:
-                await close_stream(chunks)  # cancels the model if the stream stopped early
                 return
             chunks = rest  # Slack refused native streaming: continue by editing
         placeholder = await self._post_placeholder(turn)
         shown.append(placeholder)
         sink = SlackSink(self.client, turn.channel, turn.thread_ts, placeholder_ts=placeholder)
-        editor = StreamingEditor(sink, interval_s=self.settings.slack_edit_interval_ms / 1000)
+        editor = StreamingEditor(sink, interval_s=interval_s)
         reply = await editor.run(chunks)
         if reply.gone:
             await self._ephemeral(
@@ -407,10 +427,6 @@ def main(settings: Settings | None = None) -> int:
     from core.settings import Settings
 
     settings = settings if settings is not None else Settings()
-    logging.basicConfig(  # a no-op when the CLI has configured logging already
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     missing = missing_settings(settings)
     if missing:
         log.error(

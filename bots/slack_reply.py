@@ -173,6 +173,7 @@ async def stream_natively(
 
 
 async def close_stream(chunks: AsyncIterator[str]) -> None:
+    """Close an answer stream that has an `aclose` (a generator); closing twice does nothing."""
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
         await aclose()

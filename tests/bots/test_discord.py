@@ -8,6 +8,7 @@ events; assertions read what the fake recorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -31,6 +32,7 @@ from core.errors import HistoryUnavailable
 from core.pipeline import Pipeline
 from core.sessions import discord_session
 from core.streaming import MARKER, Reply
+from core.tasks import SessionTasks
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -57,7 +59,7 @@ async def start_bot(
     fake_discord: FakeDiscord, pipeline: Pipeline, make_settings: Any
 ) -> AsyncIterator[StartBot]:
     """Log a real client in against the fake and connect it; closed after the test."""
-    running: list[tuple[discord.Client, asyncio.Task[None]]] = []
+    running: list[tuple[discord.Client, asyncio.Task[None], SessionTasks]] = []
 
     async def start(*, pipeline_: Pipeline = pipeline, **overrides: Any) -> discord.Client:
         settings = make_settings(
@@ -66,17 +68,19 @@ async def start_bot(
             discord_edit_interval_ms=INTERVAL_MS,
             **overrides,
         )
-        client = build_discord_client(settings, pipeline_, guild_ready_timeout=0.05)
+        tasks = SessionTasks()
+        client = build_discord_client(settings, pipeline_, tasks=tasks, guild_ready_timeout=0.05)
         await client.login("fake-token")
         task = asyncio.create_task(client.connect(reconnect=False))
-        running.append((client, task))
+        running.append((client, task, tasks))
         async with asyncio.timeout(TIMEOUT_S):
             await fake_discord.wait_ready()
             await client.wait_until_ready()
         return client
 
     yield start
-    for client, task in running:
+    for client, task, tasks in running:
+        await tasks.aclose(grace_s=TIMEOUT_S)  # answers a failed test left running
         await client.close()
         [ended] = await asyncio.gather(task, return_exceptions=True)
         if isinstance(ended, Exception):  # e.g. the client could not parse a fake payload
@@ -236,6 +240,71 @@ async def test_a_reply_to_the_bot_follows_up_with_the_history(
     assert "my name is Ada" in history and "You said: my name is Ada" in history
 
 
+async def test_two_messages_in_one_channel_are_answered_in_arrival_order(
+    start_bot: StartBot,
+    fake_discord: FakeDiscord,
+    fake_openai: FakeOpenAI,
+    pipeline: Pipeline,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_openai.script("The first answer, slowly.", chunk_size=3, delay_s=0.02)
+    fake_openai.script("The second answer.")
+    first = fake_discord.message_create("first?", mention_bot=True)
+    second = fake_discord.message_create("second?", mention_bot=True)
+    # The first message's dedupe (a Redis round trip) returns after the second's, as it can on
+    # a busy event loop. Answered in the order dedupe returns, the second would go first; in
+    # arrival order the second is not deduped until the first is answered (then this waits
+    # out its short timeout, which changes nothing).
+    second_deduped = asyncio.Event()
+    real_first_delivery = pipeline.first_delivery
+
+    async def first_delivery(event_key: str) -> bool:
+        if event_key.endswith(second["id"]):
+            seen = await real_first_delivery(event_key)
+            second_deduped.set()
+            return seen
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await second_deduped.wait()
+        return await real_first_delivery(event_key)
+
+    monkeypatch.setattr(pipeline, "first_delivery", first_delivery)
+    client = await start_bot()
+    replies: list[Reply[Any] | None] = []
+
+    def both_answered(session_id: str, reply: Reply[Any] | None) -> bool:
+        replies.append(reply)
+        return len(replies) == 2
+
+    waiter = asyncio.ensure_future(
+        client.wait_for(REPLY_EVENT, check=both_answered, timeout=TIMEOUT_S)
+    )
+    await fake_discord.dispatch("MESSAGE_CREATE", first)
+    await fake_discord.dispatch("MESSAGE_CREATE", second)
+    session_id, _ = await waiter
+
+    assert [r.text if r else None for r in replies] == [
+        "The first answer, slowly.",
+        "The second answer.",
+    ]
+    stored = await pipeline._history(session_id).aget_messages()
+    assert [m.content for m in stored] == [
+        "first?",
+        "The first answer, slowly.",
+        "second?",
+        "The second answer.",
+    ]
+    sends = fake_discord.calls("POST", SEND)
+    assert [str(s.json["message_reference"]["message_id"]) for s in sends] == [
+        first["id"],
+        second["id"],
+    ]
+    assert shown(fake_discord, fake_discord.channel_id) == [
+        "The first answer, slowly.",
+        "The second answer.",
+    ]
+
+
 async def test_ignores_plain_messages_elsewhere_and_bots(
     start_bot: StartBot, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
 ) -> None:
@@ -373,10 +442,32 @@ async def test_a_rate_limited_edit_is_waited_out_and_later_edits_coalesce(
     assert shown(fake_discord, fake_discord.channel_id) == [answer.strip()]
 
 
+async def test_a_global_rate_limit_is_left_to_discord_py(
+    start_bot: StartBot, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
+) -> None:
+    answer = "".join(f"Word{i} " for i in range(60))
+    fake_openai.script(answer, chunk_size=8, delay_s=0.01)
+    fake_discord.fail("PATCH", EDIT, 429, retry_after_s=0.3, scope="global")
+    client = await start_bot()
+
+    _, reply = await exchange(
+        fake_discord, client, "MESSAGE_CREATE", fake_discord.message_create("?", mention_bot=True)
+    )
+
+    # discord.py saw the 429 itself (so it could hold every request behind its global gate),
+    # waited and resent that edit; the editor never saw a rate limit.
+    assert reply is not None and reply.rate_limited == 0
+    edits = fake_discord.calls("PATCH", EDIT)
+    assert edits[1].json["content"] == edits[0].json["content"]
+    assert shown(fake_discord, fake_discord.channel_id) == [answer.strip()]
+
+
 async def test_a_deleted_message_stops_the_stream_and_saves_nothing(
     start_bot: StartBot, fake_discord: FakeDiscord, fake_openai: FakeOpenAI, pipeline: Pipeline
 ) -> None:
-    fake_openai.script("A slow answer. " * 200, chunk_size=5, delay_s=0.01)  # ~6 s if not stopped
+    # Long enough that it cannot end before the deletion is seen, even on a loaded machine
+    # (~20 s if not stopped); the test takes as long as the cancellation, not the script.
+    fake_openai.script("word " * 2000, chunk_size=5, delay_s=0.01)
     client = await start_bot()
     mention = fake_discord.message_create("?", mention_bot=True)
     waiter = asyncio.ensure_future(client.wait_for(REPLY_EVENT, timeout=TIMEOUT_S))
@@ -390,6 +481,11 @@ async def test_a_deleted_message_stops_the_stream_and_saves_nothing(
     assert reply is not None and reply.gone
     assert len(fake_discord.calls("POST", SEND)) == 1  # nothing posted after the deletion
     assert not await pipeline.has_history(session_id)
+    for _ in range(100):  # the server notices the closed connection on its next write
+        if fake_openai.cancelled:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_openai.cancelled == 1  # the model request was stopped too
 
 
 async def test_no_permission_in_a_channel_is_logged_once_and_answers_nothing(
@@ -471,6 +567,33 @@ async def test_two_processes_split_the_guilds_by_shard(
     _, reply = await exchange(fake_discord, owner, "MESSAGE_CREATE", mention)
     assert reply is not None and reply.text == "You said: sharded?"
     assert len(fake_openai.requests) == 1
+
+
+async def test_stopping_the_bot_lets_an_answer_in_flight_finish(
+    fake_discord: FakeDiscord, fake_openai: FakeOpenAI, make_settings: Any, pipeline: Pipeline
+) -> None:
+    answer = "An answer still streaming when the bot is stopped. " * 20
+    fake_openai.script(answer, chunk_size=10, delay_s=0.01)  # ~1 s
+    settings = make_settings(
+        discord_token="fake-token",
+        discord_api_url=fake_discord.api_url,
+        discord_edit_interval_ms=INTERVAL_MS,
+    )
+    bot = asyncio.create_task(run(settings))
+    async with asyncio.timeout(TIMEOUT_S):
+        await fake_discord.wait_ready()
+        mention = fake_discord.message_create("?", mention_bot=True)
+        await fake_discord.dispatch("MESSAGE_CREATE", mention)
+        await fake_discord.wait_until(lambda: fake_discord.messages)
+
+    bot.cancel()  # what Ctrl-C does to `asyncio.run`
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(TIMEOUT_S):
+            await bot
+
+    assert shown(fake_discord, fake_discord.channel_id) == [answer.strip()]
+    session_id = discord_session(fake_discord.guild_id, fake_discord.channel_id)
+    assert await pipeline.has_history(session_id)
 
 
 async def test_refuses_to_start_without_a_token_or_the_message_content_intent(

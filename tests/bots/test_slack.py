@@ -11,6 +11,7 @@ import asyncio
 import copy
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import time
@@ -384,6 +385,31 @@ async def test_thread_without_the_bot_is_ignored(
     assert fake_openai.requests == []
 
 
+@pytest.mark.parametrize("failure", ["not_in_channel", "ratelimited"])
+async def test_thread_that_cannot_be_read_is_ignored_quietly(
+    failure: str,
+    make_bot: BotFactory,
+    fake_slack: FakeSlack,
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if failure == "ratelimited":
+        fake_slack.rate_limit_next("conversations.replies", retry_after_s=0.1)
+    else:
+        fake_slack.fail_next("conversations.replies", failure)
+    bot = await make_bot()
+    with caplog.at_level(logging.WARNING, logger="bots.slack"):
+        await answer_via_socket(
+            bot, thread_reply("unrelated", ts="1712349999.000100", thread_ts="1712349000.000100")
+        )
+    assert [c.error for c in fake_slack.calls_to("conversations.replies")] == [failure]
+    # Not decided to answer, so nobody is told that something went wrong.
+    assert fake_slack.calls_to("chat.postEphemeral") == []
+    assert fake_slack.calls_to("chat.postMessage") == []
+    assert fake_openai.requests == []
+    assert "cannot read the thread" in caplog.text
+
+
 async def test_two_questions_in_one_thread_answer_in_order(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
@@ -506,6 +532,7 @@ async def test_rate_limited_update_waits_and_coalesces(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
     answer = " ".join(f"word{i}" for i in range(60))
+    chunk_count = -(-len(answer) // 5)
     fake_openai.script(answer, chunk_size=5, delay_s=0.005)
     fake_slack.rate_limit_next("chat.update", retry_after_s=0.2)
     bot = await make_bot()
@@ -515,6 +542,12 @@ async def test_rate_limited_update_waits_and_coalesces(
     assert len(limited) == 1
     after = [u for u in updates if u.at > limited[0].at]
     assert after and after[0].at - limited[0].at >= 0.18  # waited out Retry-After
+    # Coalesced: the first update after the wait carries everything that arrived meanwhile
+    # (never the refused text again), and updates stay far fewer than chunks.
+    shown = [u.body["text"].removesuffix("▌").rstrip() for u in updates]
+    in_progress = shown[updates.index(limited[0]) : -1]
+    assert all(len(a) < len(b) for a, b in itertools.pairwise(in_progress))
+    assert len(updates) < chunk_count // 2
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
     assert final_texts(fake_slack, CHANNEL, MENTION_TS) == [answer]
 
@@ -635,6 +668,26 @@ async def test_native_streaming_waits_out_a_rate_limit(
     await answer_via_socket(bot, mention())
     assert any(c.status == 429 for c in fake_slack.calls_to("chat.appendStream"))
     assert final_texts(fake_slack, CHANNEL, MENTION_TS) == [answer]
+
+
+async def test_native_streaming_failure_closes_the_answer_before_apologizing(
+    make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script("word " * 2000, chunk_size=5, delay_s=0.01)  # ~20 s if not stopped
+    fake_slack.fail_next("chat.appendStream", "invalid_blocks")  # after the stream started
+    bot = await make_bot(slack_streaming="native", slack_edit_interval_ms=20)
+    await answer_via_socket(bot, mention())
+    texts = [e.body["text"] for e in fake_slack.calls_to("chat.postEphemeral")]
+    assert texts == [f"⚠️ {ThreadbotError.user_message}"]
+    # The answer was closed with the event, not whenever the garbage collector gets to it:
+    # the conversation is free for the next question at once.
+    lock = bot.pipeline._locks.get(f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}")
+    assert lock is None or not lock.locked()
+    for _ in range(100):  # the server notices the closed connection on its next write
+        if fake_openai.cancelled:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_openai.cancelled == 1
 
 
 async def test_native_streaming_refused_falls_back_to_editing(

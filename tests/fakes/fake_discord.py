@@ -80,6 +80,7 @@ class _Failure:
     status: int
     retry_after_s: float
     times: int
+    scope: str
 
 
 @dataclass
@@ -161,10 +162,15 @@ class FakeDiscord:
         *,
         retry_after_s: float = 0.0,
         times: int = 1,
+        scope: str = "user",
     ) -> None:
-        """Answer the next `times` matching requests with `status` (429 carries retry_after)."""
+        """Answer the next `times` matching requests with `status`.
+
+        A 429 carries `retry_after_s`; its `scope` is "user" (this route's bucket) or "global"
+        (every request of the bot, as Discord says with X-RateLimit-Global and `"global": true`).
+        """
         self._failures.append(
-            _Failure(method, re.compile(path_regex), status, retry_after_s, times)
+            _Failure(method, re.compile(path_regex), status, retry_after_s, times, scope)
         )
 
     def delete_message(self, message_id: int) -> None:
@@ -502,23 +508,25 @@ class FakeDiscord:
         return _json({"message": message, "code": code}, status=status)
 
     @staticmethod
-    def _rate_limited(retry_after_s: float) -> web.Response:
-        # What Discord sends with a 429: a JSON body and bucket headers; `Via` tells discord.py
-        # the 429 came from the API rather than from Cloudflare.
-        headers = {
-            "Retry-After": str(max(1, round(retry_after_s))),
-            "X-RateLimit-Limit": "5",
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset": f"{time.time() + retry_after_s:.3f}",
-            "X-RateLimit-Reset-After": f"{retry_after_s:.3f}",
-            "X-RateLimit-Bucket": "fakebucket",
-            "X-RateLimit-Scope": "user",
-            "Via": "1.1 google",
-        }
+    def _rate_limited(retry_after_s: float, scope: str) -> web.Response:
+        # What Discord sends with a 429: a JSON body and rate-limit headers; `Via` tells
+        # discord.py the 429 came from the API rather than from Cloudflare.
+        headers = {"Retry-After": str(max(1, round(retry_after_s))), "Via": "1.1 google"}
+        if scope == "global":  # not tied to a route's bucket, so no bucket headers
+            headers |= {"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"}
+        else:
+            headers |= {
+                "X-RateLimit-Limit": "5",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": f"{time.time() + retry_after_s:.3f}",
+                "X-RateLimit-Reset-After": f"{retry_after_s:.3f}",
+                "X-RateLimit-Bucket": "fakebucket",
+                "X-RateLimit-Scope": scope,
+            }
         body = {
             "message": "You are being rate limited.",
             "retry_after": retry_after_s,
-            "global": False,
+            "global": scope == "global",
         }
         return _json(body, status=429, headers=headers)
 
@@ -527,7 +535,7 @@ class FakeDiscord:
             if failure.method == method and failure.times > 0 and failure.pattern.search(path):
                 failure.times -= 1
                 if failure.status == 429:
-                    return self._rate_limited(failure.retry_after_s)
+                    return self._rate_limited(failure.retry_after_s, failure.scope)
                 if failure.status == 404:
                     return self._error(404, 10008, "Unknown Message")
                 if failure.status == 403:
