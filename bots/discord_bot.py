@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import logging
 import re
-from collections.abc import AsyncGenerator, Collection, Iterator, Mapping
+from collections.abc import AsyncGenerator, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import discord
 from discord import app_commands
 
 from bots.discord_endpoint import use_discord_api
-from core.errors import MessageGone, MessageTooLong, RateLimited, SinkError, ThreadbotError
+from bots.discord_reply import (
+    NO_MENTIONS,
+    DiscordSink,
+    DiscordSinkBase,
+    Editable,
+    InteractionSink,
+    NoAccess,
+    rate_limit_trace,
+)
+from core.errors import SinkError, ThreadbotError
 from core.sessions import discord_session
 from core.streaming import Reply, StreamingEditor
 from core.tasks import SessionTasks
@@ -27,13 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DISCORD_MAX_CHARS = 2_000  # message content; Discord refuses longer with 400 (code 50035)
-# The margin covers counting differences (Discord counts some emoji as more than one character).
-SINK_MAX_LEN = DISCORD_MAX_CHARS - 50
 # discord.py raises RateLimited rather than sleeping on waits longer than this (30 s is its floor).
 MAX_RATELIMIT_WAIT_S = 30.0
 SHUTDOWN_GRACE_S = 10.0  # answers in flight may finish this long after the bot is stopped
-NO_MENTIONS = discord.AllowedMentions.none()
 INVITE_SCOPES = ("bot", "applications.commands")
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -41,8 +43,6 @@ INVITE_PERMISSIONS = discord.Permissions(
     send_messages_in_threads=True,
     read_message_history=True,  # needed to reply to the question's message
 )
-# https://discord.com/developers/docs/topics/opcodes-and-status-codes#json
-INVALID_FORM_BODY = 50035
 REPLY_EVENT = "threadbot_reply"  # dispatched after each answer: (session_id, Reply | None)
 NOT_ALLOWED = "I can't answer you here."
 MESSAGE_CONTENT_HELP = (
@@ -50,135 +50,6 @@ MESSAGE_CONTENT_HELP = (
     "https://discord.com/developers/applications → your application → Bot → Privileged Gateway "
     "Intents → Message Content Intent, save, and run `threadbot discord` again."
 )
-
-# Set while a sink sends, so a 429 is raised to the streaming editor instead of slept on.
-_SURFACE_RATE_LIMITS: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "threadbot_surface_rate_limits", default=False
-)
-
-
-class NoAccess(SinkError):
-    """The bot may not post in this channel (403): nothing can be shown there."""
-
-
-def rate_limit_trace() -> aiohttp.TraceConfig:
-    """An aiohttp hook that turns a route's 429 into `discord.RateLimited` while a sink is sending.
-
-    discord.py sleeps on a 429 and then resends the request it had, holding that edit's old text
-    (it raises only when the wait exceeds `max_ratelimit_timeout`, which it floors at 30 s). The
-    streaming editor waits better: it keeps reading the answer and sends the newest text once.
-    Other requests (command sync, typing) keep discord.py's own handling, and so do global rate
-    limits: discord.py then holds every request behind its global gate, which it only sets when
-    it sees the 429 itself.
-    """
-
-    async def on_request_end(
-        session: aiohttp.ClientSession,
-        context: Any,
-        params: aiohttp.TraceRequestEndParams,
-    ) -> None:
-        response = params.response
-        if response.status != 429 or not _SURFACE_RATE_LIMITS.get():
-            return
-        try:
-            body = await response.json(content_type=None)
-        except (ValueError, aiohttp.ClientError):
-            body = None
-        if _is_global(response.headers, body):
-            return
-        try:
-            retry_after = float(body["retry_after"])
-        except (ValueError, KeyError, TypeError):
-            retry_after = float(response.headers.get("Retry-After", "1"))
-        raise discord.RateLimited(retry_after)
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_end.append(on_request_end)
-    return trace
-
-
-def _is_global(headers: Mapping[str, str], body: object) -> bool:
-    """Is a 429 the global limit (all of the bot's requests) rather than one route's?"""
-    # https://discord.com/developers/docs/topics/rate-limits#header-format
-    return (
-        headers.get("X-RateLimit-Global", "").lower() == "true"
-        or headers.get("X-RateLimit-Scope", "").lower() == "global"
-        or (isinstance(body, dict) and body.get("global") is True)
-    )
-
-
-@contextlib.contextmanager
-def _translated_errors() -> Iterator[None]:
-    """Turn discord.py's errors into the ones the streaming editor handles."""
-    token = _SURFACE_RATE_LIMITS.set(True)
-    try:
-        yield
-    except discord.RateLimited as exc:
-        raise RateLimited(exc.retry_after) from exc
-    except discord.NotFound as exc:  # Unknown Message (deleted) or Unknown Channel
-        raise MessageGone(str(exc)) from exc
-    except discord.Forbidden as exc:
-        raise NoAccess(str(exc)) from exc
-    except discord.HTTPException as exc:
-        if exc.code == INVALID_FORM_BODY and "content" in exc.text:
-            raise MessageTooLong(exc.text) from exc
-        raise
-    finally:
-        _SURFACE_RATE_LIMITS.reset(token)
-
-
-Editable = discord.Message | discord.InteractionMessage | discord.WebhookMessage
-
-
-class _DiscordSinkBase:
-    """Posting and editing with discord.py's errors translated; subclasses say where to post."""
-
-    max_len = SINK_MAX_LEN
-
-    async def post(self, text: str) -> Editable:
-        with _translated_errors():
-            return await self._send(text)
-
-    async def edit(self, handle: Editable, text: str) -> None:
-        with _translated_errors():
-            await handle.edit(content=text, allowed_mentions=NO_MENTIONS)
-
-    async def _send(self, text: str) -> Editable:
-        raise NotImplementedError
-
-
-class DiscordSink(_DiscordSinkBase):
-    """Shows one reply in a channel: the first message replies to the question, pinging nobody."""
-
-    def __init__(
-        self, channel: discord.abc.Messageable, question: discord.Message | None = None
-    ) -> None:
-        self._channel = channel
-        self._question = question
-
-    async def _send(self, text: str) -> Editable:
-        if self._question is None:
-            return await self._channel.send(text, allowed_mentions=NO_MENTIONS)
-        reference = self._question.to_reference(fail_if_not_exists=False)
-        self._question = None  # later parts of a long answer follow without a reply arrow
-        return await self._channel.send(text, reference=reference, allowed_mentions=NO_MENTIONS)
-
-
-class InteractionSink(_DiscordSinkBase):
-    """Shows one reply to a deferred slash command: the original response, then follow-ups."""
-
-    def __init__(self, interaction: discord.Interaction) -> None:
-        self._interaction = interaction
-        self._original_used = False
-
-    async def _send(self, text: str) -> Editable:
-        if not self._original_used:
-            original = await self._interaction.edit_original_response(
-                content=text, allowed_mentions=NO_MENTIONS
-            )
-            self._original_used = True
-            return original
-        return await self._interaction.followup.send(text, wait=True, allowed_mentions=NO_MENTIONS)
 
 
 @dataclass(frozen=True)
@@ -356,7 +227,7 @@ class _Responder:
 
     async def _respond(
         self,
-        sink: _DiscordSinkBase,
+        sink: DiscordSinkBase,
         session_id: str,
         question: str,
         event_key: str | None,
@@ -382,7 +253,7 @@ class _Responder:
 
     async def _answer(
         self,
-        sink: _DiscordSinkBase,
+        sink: DiscordSinkBase,
         session_id: str,
         question: str,
         typing_in: discord.abc.Messageable | None,
@@ -415,7 +286,7 @@ class _Responder:
             self._no_access_logged.add(session_id)
             log.warning("missing permission to post in %s; not answering there", session_id)
 
-    async def _apologise(self, sink: _DiscordSinkBase, text: str) -> None:
+    async def _apologise(self, sink: DiscordSinkBase, text: str) -> None:
         try:
             await sink.post(f"⚠️ {text}")
         except (SinkError, discord.HTTPException) as exc:

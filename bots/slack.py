@@ -23,13 +23,12 @@ from bots.slack_mrkdwn import escape
 from bots.slack_reply import (
     NativeTarget,
     SlackSink,
-    close_stream,
     stream_natively,
     translated,
 )
 from core.errors import RateLimited, ThreadbotError
 from core.sessions import slack_session
-from core.streaming import StreamingEditor
+from core.streaming import StreamingEditor, close_stream
 from core.tasks import SessionTasks
 
 if TYPE_CHECKING:

@@ -172,13 +172,6 @@ async def stream_natively(
     raise RuntimeError("Slack kept rate limiting chat.stopStream")
 
 
-async def close_stream(chunks: AsyncIterator[str]) -> None:
-    """Close an answer stream that has an `aclose` (a generator); closing twice does nothing."""
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
 async def _replay(text: str, rest: AsyncIterator[str] | None) -> AsyncIterator[str]:
     if text:
         yield text

@@ -29,6 +29,14 @@ _FENCE = re.compile(r"^ {0,3}(```+|~~~+)(.*)$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?][)\"'\]]*\s")
 
 
+async def close_stream(chunks: AsyncIterator[str]) -> None:
+    """Close an answer stream that can be closed (a generator): that cancels its model request
+    and releases its conversation. Closing twice does nothing."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 class Sink(Protocol[H]):
     """Where one reply is shown.
 
@@ -185,9 +193,7 @@ class StreamingEditor(Generic[H]):
             if not reader.done():
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_stream(chunks)
         return self.reply
 
     async def _read(self, chunks: AsyncIterator[str]) -> None:

@@ -20,7 +20,6 @@ from discord.user import ClientUser
 from bots.discord_bot import (
     INVITE_PERMISSIONS,
     REPLY_EVENT,
-    SINK_MAX_LEN,
     DiscordRules,
     build_discord_client,
     invite_url,
@@ -28,6 +27,7 @@ from bots.discord_bot import (
     turn_from_discord,
 )
 from bots.discord_endpoint import use_discord_api
+from bots.discord_reply import SINK_MAX_LEN
 from core.errors import HistoryUnavailable
 from core.pipeline import Pipeline
 from core.sessions import discord_session
