@@ -481,10 +481,7 @@ async def test_a_deleted_message_stops_the_stream_and_saves_nothing(
     assert reply is not None and reply.gone
     assert len(fake_discord.calls("POST", SEND)) == 1  # nothing posted after the deletion
     assert not await pipeline.has_history(session_id)
-    for _ in range(100):  # the server notices the closed connection on its next write
-        if fake_openai.cancelled:
-            break
-        await asyncio.sleep(0.02)
+    await fake_openai.wait_for_cancel()
     assert fake_openai.cancelled == 1  # the model request was stopped too
 
 

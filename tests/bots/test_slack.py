@@ -683,10 +683,7 @@ async def test_native_streaming_failure_closes_the_answer_before_apologizing(
     # the conversation is free for the next question at once.
     lock = bot.pipeline._locks.get(f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}")
     assert lock is None or not lock.locked()
-    for _ in range(100):  # the server notices the closed connection on its next write
-        if fake_openai.cancelled:
-            break
-        await asyncio.sleep(0.02)
+    await fake_openai.wait_for_cancel()
     assert fake_openai.cancelled == 1
 
 

@@ -46,6 +46,16 @@ def tiny_pdf(pages: list[str]) -> bytes:
     return out
 
 
+def exploit(marker: Path) -> bytes:
+    """A pickle that creates `marker` when it is loaded: proof that something unpickled it."""
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    return pickle.dumps(Exploit())
+
+
 class CountingEmbeddings(LocalEmbeddings):
     def __init__(self) -> None:
         super().__init__()
@@ -146,14 +156,10 @@ async def test_a_pickle_beside_the_index_is_never_loaded(
     ingest(settings, [SAMPLE_DOCS], embeddings, embeddings.name, progress=False)
     marker = tmp_path / "pwned"
 
-    class Exploit:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
     live = settings.index_dir / CURRENT
     # Where langchain-community's FAISS.save_local keeps its pickled docstore.
     for name in ("index.pkl", "docstore.pkl", "index.pickle"):
-        (live / name).write_bytes(pickle.dumps(Exploit()))
+        (live / name).write_bytes(exploit(marker))
     pipeline = await Pipeline.create(settings)
     try:
         assert pipeline.documents > 0
@@ -212,11 +218,7 @@ async def test_a_pickle_in_place_of_the_docstore_is_refused_not_run(
     ingest(settings, [SAMPLE_DOCS], embeddings, embeddings.name, progress=False)
     marker = tmp_path / "pwned"
 
-    class Exploit:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    (settings.index_dir / CURRENT / "docstore.json").write_bytes(pickle.dumps(Exploit()))
+    (settings.index_dir / CURRENT / "docstore.json").write_bytes(exploit(marker))
     retriever = Retriever(settings.index_dir, embeddings, embeddings.name, k=1)
     assert await retriever.search("how do I reset?") == []
     assert not marker.exists()

@@ -165,10 +165,7 @@ async def test_deleted_reply_cancels_the_model_and_saves_nothing(
         pipeline.answer("console:gone", "q")
     )
     assert reply.gone
-    for _ in range(100):  # the server notices the closed connection on its next write
-        if fake_openai.cancelled:
-            break
-        await asyncio.sleep(0.02)
+    await fake_openai.wait_for_cancel()
     assert fake_openai.cancelled == 1
     assert await stored(pipeline, "console:gone") == []
     # The session's lock was released: the next question is answered at once.

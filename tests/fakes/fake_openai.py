@@ -8,6 +8,7 @@ model was sent. It records every request body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -56,6 +57,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
         self.cancelled = 0  # streams whose client went away before the end
+        self._cancel_seen = asyncio.Event()
         self._scripts: deque[Scripted] = deque()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -63,6 +65,12 @@ class FakeOpenAI:
     def script(self, text: str, **options: Any) -> None:
         """Queue the next chat reply (see `Scripted` for the options)."""
         self._scripts.append(Scripted(text, **options))
+
+    async def wait_for_cancel(self, timeout_s: float = 5.0) -> None:
+        """Return once a stream was cut off by its client, or after `timeout_s` (the caller
+        asserts on `cancelled`): the server notices a closed connection on its next write."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._cancel_seen.wait(), timeout_s)
 
     async def start(self, port: int = 0) -> FakeOpenAI:
         app = web.Application()
@@ -144,5 +152,6 @@ class FakeOpenAI:
             await response.write(b"data: [DONE]\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             self.cancelled += 1
+            self._cancel_seen.set()
             raise
         return response
