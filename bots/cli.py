@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -16,18 +17,25 @@ from core.redis_server import EmbeddedServerBusy
 
 def _ingest(settings: Settings, paths: list[Path], if_empty: bool) -> int:
     from core.embeddings import build_embeddings
-    from core.ingest import ingest
+    from core.ingest import find_files, ingest
     from core.retrieval import Index
 
     embeddings, name = build_embeddings(settings)
-    if if_empty:
-        existing = Index.load(settings.index_dir)
-        # An index from another embedding model is as good as none: the bot would not use it.
-        if existing is not None and existing.embeddings_name == name:
+    existing = Index.load(settings.index_dir) if if_empty else None
+    if existing is not None:
+        same_files = {c.source for c in existing.chunks} == {s for _, s in find_files(paths)}
+        # Rebuild only an index of these very files made with another model (the sample docs
+        # after a key was added): someone's own documents are never replaced by the samples.
+        if existing.embeddings_name == name or not same_files:
             sys.stdout.write(
                 f"Index already holds {len(existing.chunks)} passages in {settings.index_dir}; "
                 "leaving it as it is.\n"
             )
+            if existing.embeddings_name != name:
+                sys.stdout.write(
+                    f"It was built with {existing.embeddings_name}, but the embeddings now are "
+                    f"{name}: run `threadbot ingest YOUR_DOCS` so the bot can search them.\n"
+                )
             return 0
     report = ingest(settings, paths, embeddings, name)
     sys.stdout.write(
@@ -70,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # systemd, docker stop and a closed terminal send SIGTERM / SIGHUP: stop as on Ctrl-C, so
+    # answers in flight finish and the embedded server shuts down with us.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.default_int_handler)
     try:
         if args.command == "ingest":
             return _ingest(settings, args.paths, args.if_empty)

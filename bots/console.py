@@ -101,7 +101,7 @@ async def chat(
             question = line.strip()
             if question in {"/quit", "/exit"}:
                 break
-            if not question and interactive:
+            if not question:
                 continue
             try:
                 if question == "/reset":

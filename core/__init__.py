@@ -13,6 +13,7 @@ from core.errors import (
     ModelFailed,
     QuestionRejected,
     RateLimited,
+    RetrievalFailed,
     SinkError,
     ThreadbotError,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "QuestionRejected",
     "RateLimited",
     "Reply",
+    "RetrievalFailed",
     "SessionTasks",
     "Settings",
     "Sink",

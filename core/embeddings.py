@@ -80,6 +80,8 @@ def build_embeddings(settings: Settings) -> tuple[Embeddings, str]:
         base_url=settings.openai_base_url,
         api_key=settings.openai_api_key or "not-needed",  # type: ignore[arg-type]
         chunk_size=settings.embedding_batch_size,
+        timeout=settings.chat_timeout_s,
+        max_retries=settings.chat_max_retries,
         check_embedding_ctx_length=False,  # tiktoken would fetch its vocabulary from the network
     )
     return embeddings, f"openai:{settings.embedding_model}"

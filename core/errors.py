@@ -28,6 +28,13 @@ class ModelFailed(ThreadbotError):
     )
 
 
+class RetrievalFailed(ThreadbotError):
+    user_message = (
+        "I couldn't search the documents just now (the embedding service failed), "
+        "so I didn't answer. Please try again in a minute."
+    )
+
+
 class QuestionRejected(ThreadbotError):
     """The question itself cannot be answered (too long); the message says what to change."""
 

@@ -227,7 +227,12 @@ def ingest(
         # Replacing a live index with an empty one is never what a typo in a path meant.
         raise FileNotFoundError(f"no {', '.join(sorted(SUFFIXES))} files under the given paths")
     for path, source in files:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # one unreadable file must not stop the rest
+            log.warning("skipping %s: %s", path, exc)
+            skipped.append(source)
+            continue
         digest = hashlib.sha256(data).hexdigest()
         if (source, digest) in reusable and previous is not None:
             for row in reusable[(source, digest)]:

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
 from core.chain import build_answerer, sources_footer
@@ -25,10 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EMPTY_QUESTION = (
-    "Ask me a question about the team's documents, and I'll answer here. "
-    "Say `reset` (or use /reset) to make me forget this conversation."
-)
+EMPTY_QUESTION = "Ask me a question about the team's documents, and I'll answer here."
 NOT_SAVED = (
     "I couldn't save this answer to the conversation, so I won't remember it next time. "
     "My conversation store may be down."
@@ -98,7 +96,7 @@ class Pipeline:
         )
 
     @contextlib.asynccontextmanager
-    async def _session_lock(self, session_id: str) -> AsyncIterator[None]:
+    async def _session_lock(self, session_id: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
         """Hold the conversation for one answer, waiting at most `answer_timeout_s` for it."""
         s = self._settings
         wait_s = s.answer_timeout_s
@@ -121,7 +119,7 @@ class Pipeline:
             if not acquired:
                 raise Busy(f"lock on {session_id} not acquired in {wait_s}s")
             try:
-                yield
+                yield _renewer(lock, hold_s)
             finally:
                 with contextlib.suppress(LockError, RedisError):
                     await lock.release()
@@ -135,7 +133,8 @@ class Pipeline:
         that fails or is cancelled midway (the model errs, the user deletes the message) saves
         nothing, so the history never holds half a turn.
         """
-        question = question.strip()
+        # Lone surrogates (undecodable terminal input, JSON "\ud800") would break the tokenizer.
+        question = question.encode("utf-8", "replace").decode("utf-8").strip()
         if not question:
             yield EMPTY_QUESTION
             return
@@ -146,7 +145,7 @@ class Pipeline:
                 user_message=f"That message is too long for me ({len(question):,} characters; "
                 f"the limit is {limit:,}). Please shorten it or ask about one part at a time.",
             )
-        async with self._session_lock(session_id):
+        async with self._session_lock(session_id) as keep_lock:
             history = self._history(session_id)
             messages = await history.aget_messages()
             passages = await self._retriever.search(question)
@@ -154,6 +153,7 @@ class Pipeline:
             stream = self._answerer.stream(messages, question, passages)
             async with contextlib.aclosing(stream):  # type: ignore[type-var]
                 async for chunk in stream:
+                    await keep_lock()
                     parts.append(chunk)
                     yield chunk
             try:
@@ -198,3 +198,22 @@ class Pipeline:
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _renewer(lock: Lock, hold_s: float) -> Callable[[], Awaitable[None]]:
+    """A call to make as an answer streams: it renews the conversation's Redis lock once a third
+    of its life has passed, so a very long answer keeps other processes out until it is saved."""
+    loop = asyncio.get_running_loop()
+    renewed_at = loop.time()
+
+    async def renew() -> None:
+        nonlocal renewed_at
+        if loop.time() - renewed_at < hold_s / 3:
+            return
+        renewed_at = loop.time()
+        try:
+            await lock.reacquire()
+        except (LockError, RedisError) as exc:
+            raise HistoryUnavailable(f"renewing the lock {lock.name!r}: {exc}") from exc
+
+    return renew

@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -42,6 +44,7 @@ class EmbeddedRedis:
             save="",
         )
         self._server.start()
+        self._record_server_pid()
         log.info("embedded Valkey server on %s (data in %s)", self.url, self._data_dir)
         return self.url
 
@@ -72,7 +75,39 @@ class EmbeddedRedis:
                 f"another threadbot process runs the embedded server in {self._data_dir}. "
                 "Stop it, or run a Redis server and point every process at it with REDIS_URL."
             ) from exc
+        lock_file.seek(0)
+        _stop_orphan(lock_file.read().split())
         lock_file.truncate(0)
         lock_file.write(f"{os.getpid()}\n")
         lock_file.flush()
         self._lock_file = lock_file
+
+    def _record_server_pid(self) -> None:
+        """Noted beside our own pid, so a start after a crash can stop a server left behind."""
+        process = getattr(self._server, "_process", None)
+        if self._lock_file is not None and process is not None:
+            self._lock_file.write(f"{process.pid}\n")
+            self._lock_file.flush()
+
+
+def _stop_orphan(pids: list[str]) -> None:
+    """Stop the server a killed threadbot left running on this folder (its pid is the 2nd line).
+
+    Holding the folder's lock proves its owner is gone; the command line check makes sure the
+    pid was not reused by something else.
+    """
+    if len(pids) < 2 or not pids[1].isdigit():
+        return
+    pid = int(pids[1])
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if b"valkey-server" not in command:
+        return
+    log.warning("stopping the embedded server (pid %d) a previous run left behind", pid)
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.05)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.errors import RetrievalFailed
+
 if TYPE_CHECKING:
     import faiss
     from langchain_core.embeddings import Embeddings
@@ -201,4 +203,8 @@ class Retriever:
         return index.search(self._embeddings.embed_query(question), self._k)
 
     async def search(self, question: str) -> list[Passage]:
-        return await asyncio.to_thread(self._search, question)
+        try:
+            return await asyncio.to_thread(self._search, question)
+        except Exception as exc:  # the embedding client's errors (network, key, 429) end here
+            log.warning("document search failed: %r", exc)
+            raise RetrievalFailed(repr(exc)) from exc

@@ -34,7 +34,12 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        # `.env.example` lists `KEY=` lines: uncommented but still empty means "not set".
+        env_ignore_empty=True,
     )
 
     # Storage

@@ -140,3 +140,47 @@ async def test_if_empty_reindexes_an_index_from_another_model(
     assert code == 0, err
     assert "with openai:text-embedding-3-small" in out
     assert fake_openai.embedding_requests
+
+
+async def test_if_empty_never_replaces_someone_elses_documents(
+    tmp_path: Path, fake_openai: FakeOpenAI
+):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "payroll.md").write_text("# Payroll\n\nSalaries are paid on the 25th.\n")
+    data = {"THREADBOT_DATA_DIR": str(tmp_path / "data")}
+    _, err, code = await threadbot("ingest", str(own), env=env_for(tmp_path, **data))
+    assert code == 0, err
+    keyed = env_for(
+        tmp_path, **data, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url
+    )
+    out, err, code = await threadbot("ingest", "--if-empty", str(SAMPLE_DOCS), env=keyed)
+    assert code == 0, err
+    assert "leaving it as it is" in out and "run `threadbot ingest YOUR_DOCS`" in out
+    assert fake_openai.embedding_requests == []
+
+
+async def test_sigterm_stops_the_embedded_server_too(tmp_path: Path):
+    env = env_for(tmp_path, THREADBOT_DATA_DIR=str(tmp_path / "data"))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots.cli", "chat",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stderr is not None
+    banner = await asyncio.wait_for(process.stderr.readline(), timeout=60)
+    assert b"threadbot:" in banner
+    lock = (tmp_path / "data" / "valkey" / "threadbot.lock").read_text().split()
+    server_pid = int(lock[1])
+    assert alive(server_pid)
+    process.terminate()
+    await asyncio.wait_for(process.wait(), timeout=30)
+    for _ in range(100):  # the server process is reaped right after our exit
+        if not alive(server_pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not alive(server_pid)
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()

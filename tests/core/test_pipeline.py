@@ -194,3 +194,70 @@ def test_shard_ids_need_a_shard_count(make_settings):
     with pytest.raises(ValidationError, match="DISCORD_SHARD_COUNT"):
         make_settings(discord_shard_ids=[0, 1])
     assert make_settings(discord_shard_ids=[0], discord_shard_count=2).discord_shard_ids == [0]
+
+
+def test_a_server_left_by_a_killed_run_is_stopped(tmp_path):
+    """A threadbot killed with SIGKILL cannot stop its server; the next start does."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.redis_server import EmbeddedRedis
+
+    script = (
+        "import sys, time; from pathlib import Path; from core.redis_server import EmbeddedRedis; "
+        "EmbeddedRedis(Path(sys.argv[1])).start(); print('up', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "up\n"
+    orphan = int((tmp_path / "valkey" / "threadbot.lock").read_text().split()[1])
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert Path(f"/proc/{orphan}").exists()  # left behind, still holding the data folder
+    server = EmbeddedRedis(tmp_path)
+    server.start()
+    try:
+        gone = not Path(f"/proc/{orphan}").exists()
+        assert gone or b"valkey" not in Path(f"/proc/{orphan}/cmdline").read_bytes()
+    finally:
+        server.stop()
+
+
+def test_empty_values_in_dotenv_count_as_unset(tmp_path):
+    from core.settings import Settings
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("OPENAI_API_KEY=\nREDIS_URL=\nEMBEDDINGS=\nCHAT_MODEL=my-model\n")
+    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert settings.openai_api_key is None and settings.redis_url is None
+    assert settings.embeddings_kind == "local" and not settings.generates_answers
+    assert settings.chat_model == "my-model"
+
+
+async def test_undecodable_input_is_answered_not_crashed(
+    pipeline: Pipeline, fake_openai: FakeOpenAI
+):
+    answer = await collect(pipeline, "console:u", "a\udcffb and \ud800")
+    assert answer.startswith("You said: a?b and ?")
+
+
+async def test_a_long_answer_keeps_its_conversation_locked(make_settings, fake_openai: FakeOpenAI):
+    # The lock lives answer_timeout + chat_timeout = 0.4 s; the answer streams for ~1.6 s.
+    settings = make_settings(answer_timeout_s=0.3, chat_timeout_s=0.1, chat_max_retries=0)
+    pipeline = await Pipeline.create(settings)
+    lock_key = f"{settings.redis_namespace}lock:console:long"
+    fake_openai.script("x" * 80, chunk_size=1, delay_s=0.02)
+    try:
+        held_late = False
+        started = asyncio.get_running_loop().time()
+        async for _ in pipeline.answer("console:long", "q"):
+            if asyncio.get_running_loop().time() - started > 1.0:
+                held_late = held_late or bool(await pipeline._redis.exists(lock_key))
+        assert held_late
+        assert not await pipeline._redis.exists(lock_key)  # released at the end
+    finally:
+        await pipeline.aclose()
