@@ -62,8 +62,15 @@ class RedisHistory(BaseChatMessageHistory):
         return messages_from_dict([json.loads(item) for item in reversed(items)])
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        await self.aadd_turn(messages)
+
+    async def aadd_turn(
+        self, messages: Sequence[BaseMessage], *, read_back: Sequence[str] = ()
+    ) -> list[bytes | str | None]:
+        """Push `messages` in one MULTI/EXEC; the values of the keys `read_back` as that
+        transaction saw them come back, so a caller can tell what happened meanwhile."""
         if not messages:
-            return
+            return []
         payload = [json.dumps(message_to_dict(_plain(m))) for m in messages]
         try:
             async with self._client.pipeline(transaction=True) as tx:
@@ -72,9 +79,12 @@ class RedisHistory(BaseChatMessageHistory):
                     tx.ltrim(self.key, 0, self._max_messages - 1)
                 if self._ttl_s is not None:
                     tx.expire(self.key, self._ttl_s)
-                await tx.execute()
+                if read_back:
+                    tx.mget(list(read_back))
+                results = await tx.execute()
         except RedisError as exc:
             raise HistoryUnavailable(f"writing {self.key}: {exc}") from exc
+        return list(results[-1]) if read_back else []
 
     async def aclear(self) -> None:
         try:

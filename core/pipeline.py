@@ -147,7 +147,9 @@ class Pipeline:
             )
         async with self._session_lock(session_id) as keep_lock:
             history = self._history(session_id)
+            resets = self._reset_keys(session_id)
             messages = await history.aget_messages()
+            resets_before = await self._read(resets)
             passages = await self._retriever.search(question)
             parts: list[str] = []
             stream = self._answerer.stream(messages, question, passages)
@@ -156,16 +158,44 @@ class Pipeline:
                     await keep_lock()
                     parts.append(chunk)
                     yield chunk
+            turn = [HumanMessage(question), AIMessage("".join(parts))]
             try:
-                await history.aadd_messages([HumanMessage(question), AIMessage("".join(parts))])
-            except HistoryUnavailable as exc:
+                resets_after = await history.aadd_turn(turn, read_back=resets)
+                if resets_after != resets_before:
+                    # A reset came in while this answer streamed: what it forgot includes
+                    # this turn, so the save is undone rather than the reset.
+                    await self._redis.delete(history.key)
+            except (HistoryUnavailable, RedisError) as exc:
                 raise HistoryUnavailable(str(exc), user_message=NOT_SAVED) from exc
         if not self._answerer.cites_inline and passages:
             yield sources_footer(passages)
 
-    async def reset(self, session_id: str) -> bool:
-        """Forget one conversation; True when there was something to forget."""
+    def _reset_keys(self, session_id: str) -> list[str]:
+        """The reset counters that concern a session: its own and each of its prefixes'
+        (`slack:T:C` is reset by a channel's /reset, `slack:T:C:ts` by the thread's)."""
+        parts = session_id.split(":")
+        ns = self._settings.redis_namespace
+        return [f"{ns}reset:{':'.join(parts[:n])}" for n in range(1, len(parts) + 1)]
+
+    async def _read(self, keys: list[str]) -> list[bytes | str | None]:
         try:
+            return list(await self._redis.mget(keys))
+        except RedisError as exc:
+            raise HistoryUnavailable(f"reading {keys[-1]}: {exc}") from exc
+
+    async def _count_reset(self, session_prefix: str) -> None:
+        """Tell answers still streaming in these conversations that they were forgotten."""
+        key = self._reset_keys(session_prefix)[-1]
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.incr(key)
+            tx.expire(key, _SEEN_TTL_S)
+            await tx.execute()
+
+    async def reset(self, session_id: str) -> bool:
+        """Forget one conversation; True when there was something to forget. An answer still
+        streaming in it is forgotten too, when it completes."""
+        try:
+            await self._count_reset(session_id)
             return bool(await self._redis.delete(self._history(session_id).key))
         except RedisError as exc:
             raise HistoryUnavailable(f"reset {session_id}: {exc}") from exc
@@ -175,6 +205,7 @@ class Pipeline:
         base = self._history(session_prefix).key
         pattern = _glob_escape(base) + ":*"
         try:
+            await self._count_reset(session_prefix)
             keys = [base] + [key async for key in self._redis.scan_iter(match=pattern, count=500)]
             return int(await self._redis.delete(*keys))
         except RedisError as exc:

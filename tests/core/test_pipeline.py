@@ -261,3 +261,24 @@ async def test_a_long_answer_keeps_its_conversation_locked(make_settings, fake_o
         assert not await pipeline._redis.exists(lock_key)  # released at the end
     finally:
         await pipeline.aclose()
+
+
+@pytest.mark.parametrize("reset_channel", [False, True])
+async def test_a_reset_during_an_answer_forgets_that_answer_too(
+    pipeline: Pipeline, fake_openai: FakeOpenAI, reset_channel: bool
+):
+    session = "slack:T:C:1.0"
+    await collect(pipeline, session, "before")
+    fake_openai.script("slow answer " * 10, chunk_size=6, delay_s=0.01)
+    seen = 0
+    async for _ in pipeline.answer(session, "during"):
+        seen += 1
+        if seen == 3:  # mid-answer, someone resets the thread (or the whole channel)
+            if reset_channel:
+                assert await pipeline.reset_many("slack:T:C") == 1
+            else:
+                assert await pipeline.reset(session)
+    assert await stored(pipeline, session) == []
+    # The next question starts afresh, and is remembered again.
+    await collect(pipeline, session, "after")
+    assert [m.content for m in await stored(pipeline, session)] == ["after", "You said: after"]
