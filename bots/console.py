@@ -103,6 +103,8 @@ async def chat(
                 break
             if not question:
                 continue
+            if not interactive:  # piped: show the question, so the transcript reads as a chat
+                stdout.write(f"{PROMPT}{question}\n")
             try:
                 if question == "/reset":
                     stdout.write(await _reset(pipeline, session_id) + "\n")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_SPLIT_VERSION = 2  # bump when read_sections or the splitting changes what chunks a file gives
 SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"}
 _ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+_.:])\1{2,}\s*$")
@@ -222,6 +223,9 @@ def ingest(
     rows: list[np.ndarray | None] = []  # a vector per chunk; None until embedded
     skipped: list[str] = []
     reused = 0
+    # How a file is cut is part of its hash: new chunk settings or splitting rules re-embed.
+    recipe = f"{_SPLIT_VERSION}:{settings.chunk_size_chars}:{settings.chunk_overlap_chars}:"
+    recipe_bytes = recipe.encode()
     files = find_files(paths)
     if not files:
         # Replacing a live index with an empty one is never what a typo in a path meant.
@@ -233,7 +237,7 @@ def ingest(
             log.warning("skipping %s: %s", path, exc)
             skipped.append(source)
             continue
-        digest = hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256(recipe_bytes + data).hexdigest()
         if (source, digest) in reusable and previous is not None:
             for row in reusable[(source, digest)]:
                 chunks.append(previous.chunks[row])

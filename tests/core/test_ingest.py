@@ -234,3 +234,13 @@ def test_an_empty_folder_never_replaces_the_index(
         ingest(settings, [tmp_path / "empty"], embeddings, embeddings.name, progress=False)
     index = Index.load(settings.index_dir)
     assert index is not None and index.chunks
+
+
+def test_new_chunk_settings_embed_again(tmp_path: Path, make_settings: MakeSettings, embeddings):
+    write_docs(tmp_path / "docs")
+    ingest(make_settings(), [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
+    again = ingest(
+        make_settings(chunk_size_chars=300), [tmp_path / "docs"], embeddings, embeddings.name,
+        progress=False,
+    )  # fmt: skip
+    assert again.reused == 0 and again.embedded == again.chunks
