@@ -129,7 +129,7 @@ class RetrievalOnlyAnswerer:
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
     ) -> AsyncIterator[str]:
         if not passages:
-            yield "I found nothing about that in the documents (the index may be empty).\n\n"
+            yield "I found nothing about that in the documents.\n\n"
         for n, passage in enumerate(passages[:3], start=1):
             yield f"**[{n}] {passage.chunk.citation}**\n{passage.chunk.text}\n\n"
         yield RETRIEVAL_ONLY_NOTE

@@ -70,7 +70,13 @@ class Pipeline:
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
         embeddings, name = await asyncio.to_thread(build_embeddings, settings)
-        retriever = Retriever(settings.index_dir, embeddings, name, k=settings.retrieval_k)
+        retriever = Retriever(
+            settings.index_dir,
+            embeddings,
+            name,
+            k=settings.retrieval_k,
+            min_score=settings.retrieval_min_score,
+        )
         await asyncio.to_thread(retriever.refresh)
         redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
         return cls(settings, redis, retriever, build_answerer(settings), embedded=embedded)

@@ -153,11 +153,20 @@ class Retriever:
     in a worker thread: none of it touches the event loop.
     """
 
-    def __init__(self, root: Path, embeddings: Embeddings, embeddings_name: str, *, k: int):
+    def __init__(
+        self,
+        root: Path,
+        embeddings: Embeddings,
+        embeddings_name: str,
+        *,
+        k: int,
+        min_score: float = -1.0,
+    ):
         self._root = root
         self._embeddings = embeddings
         self._embeddings_name = embeddings_name
         self._k = k
+        self._min_score = min_score
         self._version: str | None = None
         self._index: Index | None = None
         self._loading = threading.Lock()  # searches run in several worker threads
@@ -200,7 +209,9 @@ class Retriever:
         index = self.refresh()
         if index is None or not index.chunks:
             return []
-        return index.search(self._embeddings.embed_query(question), self._k)
+        found = index.search(self._embeddings.embed_query(question), self._k)
+        # Below the cutoff a passage is noise ("hello" matches nothing): better none than that.
+        return [p for p in found if p.score >= self._min_score]
 
     async def search(self, question: str) -> list[Passage]:
         try:

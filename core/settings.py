@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     chunk_size_chars: int = Field(default=1000, ge=200)
     chunk_overlap_chars: int = Field(default=150, ge=0)
     retrieval_k: int = Field(default=4, ge=1)
+    retrieval_min_score: float = Field(default=0.2, ge=-1.0, le=1.0)
 
     # Chat model
     openai_api_key: SecretStr | None = None

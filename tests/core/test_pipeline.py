@@ -282,3 +282,23 @@ async def test_a_reset_during_an_answer_forgets_that_answer_too(
     # The next question starts afresh, and is remembered again.
     await collect(pipeline, session, "after")
     assert [m.content for m in await stored(pipeline, session)] == ["after", "You said: after"]
+
+
+async def test_unrelated_questions_find_no_passages(make_settings):
+    from core import ingest
+    from core.embeddings import LocalEmbeddings
+    from tests.conftest import SAMPLE_DOCS
+
+    settings = make_settings(openai_api_key=None, openai_base_url=None)  # retrieval only
+    embeddings = LocalEmbeddings()
+    await asyncio.to_thread(
+        ingest, settings, [SAMPLE_DOCS], embeddings, embeddings.name, progress=False
+    )
+    pipeline = await Pipeline.create(settings)
+    try:
+        unrelated = await collect(pipeline, "console:m", "what's the weather like?")
+        assert unrelated.startswith("I found nothing about that")
+        related = await collect(pipeline, "console:m", "How do I reset a conversation?")
+        assert "Forgetting a conversation" in related
+    finally:
+        await pipeline.aclose()
