@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, message_to_dict, messages_from_dict
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline as RedisPipeline
 from redis.exceptions import RedisError
 
 from core.errors import HistoryUnavailable
@@ -65,10 +67,13 @@ class RedisHistory(BaseChatMessageHistory):
         await self.aadd_turn(messages)
 
     async def aadd_turn(
-        self, messages: Sequence[BaseMessage], *, read_back: Sequence[str] = ()
-    ) -> list[bytes | str | None]:
-        """Push `messages` in one MULTI/EXEC; the values of the keys `read_back` as that
-        transaction saw them come back, so a caller can tell what happened meanwhile."""
+        self,
+        messages: Sequence[BaseMessage],
+        *,
+        also: Callable[[RedisPipeline], None] | None = None,
+    ) -> list[Any]:
+        """Push `messages` in one MULTI/EXEC. `also` may queue more commands in the same
+        transaction (bookkeeping, a read of what changed meanwhile); their results come back."""
         if not messages:
             return []
         payload = [json.dumps(message_to_dict(_plain(m))) for m in messages]
@@ -79,12 +84,13 @@ class RedisHistory(BaseChatMessageHistory):
                     tx.ltrim(self.key, 0, self._max_messages - 1)
                 if self._ttl_s is not None:
                     tx.expire(self.key, self._ttl_s)
-                if read_back:
-                    tx.mget(list(read_back))
+                own = len(tx.command_stack)
+                if also is not None:
+                    also(tx)
                 results = await tx.execute()
         except RedisError as exc:
             raise HistoryUnavailable(f"writing {self.key}: {exc}") from exc
-        return list(results[-1]) if read_back else []
+        return list(results[own:])
 
     async def aclear(self) -> None:
         try:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline as RedisPipeline
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
@@ -165,8 +166,17 @@ class Pipeline:
                     parts.append(chunk)
                     yield chunk
             turn = [HumanMessage(question), AIMessage("".join(parts))]
+
+            def bookkeeping(tx: RedisPipeline) -> None:
+                # Index the session under each of its prefixes (a channel's /reset finds its
+                # threads without a SCAN), and read the reset counters as the save sees them.
+                for group in self._groups(session_id):
+                    tx.sadd(group, session_id)
+                    tx.expire(group, self._settings.history_ttl_seconds)
+                tx.mget(resets)
+
             try:
-                resets_after = await history.aadd_turn(turn, read_back=resets)
+                *_, resets_after = await history.aadd_turn(turn, also=bookkeeping)
                 if resets_after != resets_before:
                     # A reset came in while this answer streamed: what it forgot includes
                     # this turn, so the save is undone rather than the reset.
@@ -206,14 +216,26 @@ class Pipeline:
         except RedisError as exc:
             raise HistoryUnavailable(f"reset {session_id}: {exc}") from exc
 
+    def _groups(self, session_id: str) -> list[str]:
+        """The sets that list a session under each of its proper prefixes."""
+        parts = session_id.split(":")
+        ns = self._settings.redis_namespace
+        return [f"{ns}sessions:{':'.join(parts[:n])}" for n in range(2, len(parts))]
+
     async def reset_many(self, session_prefix: str) -> int:
         """Forget `session_prefix` and every session below it (a channel and its threads)."""
-        base = self._history(session_prefix).key
-        pattern = _glob_escape(base) + ":*"
+        group = f"{self._settings.redis_namespace}sessions:{session_prefix}"
         try:
             await self._count_reset(session_prefix)
-            keys = [base] + [key async for key in self._redis.scan_iter(match=pattern, count=500)]
-            return int(await self._redis.delete(*keys))
+            members = [
+                m.decode() if isinstance(m, bytes) else m for m in await self._redis.smembers(group)
+            ]
+            keys = [self._history(s).key for s in [session_prefix, *members]]
+            async with self._redis.pipeline(transaction=True) as tx:
+                tx.delete(*keys)
+                tx.delete(group)
+                forgot, _ = await tx.execute()
+            return int(forgot)
         except RedisError as exc:
             raise HistoryUnavailable(f"reset {session_prefix}: {exc}") from exc
 
@@ -231,10 +253,6 @@ class Pipeline:
         except RedisError as exc:
             raise HistoryUnavailable(f"dedupe {event_key}: {exc}") from exc
         return bool(seen)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _renewer(lock: Lock, hold_s: float) -> Callable[[], Awaitable[None]]:
