@@ -16,10 +16,10 @@ from collections import Counter
 from pathlib import Path
 
 from bench._answer import CHUNK_CHARS, sample_answer
-from bots.discord_bot import REPLY_EVENT, build_discord_client
+from bots.discord_bot import build_discord_bot
 from bots.discord_endpoint import use_discord_api
 from bots.discord_reply import SINK_MAX_LEN
-from core import Pipeline, Settings
+from core import Outcome, Pipeline, Settings
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -45,24 +45,24 @@ async def bench(chars: int, seconds: float, interval_ms: int) -> None:
                 discord_edit_interval_ms=interval_ms,
                 _env_file=None,  # type: ignore[call-arg]
             )
-            pipeline = await Pipeline.create(settings)
-            client = build_discord_client(settings, pipeline)
             try:
-                await client.login("bench")
-                connection = asyncio.create_task(client.connect(reconnect=False))
-                await discord_fake.wait_ready()
-                startup = len(discord_fake.requests)
-                openai_fake.script(answer, chunk_size=CHUNK_CHARS, delay_s=seconds / chunks)
-                done = asyncio.ensure_future(client.wait_for(REPLY_EVENT, timeout=seconds * 3))
-                question = discord_fake.message_create("Explain streaming", mention_bot=True)
-                loop = asyncio.get_running_loop()
-                started = loop.time()
-                await discord_fake.dispatch("MESSAGE_CREATE", question)
-                _, reply = await done
-                elapsed = loop.time() - started
+                async with await Pipeline.create(settings) as pipeline:
+                    client = build_discord_bot(settings, pipeline)
+                    done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+                    client.runner.add_listener(done.set_result)
+                    await client.login("bench")
+                    connection = asyncio.create_task(client.connect(reconnect=False))
+                    await discord_fake.wait_ready()
+                    startup = len(discord_fake.requests)
+                    openai_fake.script(answer, chunk_size=CHUNK_CHARS, delay_s=seconds / chunks)
+                    question = discord_fake.message_create("Explain streaming", mention_bot=True)
+                    loop = asyncio.get_running_loop()
+                    started = loop.time()
+                    await discord_fake.dispatch("MESSAGE_CREATE", question)
+                    reply = (await asyncio.wait_for(done, seconds * 3)).reply
+                    elapsed = loop.time() - started
+                    await client.close()
             finally:
-                await client.close()
-                await pipeline.aclose()
                 await openai_fake.close()
                 restore()
             await asyncio.gather(connection, return_exceptions=True)

@@ -47,14 +47,11 @@ async def main() -> None:
         rows.append(("re-ingest, nothing changed", f"{time.perf_counter() - start:.2f} s"))
 
         start = time.perf_counter()
-        pipeline = await Pipeline.create(settings)
-        rows.append(
-            ("start: embedded Valkey + model + index", f"{time.perf_counter() - start:.2f} s")
-        )
-        try:
+        async with await Pipeline.create(settings) as pipeline:
+            rows.append(
+                ("start: embedded Valkey + model + index", f"{time.perf_counter() - start:.2f} s")
+            )
             timings = [await timed_answer(pipeline, "console:bench", q) for q in QUESTIONS]
-        finally:
-            await pipeline.aclose()
         rows.append(("retrieval-only answer, first", f"{timings[0][1] * 1000:.0f} ms"))
         rest = statistics.median(t[1] for t in timings[1:])
         rows.append(("retrieval-only answer, median after", f"{rest * 1000:.0f} ms"))
@@ -64,11 +61,8 @@ async def main() -> None:
             model_settings = Settings(
                 **base, openai_base_url=fake.base_url, openai_api_key="bench", embeddings="local"
             )
-            pipeline = await Pipeline.create(model_settings)
-            try:
+            async with await Pipeline.create(model_settings) as pipeline:
                 timings = [await timed_answer(pipeline, "console:bench2", q) for q in QUESTIONS]
-            finally:
-                await pipeline.aclose()
         finally:
             await fake.close()
         rows.append(("model answer (local server), first chunk", f"{timings[0][0] * 1000:.0f} ms"))

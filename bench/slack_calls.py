@@ -22,7 +22,7 @@ from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bench._answer import CHUNK_CHARS, sample_answer
-from bots.slack import build_slack_app
+from bots.slack import build_slack_bot
 from bots.slack_reply import MAX_LEN
 from core import Pipeline, Settings
 from tests.fakes.fake_openai import FakeOpenAI
@@ -66,19 +66,20 @@ async def bench(chars: int, seconds: float, interval_ms: int, streaming: str) ->
             slack_streaming=streaming,
             _env_file=None,  # type: ignore[call-arg]
         )
-        pipeline = await Pipeline.create(settings)
-        bot = build_slack_app(settings, pipeline)
         try:
-            openai_fake.script(answer, chunk_size=CHUNK_CHARS, delay_s=seconds / chunks)
-            request = SocketModeRequest(
-                type="events_api", envelope_id=uuid.uuid4().hex, payload=_mention()
-            )
-            started = time.monotonic()
-            await run_async_bolt_app(bot.app, request)
-            await bot.drain()
-            elapsed = time.monotonic() - started
+            async with (
+                await Pipeline.create(settings) as pipeline,
+                build_slack_bot(settings, pipeline) as bot,
+            ):
+                openai_fake.script(answer, chunk_size=CHUNK_CHARS, delay_s=seconds / chunks)
+                request = SocketModeRequest(
+                    type="events_api", envelope_id=uuid.uuid4().hex, payload=_mention()
+                )
+                started = time.monotonic()
+                await run_async_bolt_app(bot.app, request)
+                await bot.drain()
+                elapsed = time.monotonic() - started
         finally:
-            await pipeline.aclose()
             await openai_fake.close()
             await slack.close()
     calls = Counter(c.method for c in slack.calls if c.method != "auth.test")

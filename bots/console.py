@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import threading
 from typing import TextIO
 
-from core import MARKER, Pipeline, Settings, StreamingEditor, ThreadbotError
-from core.sessions import console_session
-
-log = logging.getLogger(__name__)
+from core import MARKER, Pipeline, Settings, Turn, TurnRunner, sessions
 
 PROMPT = "you> "
 ANSWER_PREFIX = "bot> "
@@ -22,22 +18,34 @@ class ConsoleSink:
     """A terminal cannot edit what it printed, so each edit prints only what was added."""
 
     max_len = 1_000_000  # a terminal has no message limit; never split
+    placeholder = preparing = fallback = None
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
-        self._printed = ""
+        self._printed: str | None = None  # None until the answer starts
+
+    async def notify(self, text: str) -> None:
+        self._out.write(text + "\n")
 
     async def post(self, text: str) -> int:
+        self._out.write(ANSWER_PREFIX)
+        self._printed = ""
         self._write(text)
         return 0
 
     async def edit(self, handle: int, text: str) -> None:
         self._write(text)
 
+    def end(self) -> None:
+        """After the turn: end the answer's line, if one was started."""
+        if self._printed is not None:
+            self._out.write("\n")
+
     def _write(self, text: str) -> None:
         text = text.removesuffix(MARKER)
-        if text.startswith(self._printed):
-            self._out.write(text[len(self._printed) :])
+        printed = self._printed or ""
+        if text.startswith(printed):
+            self._out.write(text[len(printed) :])
         else:  # the text changed behind what was printed: show it again whole
             self._out.write("\n" + text)
         self._out.flush()
@@ -60,18 +68,6 @@ def _read_lines(stream: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queu
     return queue
 
 
-async def _reset(pipeline: Pipeline, session_id: str) -> str:
-    forgot = await pipeline.reset(session_id)
-    return "(forgot this conversation)" if forgot else "(nothing to forget yet)"
-
-
-async def _answer(pipeline: Pipeline, session_id: str, question: str, out: TextIO) -> None:
-    out.write(ANSWER_PREFIX)
-    editor = StreamingEditor(ConsoleSink(out), interval_s=0)
-    await editor.run(pipeline.answer(session_id, question))
-    out.write("\n")
-
-
 async def chat(
     settings: Settings,
     *,
@@ -81,10 +77,12 @@ async def chat(
     stderr: TextIO = sys.stderr,
 ) -> None:
     """Answer one question per input line until end of input or /quit."""
-    session_id = console_session(session_name)
+    session_id = sessions.console_session(session_name)
     interactive = stdin.isatty()
-    pipeline = await Pipeline.create(settings)
-    try:
+    async with (
+        await Pipeline.create(settings) as pipeline,
+        TurnRunner(pipeline, interval_s=0, grace_s=0) as runner,
+    ):
         mode = "generated answers" if settings.generates_answers else "retrieval-only answers"
         stderr.write(
             f"threadbot: {pipeline.documents} passages indexed, {mode}, "
@@ -105,16 +103,10 @@ async def chat(
                 continue
             if not interactive:  # piped: show the question, so the transcript reads as a chat
                 stdout.write(f"{PROMPT}{question}\n")
-            try:
-                if question == "/reset":
-                    stdout.write(await _reset(pipeline, session_id) + "\n")
-                else:
-                    await _answer(pipeline, session_id, question, stdout)
-            except ThreadbotError as exc:
-                stdout.write(f"⚠️ {exc.user_message}\n")
-            except Exception:  # the one error boundary per question: report, keep going
-                log.exception("answering %r failed", question[:80])
-                stdout.write("⚠️ Something went wrong on my side. Please try again.\n")
+            turn = Turn("console", session_id, question, user=session_name)
+            if question == "/reset":
+                turn = Turn("console", session_id, user=session_name, action="reset")
+            sink = ConsoleSink(stdout)
+            await runner.run(turn, sink)
+            sink.end()
             stdout.flush()
-    finally:
-        await pipeline.aclose()

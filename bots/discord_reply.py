@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import aiohttp
 import discord
 
-from core.errors import MessageGone, MessageTooLong, RateLimited, SinkError
+from core import MessageGone, MessageTooLong, NoAccess, Preparing, RateLimited
+
+log = logging.getLogger(__name__)
 
 DISCORD_MAX_CHARS = 2_000  # message content; Discord refuses longer with 400 (code 50035)
 # The margin covers counting differences (Discord counts some emoji as more than one character).
@@ -27,10 +30,6 @@ INVALID_FORM_BODY = 50035
 _SURFACE_RATE_LIMITS: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "threadbot_surface_rate_limits", default=False
 )
-
-
-class NoAccess(SinkError):
-    """The bot may not post in this channel (403): nothing can be shown there."""
 
 
 def rate_limit_trace() -> aiohttp.TraceConfig:
@@ -106,6 +105,12 @@ class DiscordSinkBase:
     """Posting and editing with discord.py's errors translated; subclasses say where to post."""
 
     max_len = SINK_MAX_LEN
+    placeholder: str | None = None
+    preparing: Preparing | None = None
+    fallback = None
+
+    async def notify(self, text: str) -> None:
+        raise NotImplementedError
 
     async def post(self, text: str) -> Editable:
         with _translated_errors():
@@ -127,6 +132,11 @@ class DiscordSink(DiscordSinkBase):
     ) -> None:
         self._channel = channel
         self._question = question
+        self.preparing = channel.typing  # "typing…" until the first text
+
+    async def notify(self, text: str) -> None:
+        # Outside an interaction Discord has no message that only the asker sees.
+        log.info("not shown in the channel (Discord has no private notice here): %s", text)
 
     async def _send(self, text: str) -> Editable:
         if self._question is None:
@@ -142,6 +152,13 @@ class InteractionSink(DiscordSinkBase):
     def __init__(self, interaction: discord.Interaction) -> None:
         self._interaction = interaction
         self._original_used = False
+
+    async def notify(self, text: str) -> None:
+        with _translated_errors():
+            if self._interaction.response.is_done():
+                await self._interaction.followup.send(text, ephemeral=True)
+            else:
+                await self._interaction.response.send_message(text, ephemeral=True)
 
     async def _send(self, text: str) -> Editable:
         if not self._original_used:

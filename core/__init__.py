@@ -1,6 +1,7 @@
 """threadbot core: answers for a session, streamed; knows no chat platform.
 
-Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names.
+Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names
+(tests/test_public_surface.py checks it).
 """
 
 from core import sessions
@@ -11,38 +12,46 @@ from core.errors import (
     MessageGone,
     MessageTooLong,
     ModelFailed,
+    NoAccess,
     QuestionRejected,
     RateLimited,
     RetrievalFailed,
     SinkError,
+    StreamRefused,
     ThreadbotError,
 )
 from core.ingest import ingest
 from core.pipeline import Pipeline
 from core.settings import Settings
-from core.streaming import MARKER, Reply, Sink, StreamingEditor, split_text
-from core.tasks import SessionTasks
+from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
+from core.turns import Outcome, ReplySink, Turn, TurnRunner
 
 __all__ = [
     "MARKER",
+    "AppendSink",
     "Busy",
     "HistoryUnavailable",
     "MessageGone",
     "MessageTooLong",
     "ModelFailed",
+    "NoAccess",
+    "Outcome",
     "Pipeline",
+    "Preparing",
     "QuestionRejected",
     "RateLimited",
     "Reply",
+    "ReplySink",
     "RetrievalFailed",
-    "SessionTasks",
     "Settings",
     "Sink",
     "SinkError",
+    "StreamRefused",
     "StreamingEditor",
     "ThreadbotError",
+    "Turn",
+    "TurnRunner",
     "build_embeddings",
     "ingest",
     "sessions",
-    "split_text",
 ]

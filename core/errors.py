@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from redis.exceptions import RedisError
+
 
 class ThreadbotError(Exception):
     """An expected failure; `user_message` is safe to show in the chat (no secrets, no traces)."""
@@ -19,6 +24,16 @@ class HistoryUnavailable(ThreadbotError):
         "I can't reach my conversation store right now, so I didn't answer. "
         "Please try again in a minute."
     )
+
+
+@contextlib.contextmanager
+def store_errors(doing: str, *, user_message: str | None = None) -> Iterator[None]:
+    """The one place a Redis error becomes `HistoryUnavailable` (what the user is told), with
+    what the bot was `doing` kept for the log."""
+    try:
+        yield
+    except RedisError as exc:
+        raise HistoryUnavailable(f"{doing}: {exc}", user_message=user_message) from exc
 
 
 class ModelFailed(ThreadbotError):
@@ -64,3 +79,12 @@ class MessageGone(SinkError):
 
 class MessageTooLong(SinkError):
     """The platform refused the text as too long, below the limit the sink declared."""
+
+
+class NoAccess(SinkError):
+    """The bot may not post here: nothing can be shown, not even an apology."""
+
+
+class StreamRefused(SinkError):
+    """An append-only sink's first post: the platform will not stream here (the editor then
+    shows the reply through its fallback sink, by editing)."""

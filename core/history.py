@@ -10,9 +10,8 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, message_to_dict, messages_from_dict
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline as RedisPipeline
-from redis.exceptions import RedisError
 
-from core.errors import HistoryUnavailable
+from core.errors import store_errors
 
 
 def _plain(message: BaseMessage) -> BaseMessage:
@@ -41,7 +40,6 @@ class RedisHistory(BaseChatMessageHistory):
         ttl_s: int | None = None,
     ) -> None:
         self._client = client
-        self.session_id = session_id
         self.key = key_prefix + session_id
         self._max_messages = max_messages
         self._ttl_s = ttl_s
@@ -57,10 +55,8 @@ class RedisHistory(BaseChatMessageHistory):
         raise TypeError("RedisHistory is async: use `await history.aclear()`")
 
     async def aget_messages(self) -> list[BaseMessage]:
-        try:
+        with store_errors(f"reading {self.key}"):
             items = await self._client.lrange(self.key, 0, -1)
-        except RedisError as exc:
-            raise HistoryUnavailable(f"reading {self.key}: {exc}") from exc
         return messages_from_dict([json.loads(item) for item in reversed(items)])
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
@@ -77,7 +73,7 @@ class RedisHistory(BaseChatMessageHistory):
         if not messages:
             return []
         payload = [json.dumps(message_to_dict(_plain(m))) for m in messages]
-        try:
+        with store_errors(f"writing {self.key}"):
             async with self._client.pipeline(transaction=True) as tx:
                 tx.lpush(self.key, *payload)
                 if self._max_messages is not None:
@@ -88,12 +84,8 @@ class RedisHistory(BaseChatMessageHistory):
                 if also is not None:
                     also(tx)
                 results = await tx.execute()
-        except RedisError as exc:
-            raise HistoryUnavailable(f"writing {self.key}: {exc}") from exc
         return list(results[own:])
 
     async def aclear(self) -> None:
-        try:
+        with store_errors(f"clearing {self.key}"):
             await self._client.delete(self.key)
-        except RedisError as exc:
-            raise HistoryUnavailable(f"clearing {self.key}: {exc}") from exc

@@ -1,8 +1,9 @@
 """The streaming editor: shows an answer stream in a chat by posting once and editing in place.
 
-Written once for every platform. A platform gives a small `Sink` (post, edit, max_len); the editor
-owns the timing (throttle, coalescing, retry-after) and the splitting (paragraph, line, sentence
-boundaries, never inside a code fence).
+Written once for every platform, and the only code that makes a reply's platform calls. A
+platform gives a small `Sink` (post, edit, max_len), or an `AppendSink` where the platform
+streams natively; the editor owns the timing (placeholder, throttle, coalescing, retry-after)
+and the splitting (paragraph, line, sentence boundaries, never inside a code fence).
 """
 
 from __future__ import annotations
@@ -10,12 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from core.errors import MessageGone, MessageTooLong, RateLimited, SinkError, ThreadbotError
+from core.errors import (
+    MessageGone,
+    MessageTooLong,
+    RateLimited,
+    SinkError,
+    StreamRefused,
+    ThreadbotError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,28 @@ class Sink(Protocol[H]):
     async def post(self, text: str) -> H: ...
 
     async def edit(self, handle: H, text: str) -> None: ...
+
+
+@runtime_checkable
+class AppendSink(Protocol[H]):
+    """Where one reply is streamed natively by the platform: text is only ever added.
+
+    `post` starts a message with its first text (or raises `StreamRefused` when the platform
+    will not stream there); `append` adds text; `finish` adds the last text (maybe "") and ends
+    the message. Errors are translated as for `Sink`; a refused call added nothing.
+    """
+
+    @property
+    def max_len(self) -> int: ...
+
+    async def post(self, text: str) -> H: ...
+
+    async def append(self, handle: H, text: str) -> None: ...
+
+    async def finish(self, handle: H, text: str) -> None: ...
+
+
+Preparing = Callable[[], AbstractAsyncContextManager[Any]]
 
 
 @dataclass
@@ -108,7 +138,13 @@ def _last_boundary(text: str, limit: int) -> int:
 
 
 def _cut(text: str, limit: int) -> tuple[str, str, int]:
-    """Where to cut `text`: (head, fence line to reopen the tail with, index the tail starts at)."""
+    """Where to cut `text` (longer than `limit`) so that both parts render on their own: (head,
+    fence line to reopen the tail with, index the tail starts at).
+
+    The head ends on the best boundary; a cut that would fall inside a code fence moves before the
+    fence, or, when the fence itself is too long for one message, closes it in the head and
+    reopens it (same language) at the top of the tail.
+    """
     cut = _last_boundary(text, limit)
     fence = _open_fence(text[:cut])
     if fence is not None:
@@ -127,39 +163,33 @@ def _cut(text: str, limit: int) -> tuple[str, str, int]:
     return text[:cut].rstrip(), "", rest
 
 
-def split_text(text: str, limit: int) -> tuple[str, str]:
-    """Cut `text` (longer than `limit`) in two parts that each render on their own.
-
-    The head ends on the best boundary; a cut that would fall inside a code fence moves before the
-    fence, or, when the fence itself is too long for one message, closes it in the head and
-    reopens it (same language) at the top of the tail.
-    """
-    head, reopen, rest = _cut(text, limit)
-    return head, reopen + text[rest:]
-
-
 class StreamingEditor(Generic[H]):
-    """Shows one answer stream through a `Sink`.
+    """Shows one answer stream through a `Sink` (or an `AppendSink`).
 
-    Posts as soon as the first text exists, then edits at most once per `interval_s` with the
-    newest text; while waiting out a rate limit the stream keeps being read, so the next edit
-    carries everything new (edits coalesce, they never queue). The final edit goes out at once
-    when the stream ends and drops the in-progress marker. Text over `sink.max_len` continues in
-    a new message. A `ThreadbotError` from the stream ends the reply with its user message after
-    what was already shown.
+    Posts `placeholder` at once when given (and shows `preparing` until the first text), then
+    shows the text at most once per `interval_s`; while waiting out a rate limit the stream keeps
+    being read, so the next call carries everything new (calls coalesce, they never queue). The
+    final edit goes out at once when the stream ends and drops the in-progress marker. Text over
+    `sink.max_len` continues in a new message. A `ThreadbotError` from the stream ends the reply
+    with its user message after what was already shown. An `AppendSink` that refuses to stream
+    hands the reply to `fallback`, which is edited instead.
     """
 
     def __init__(
         self,
-        sink: Sink[H],
+        sink: Sink[H] | AppendSink[H],
         *,
         interval_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        placeholder: str | None = None,
+        preparing: Preparing | None = None,
+        fallback: Sink[H] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self._sink = sink
+        self._sink: Sink[H] | AppendSink[H] = sink
         self._interval_s = interval_s
-        self._clock = clock
+        self._placeholder = placeholder
+        self._preparing = preparing
+        self._fallback = fallback
         self._sleep = sleep
         self._limit = max(sink.max_len - _RESERVE, _MIN_LIMIT)
         self.reply: Reply[H] = Reply()
@@ -167,17 +197,31 @@ class StreamingEditor(Generic[H]):
         self._start = 0  # where in the buffer the current message begins
         self._prefix = ""  # a reopened code fence shown before it
         self._shown: str | None = None  # what the current message shows now
+        self._finished = False  # an appended message was ended
         self._last_send = float("-inf")
         self._changed = asyncio.Event()
+        self._has_text = asyncio.Event()
+
+    @property
+    def sink(self) -> Sink[H] | AppendSink[H]:
+        """The sink showing the reply now (the fallback, once an append sink refused)."""
+        return self._sink
+
+    @property
+    def _appends(self) -> bool:
+        return isinstance(self._sink, AppendSink)
 
     async def run(self, chunks: AsyncIterator[str]) -> Reply[H]:
         reader = asyncio.create_task(self._read(chunks))
+        preparing = asyncio.create_task(self._prepare()) if self._preparing else None
         try:
+            if self._placeholder is not None and not self._appends:
+                await self._post_placeholder()
             while not reader.done():
                 await self._wait_for_text(reader)
                 if reader.done():
                     break
-                delay = self._last_send + self._interval_s - self._clock()
+                delay = self._last_send + self._interval_s - _now()
                 if delay > 0:
                     # Wake early at the end of the stream: the final edit goes out at once.
                     await asyncio.wait({reader}, timeout=delay)
@@ -190,17 +234,28 @@ class StreamingEditor(Generic[H]):
             log.info("reply message deleted mid-stream; stopping the answer")
             self.reply.gone = True
         finally:
-            if not reader.done():
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
+            for task in (reader, preparing):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await close_stream(chunks)
         return self.reply
+
+    async def _prepare(self) -> None:
+        """Show that an answer is coming (a typing indicator) until its first text."""
+        assert self._preparing is not None
+        try:
+            async with self._preparing():
+                await self._has_text.wait()
+        except Exception as exc:  # cosmetic: never let it end the reply
+            log.debug("no preparing indicator: %s", exc)
 
     async def _read(self, chunks: AsyncIterator[str]) -> None:
         try:
             async for chunk in chunks:
                 if chunk:
                     self._buffer += chunk
+                    self._has_text.set()
                     self._changed.set()
         except ThreadbotError as exc:
             self._fail(exc)
@@ -210,9 +265,7 @@ class StreamingEditor(Generic[H]):
 
     def _fail(self, exc: ThreadbotError) -> None:
         self.reply.error = exc
-        shown = self._buffer.rstrip()
-        spacer = "\n\n" if shown else ""
-        self._buffer = f"{shown}{spacer}⚠️ {exc.user_message}"
+        self._buffer = with_warning(self._buffer, exc.user_message)
 
     async def _wait_for_text(self, reader: asyncio.Task[None]) -> None:
         waiter = asyncio.create_task(self._changed.wait())
@@ -222,16 +275,33 @@ class StreamingEditor(Generic[H]):
             waiter.cancel()
         self._changed.clear()
 
+    async def _waited_out(self, exc: RateLimited) -> None:
+        self.reply.rate_limited += 1
+        log.info("rate limited; retrying in %.2fs with the newest text", exc.retry_after_s)
+        await self._sleep(exc.retry_after_s)
+        self._changed.clear()  # what arrived meanwhile goes out with the next try
+
+    async def _post_placeholder(self) -> None:
+        """Post the placeholder, the reply's first message, which the first text replaces."""
+        assert self._placeholder is not None
+        while True:
+            try:
+                handle = await self._sink.post(self._placeholder)
+                break
+            except RateLimited as exc:
+                await self._waited_out(exc)
+        self.reply.handles.append(handle)
+        self.reply.texts.append("")
+        self.reply.posts += 1
+        self._shown = self._placeholder
+
     async def _flush(self, *, final: bool) -> None:
         while True:
             try:
                 await self._flush_once(final=final)
                 return
             except RateLimited as exc:
-                self.reply.rate_limited += 1
-                log.info("rate limited; retrying in %.2fs with the newest text", exc.retry_after_s)
-                await self._sleep(exc.retry_after_s)
-                self._changed.clear()  # what arrived meanwhile goes out with the next try
+                await self._waited_out(exc)
             except MessageTooLong as exc:
                 if self._limit <= _MIN_LIMIT:
                     raise SinkError("the platform refuses even a short message") from exc
@@ -251,11 +321,25 @@ class StreamingEditor(Generic[H]):
             self._start += rest - len(self._prefix)
             self._prefix = reopen
             self._shown = None
+            self._finished = False
             text = self._current()
         if text.strip():
             await self._show(text, final=final)
 
     async def _show(self, text: str, *, final: bool) -> None:
+        if isinstance(self._sink, AppendSink):  # text as given: what is appended stays
+            try:
+                await self._append(self._sink, text, final=final)
+            except StreamRefused:
+                if self._fallback is None:
+                    raise
+                log.info("the platform refused to stream this reply; editing instead")
+                self._sink = self._fallback
+                self._limit = max(self._fallback.max_len - _RESERVE, _MIN_LIMIT)
+                if self._placeholder is not None:
+                    await self._post_placeholder()
+                await self._show(text, final=final)
+            return
         text = text.rstrip()
         display = text if final else text + MARKER
         if display == self._shown:
@@ -271,4 +355,39 @@ class StreamingEditor(Generic[H]):
             self.reply.texts[handle_index] = text
             self.reply.edits += 1
         self._shown = display
-        self._last_send = self._clock()
+        self._last_send = _now()
+
+    async def _append(self, sink: AppendSink[H], text: str, *, final: bool) -> None:
+        """Add what is new since the last call; a refused call added nothing, so the next one
+        carries it (coalesced)."""
+        if self._finished:
+            return
+        if self._shown is None:
+            handle = await sink.post(text)
+            self.reply.handles.append(handle)
+            self.reply.texts.append(text)
+            self.reply.posts += 1
+            self._shown, added = text, ""
+        else:
+            added = text[len(self._shown) :]
+            if not added and not final:
+                return
+        if final:
+            await sink.finish(self.reply.handles[-1], added)
+            self._finished = True
+        elif added:
+            await sink.append(self.reply.handles[-1], added)
+            self.reply.edits += 1
+        self._shown = text
+        self.reply.texts[-1] = text
+        self._last_send = _now()
+
+
+def with_warning(shown: str, message: str) -> str:
+    """A reply that ends in a failure: what was shown, then the one warning line."""
+    shown = shown.rstrip()
+    return f"{shown}{chr(10) * 2 if shown else ''}⚠️ {message}"
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()

@@ -82,8 +82,5 @@ def make_settings(tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI) -> Ma
 
 @pytest.fixture
 async def pipeline(make_settings: MakeSettings) -> AsyncIterator[Pipeline]:
-    built = await Pipeline.create(make_settings())
-    try:
+    async with await Pipeline.create(make_settings()) as built:
         yield built
-    finally:
-        await built.aclose()

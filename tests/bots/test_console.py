@@ -87,8 +87,8 @@ async def test_two_questions_and_reset_with_a_model(
     assert code == 0, err
     assert [m["content"] for m in fake_openai.requests[2]["messages"][1:]][-1] == "one more"
     assert len(fake_openai.requests[2]["messages"]) == 1 + 5  # system + 2 turns + question
-    assert "(forgot this conversation)" in out
-    assert "(nothing to forget yet)" in out
+    assert "Forgot our conversation." in out
+    assert "Nothing to forget." in out
     assert await history.aget_messages() == []
     await client.aclose()
 
@@ -107,7 +107,7 @@ async def test_first_run_defaults_embedded_server_and_retrieval_only(tmp_path: P
     assert "No language model is configured" in out
     # The embedded server kept the turn on disk: a restart still has it, /reset forgets it.
     out, err, code = await threadbot("chat", env=env, stdin="/reset\n")
-    assert "(forgot this conversation)" in out, err
+    assert "Forgot our conversation." in out, err
     assert (tmp_path / "data" / "valkey" / "appendonlydir").is_dir()
 
 

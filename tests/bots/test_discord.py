@@ -19,11 +19,11 @@ from discord.user import ClientUser
 
 from bots.discord_bot import (
     INVITE_PERMISSIONS,
-    REPLY_EVENT,
+    DiscordBot,
     DiscordRules,
-    build_discord_client,
+    build_discord_bot,
     invite_url,
-    run,
+    serve,
     turn_from_discord,
 )
 from bots.discord_endpoint import use_discord_api
@@ -32,7 +32,7 @@ from core.errors import HistoryUnavailable
 from core.pipeline import Pipeline
 from core.sessions import discord_session
 from core.streaming import MARKER, Reply
-from core.tasks import SessionTasks
+from core.turns import Outcome
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -41,7 +41,7 @@ INTERVAL_MS = 50  # small, so streaming tests produce several edits in well unde
 EDIT = r"^/channels/\d+/messages/\d+$"
 SEND = r"^/channels/\d+/messages$"
 
-StartBot = Callable[..., Awaitable[discord.Client]]
+StartBot = Callable[..., Awaitable[DiscordBot]]
 
 
 @pytest.fixture
@@ -59,28 +59,31 @@ async def start_bot(
     fake_discord: FakeDiscord, pipeline: Pipeline, make_settings: Any
 ) -> AsyncIterator[StartBot]:
     """Log a real client in against the fake and connect it; closed after the test."""
-    running: list[tuple[discord.Client, asyncio.Task[None], SessionTasks]] = []
+    running: list[tuple[DiscordBot, asyncio.Task[None]]] = []
 
-    async def start(*, pipeline_: Pipeline = pipeline, **overrides: Any) -> discord.Client:
+    async def start(*, pipeline_: Pipeline = pipeline, **overrides: Any) -> DiscordBot:
         settings = make_settings(
             discord_token="fake-token",
             discord_api_url=fake_discord.api_url,
             discord_edit_interval_ms=INTERVAL_MS,
+            shutdown_grace_s=TIMEOUT_S,
             **overrides,
         )
-        tasks = SessionTasks()
-        client = build_discord_client(settings, pipeline_, tasks=tasks, guild_ready_timeout=0.05)
+        client = build_discord_bot(settings, pipeline_, guild_ready_timeout=0.05)
+        outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        client.runner.add_listener(outcomes.put_nowait)
+        OUTCOMES[client] = outcomes
         await client.login("fake-token")
         task = asyncio.create_task(client.connect(reconnect=False))
-        running.append((client, task, tasks))
+        running.append((client, task))
         async with asyncio.timeout(TIMEOUT_S):
             await fake_discord.wait_ready()
             await client.wait_until_ready()
         return client
 
     yield start
-    for client, task, tasks in running:
-        await tasks.aclose(grace_s=TIMEOUT_S)  # answers a failed test left running
+    for client, task in running:
+        await client.runner.aclose()  # answers a failed test left running
         await client.close()
         [ended] = await asyncio.gather(task, return_exceptions=True)
         if isinstance(ended, Exception):  # e.g. the client could not parse a fake payload
@@ -90,13 +93,22 @@ async def start_bot(
     await asyncio.gather(*events, return_exceptions=True)
 
 
+OUTCOMES: dict[DiscordBot, asyncio.Queue[Outcome]] = {}
+
+
+async def next_outcome(client: DiscordBot) -> tuple[str, Reply[Any] | None]:
+    """Wait until the bot has finished its next turn: the conversation and the reply shown."""
+    async with asyncio.timeout(TIMEOUT_S):
+        outcome = await OUTCOMES[client].get()
+    return outcome.turn.session_id, outcome.reply
+
+
 async def exchange(
-    fake: FakeDiscord, client: discord.Client, event: str, data: Any
-) -> tuple[str | None, Reply[Any] | None]:
+    fake: FakeDiscord, client: DiscordBot, event: str, data: Any
+) -> tuple[str, Reply[Any] | None]:
     """Send one gateway event and wait until the bot has finished answering it."""
-    waiter = asyncio.ensure_future(client.wait_for(REPLY_EVENT, timeout=TIMEOUT_S))
     await fake.dispatch(event, data)
-    return await waiter
+    return await next_outcome(client)
 
 
 def shown(fake: FakeDiscord, channel_id: int) -> list[str]:
@@ -270,24 +282,16 @@ async def test_two_messages_in_one_channel_are_answered_in_arrival_order(
 
     monkeypatch.setattr(pipeline, "first_delivery", first_delivery)
     client = await start_bot()
-    replies: list[Reply[Any] | None] = []
-
-    def both_answered(session_id: str, reply: Reply[Any] | None) -> bool:
-        replies.append(reply)
-        return len(replies) == 2
-
-    waiter = asyncio.ensure_future(
-        client.wait_for(REPLY_EVENT, check=both_answered, timeout=TIMEOUT_S)
-    )
     await fake_discord.dispatch("MESSAGE_CREATE", first)
     await fake_discord.dispatch("MESSAGE_CREATE", second)
-    session_id, _ = await waiter
+    session_id, first_reply = await next_outcome(client)
+    _, second_reply = await next_outcome(client)
 
-    assert [r.text if r else None for r in replies] == [
+    assert [r.text if r else None for r in (first_reply, second_reply)] == [
         "The first answer, slowly.",
         "The second answer.",
     ]
-    stored = await pipeline._history(session_id).aget_messages()
+    stored = await pipeline.store.history(session_id).aget_messages()
     assert [m.content for m in stored] == [
         "first?",
         "The first answer, slowly.",
@@ -393,7 +397,7 @@ async def test_reset_command_forgets_the_channel_conversation(
 
     callback = fake_discord.calls("POST", r"/callback$")[0].json
     assert callback["type"] == 4 and callback["data"]["flags"] == 64  # ephemeral message
-    assert "forgot" in callback["data"]["content"]
+    assert callback["data"]["content"] == "Forgot our conversation in this channel."
     assert not await pipeline.has_history(session_id)
 
 
@@ -470,13 +474,12 @@ async def test_a_deleted_message_stops_the_stream_and_saves_nothing(
     fake_openai.script("word " * 2000, chunk_size=5, delay_s=0.01)
     client = await start_bot()
     mention = fake_discord.message_create("?", mention_bot=True)
-    waiter = asyncio.ensure_future(client.wait_for(REPLY_EVENT, timeout=TIMEOUT_S))
     await fake_discord.dispatch("MESSAGE_CREATE", mention)
     async with asyncio.timeout(TIMEOUT_S):
         await fake_discord.wait_until(lambda: fake_discord.messages)
     fake_discord.delete_message(next(iter(fake_discord.messages)))
 
-    session_id, reply = await waiter
+    session_id, reply = await next_outcome(client)
 
     assert reply is not None and reply.gone
     assert len(fake_discord.calls("POST", SEND)) == 1  # nothing posted after the deletion
@@ -520,13 +523,10 @@ async def test_a_model_failure_ends_the_reply_with_a_short_message(
 async def test_an_unreachable_conversation_store_gets_a_short_message(
     start_bot: StartBot, fake_discord: FakeDiscord, make_settings: Any
 ) -> None:
-    down = await Pipeline.create(make_settings(redis_url="redis://127.0.0.1:1/0"))
-    try:
+    async with await Pipeline.create(make_settings(redis_url="redis://127.0.0.1:1/0")) as down:
         client = await start_bot(pipeline_=down)
         message = fake_discord.message_create("are you there?", mention_bot=True)
         _, reply = await exchange(fake_discord, client, "MESSAGE_CREATE", message)
-    finally:
-        await down.aclose()
 
     assert reply is None
     [shown_text] = shown(fake_discord, fake_discord.channel_id)
@@ -576,7 +576,7 @@ async def test_stopping_the_bot_lets_an_answer_in_flight_finish(
         discord_api_url=fake_discord.api_url,
         discord_edit_interval_ms=INTERVAL_MS,
     )
-    bot = asyncio.create_task(run(settings))
+    bot = asyncio.create_task(serve(settings))
     async with asyncio.timeout(TIMEOUT_S):
         await fake_discord.wait_ready()
         mention = fake_discord.message_create("?", mention_bot=True)
@@ -597,12 +597,12 @@ async def test_refuses_to_start_without_a_token_or_the_message_content_intent(
     fake_discord: FakeDiscord, make_settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="bots.discord_bot")
-    assert await run(make_settings(discord_token=None)) == 2
+    assert await serve(make_settings(discord_token=None)) == 2
     assert "DISCORD_TOKEN is not set" in caplog.text
 
     fake_discord.message_content_enabled = False
     settings = make_settings(discord_token="fake-token", discord_api_url=fake_discord.api_url)
     async with asyncio.timeout(TIMEOUT_S):
-        assert await run(settings) == 3
+        assert await serve(settings) == 3
     assert "Message Content Intent" in caplog.text
     assert "scope=bot+applications.commands" in caplog.text  # the invite URL was shown

@@ -30,16 +30,15 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bots.slack import (
-    PLACEHOLDER,
     SlackBot,
-    build_slack_app,
+    build_slack_bot,
     main,
     make_client,
     serve,
     turn_from_slack,
 )
 from bots.slack_mrkdwn import markdown_to_mrkdwn
-from bots.slack_reply import MAX_LEN
+from bots.slack_reply import MAX_LEN, PLACEHOLDER
 from core.errors import ThreadbotError
 from core.pipeline import Pipeline
 from core.settings import Settings
@@ -104,7 +103,7 @@ async def make_bot(make_settings: Any, fake_slack: FakeSlack) -> AsyncIterator[B
             configured[key] = make_settings(**{**values, **overrides})
         settings = configured[key]
         pipeline = await Pipeline.create(settings)
-        bot = build_slack_app(settings, pipeline, client=make_client(settings))
+        bot = build_slack_bot(settings, pipeline, client=make_client(settings))
         made.append(bot)
         return bot
 
@@ -180,24 +179,29 @@ def final_texts(fake: FakeSlack, channel: str, thread_ts: str | None) -> list[st
 
 
 def test_turn_from_recorded_payloads() -> None:
-    top = turn_from_slack(payload("app_mention"), BOT_USER_ID)
-    assert top is not None
-    assert top.text == "how do I install threadbot?"
-    assert top.thread_ts == MENTION_TS
+    parsed = turn_from_slack(payload("app_mention"), BOT_USER_ID)
+    assert parsed is not None
+    top, where = parsed
+    assert top.question == "how do I install threadbot?"
+    assert where.thread_ts == MENTION_TS
     assert top.session_id == f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}"
-    assert not top.needs_thread_check
+    assert top.event_key is not None and top.event_key.startswith("slack:Ev")
+    assert not where.needs_thread_check
 
-    reply = turn_from_slack(payload("message_thread_reply"), BOT_USER_ID)
-    assert reply is not None
+    parsed = turn_from_slack(payload("message_thread_reply"), BOT_USER_ID)
+    assert parsed is not None
+    reply, where = parsed
     assert reply.session_id == top.session_id
-    assert reply.needs_thread_check
+    assert where.needs_thread_check
 
-    dm = turn_from_slack(payload("message_im"), BOT_USER_ID)
-    assert dm is not None
-    assert (dm.session_id, dm.thread_ts, dm.is_dm) == (f"slack:{TEAM_ID}:{DM}", None, True)
-    dm_thread = turn_from_slack(payload("message_im", thread_ts="1712345600.000001"), BOT_USER_ID)
-    assert dm_thread is not None
-    assert dm_thread.session_id == f"slack:{TEAM_ID}:{DM}:1712345600.000001"
+    parsed = turn_from_slack(payload("message_im"), BOT_USER_ID, retried=True)
+    assert parsed is not None
+    dm, where = parsed
+    assert (dm.session_id, where.thread_ts, where.is_dm) == (f"slack:{TEAM_ID}:{DM}", None, True)
+    assert dm.retried and dm.place == "in this DM"
+    parsed = turn_from_slack(payload("message_im", thread_ts="1712345600.000001"), BOT_USER_ID)
+    assert parsed is not None
+    assert parsed[0].session_id == f"slack:{TEAM_ID}:{DM}:1712345600.000001"
 
     assert turn_from_slack(payload("message_bot"), BOT_USER_ID) is None
     assert turn_from_slack(payload("message_changed"), BOT_USER_ID) is None
@@ -211,8 +215,10 @@ def test_turn_from_recorded_payloads() -> None:
     twin = payload("message_thread_reply", text=f"<@{BOT_USER_ID}> and Windows?")
     assert turn_from_slack(twin, BOT_USER_ID) is None
 
-    reset = turn_from_slack(mention("Reset", thread_ts=MENTION_TS, ts="1712345699.0"), BOT_USER_ID)
-    assert reset is not None and reset.is_reset and reset.mentioned
+    parsed = turn_from_slack(mention("Reset", thread_ts=MENTION_TS, ts="1712345699.0"), BOT_USER_ID)
+    assert parsed is not None
+    reset, where = parsed
+    assert reset.action == "reset" and where.mentioned and reset.place == "in this thread"
 
 
 def test_client_leaves_rate_limits_to_the_editor() -> None:
@@ -681,7 +687,7 @@ async def test_native_streaming_failure_closes_the_answer_before_apologizing(
     assert texts == [f"⚠️ {ThreadbotError.user_message}"]
     # The answer was closed with the event, not whenever the garbage collector gets to it:
     # the conversation is free for the next question at once.
-    lock = bot.pipeline._locks.get(f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}")
+    lock = bot.pipeline.store._locks.get(f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}")
     assert lock is None or not lock.locked()
     await fake_openai.wait_for_cancel()
     assert fake_openai.cancelled == 1

@@ -19,7 +19,7 @@ async def collect(pipeline: Pipeline, session: str, question: str) -> str:
 
 
 async def stored(pipeline: Pipeline, session: str) -> list:
-    return await pipeline._history(session).aget_messages()
+    return await pipeline.store.history(session).aget_messages()
 
 
 async def test_answer_streams_and_saves_the_turn(pipeline: Pipeline, fake_openai: FakeOpenAI):
@@ -114,29 +114,25 @@ async def test_reset_reset_many_and_dedupe(pipeline: Pipeline):
 
 async def test_redis_down_is_a_clear_error(make_settings):
     # A port nothing listens on: connection refused.
-    pipeline = await Pipeline.create(make_settings(redis_url="redis://127.0.0.1:1/0"))
-    try:
+    async with await Pipeline.create(make_settings(redis_url="redis://127.0.0.1:1/0")) as pipeline:
         with pytest.raises(HistoryUnavailable) as info:
             await collect(pipeline, "console:r", "q")
         assert "conversation store" in info.value.user_message
         with pytest.raises(HistoryUnavailable):
             await pipeline.reset("console:r")
-    finally:
-        await pipeline.aclose()
 
 
 async def test_history_is_trimmed_and_expires(make_settings, redis_url):
-    pipeline = await Pipeline.create(make_settings(history_max_messages=4, history_ttl_seconds=100))
-    try:
+    async with await Pipeline.create(
+        make_settings(history_max_messages=4, history_ttl_seconds=100)
+    ) as pipeline:
         for n in range(3):
             await collect(pipeline, "console:trim", f"q{n}")
         contents = [m.content for m in await stored(pipeline, "console:trim")]
         assert contents == ["q1", "You said: q1", "q2", "You said: q2"]
-        history = pipeline._history("console:trim")
-        ttl = await pipeline._redis.ttl(history.key)
+        history = pipeline.store.history("console:trim")
+        ttl = await pipeline.store.redis.ttl(history.key)
         assert 0 < ttl <= 100
-    finally:
-        await pipeline.aclose()
 
 
 def test_sync_accessors_refuse_to_block(pipeline_history_cls=RedisHistory):
@@ -256,9 +252,9 @@ async def test_a_long_answer_keeps_its_conversation_locked(make_settings, fake_o
         started = asyncio.get_running_loop().time()
         async for _ in pipeline.answer("console:long", "q"):
             if asyncio.get_running_loop().time() - started > 1.0:
-                held_late = held_late or bool(await pipeline._redis.exists(lock_key))
+                held_late = held_late or bool(await pipeline.store.redis.exists(lock_key))
         assert held_late
-        assert not await pipeline._redis.exists(lock_key)  # released at the end
+        assert not await pipeline.store.redis.exists(lock_key)  # released at the end
     finally:
         await pipeline.aclose()
 
@@ -294,11 +290,8 @@ async def test_unrelated_questions_find_no_passages(make_settings):
     await asyncio.to_thread(
         ingest, settings, [SAMPLE_DOCS], embeddings, embeddings.name, progress=False
     )
-    pipeline = await Pipeline.create(settings)
-    try:
+    async with await Pipeline.create(settings) as pipeline:
         unrelated = await collect(pipeline, "console:m", "what's the weather like?")
         assert unrelated.startswith("I found nothing about that")
         related = await collect(pipeline, "console:m", "How do I reset a conversation?")
         assert "Forgetting a conversation" in related
-    finally:
-        await pipeline.aclose()

@@ -8,8 +8,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core.errors import MessageGone, MessageTooLong, ModelFailed, RateLimited, SinkError
-from core.streaming import MARKER, StreamingEditor, split_text
+from core.errors import (
+    MessageGone,
+    MessageTooLong,
+    ModelFailed,
+    RateLimited,
+    SinkError,
+    StreamRefused,
+)
+from core.streaming import MARKER, StreamingEditor, _cut
 
 
 class RecordingSink:
@@ -205,6 +212,11 @@ async def test_a_failure_before_any_text_shows_just_the_message():
     assert sink.messages == [f"⚠️ {ModelFailed.user_message}"]
 
 
+def split_text(text: str, limit: int) -> tuple[str, str]:
+    head, reopen, rest = _cut(text, limit)
+    return head, reopen + text[rest:]
+
+
 @pytest.mark.parametrize(
     ("text", "head"),
     [
@@ -224,3 +236,73 @@ def test_split_moves_the_cut_before_a_code_fence():
     head, tail = split_text(text, 35)
     assert head == "Intro paragraph."
     assert tail.startswith("```sh\nmake run")
+
+
+async def test_the_placeholder_is_posted_at_once_waiting_out_a_rate_limit():
+    sink = RecordingSink()
+    limits = [RateLimited(0.05)]
+    real_post = sink.post
+
+    async def post(text: str) -> int:
+        if limits:
+            raise limits.pop(0)
+        return await real_post(text)
+
+    sink.post = post  # type: ignore[method-assign]
+    reply = await StreamingEditor(sink, interval_s=0, placeholder="…").run(stream(words(5)))
+    assert sink.calls[0] == ("post", 0, "…")
+    assert sink.messages == ["".join(words(5)).strip()] and reply.rate_limited == 1
+    assert [c[0] for c in sink.calls[1:]] == ["edit"] * (len(sink.calls) - 1)
+
+
+class AppendingSink:
+    """A platform that streams natively: a message only ever grows, then is finished."""
+
+    max_len = 10_000
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        self.messages: list[str] = []
+        self.calls: list[str] = []
+        self.finished: list[int] = []
+        self.limit_next_append = 0
+        self.refuse = refuse
+
+    async def post(self, text: str) -> int:
+        if self.refuse:
+            raise StreamRefused("not here")
+        self.calls.append("post")
+        self.messages.append(text)
+        return len(self.messages) - 1
+
+    async def append(self, handle: int, text: str) -> None:
+        if self.limit_next_append:
+            self.limit_next_append -= 1
+            raise RateLimited(0.05)
+        assert handle not in self.finished
+        self.calls.append("append")
+        self.messages[handle] += text
+
+    async def finish(self, handle: int, text: str) -> None:
+        assert handle not in self.finished
+        self.calls.append("finish")
+        self.messages[handle] += text
+        self.finished.append(handle)
+
+
+async def test_an_append_sink_gets_each_piece_once_and_one_finish():
+    sink = AppendingSink()
+    sink.limit_next_append = 1
+    reply = await StreamingEditor(sink, interval_s=0.02).run(stream(words(80), delay_s=0.002))
+    assert sink.messages == ["".join(words(80))]  # nothing lost, nothing twice, no marker
+    assert sink.calls[0] == "post" and sink.calls[-1] == "finish" and sink.finished == [0]
+    assert reply.rate_limited == 1 and sink.calls.count("append") < 80
+
+
+async def test_an_append_sink_that_refuses_hands_over_to_its_fallback():
+    fallback = RecordingSink()
+    editor = StreamingEditor(
+        AppendingSink(refuse=True), interval_s=0, placeholder="…", fallback=fallback
+    )
+    reply = await editor.run(stream(words(10)))
+    assert fallback.calls[0] == ("post", 0, "…")
+    assert fallback.messages == ["".join(words(10)).strip()] and reply.posts == 1

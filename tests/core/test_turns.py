@@ -1,0 +1,210 @@
+"""The turn runner, once for every platform: a recording sink, real Redis, the real chat client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from core.errors import HistoryUnavailable, ModelFailed, NoAccess, ThreadbotError
+from core.pipeline import Pipeline
+from core.streaming import MARKER
+from core.turns import GONE, NO_ANSWER, Outcome, Turn, TurnRunner
+from tests.conftest import MakeSettings
+from tests.fakes.fake_openai import FakeOpenAI
+
+SESSION = "test:T:C:1.0"
+
+
+class RecordingSink:
+    """A chat that keeps its messages as shown, and the private notices to the asker."""
+
+    max_len = 2000
+    preparing = fallback = None
+
+    def __init__(self, *, placeholder: str | None = None) -> None:
+        self.placeholder = placeholder
+        self.messages: list[str] = []
+        self.notices: list[str] = []
+        self.failures: list[Exception] = []  # raised by the next posts and edits, in order
+
+    async def post(self, text: str) -> int:
+        self._maybe_fail()
+        self.messages.append(text)
+        return len(self.messages) - 1
+
+    async def edit(self, handle: int, text: str) -> None:
+        self._maybe_fail()
+        self.messages[handle] = text
+
+    async def notify(self, text: str) -> None:
+        self.notices.append(text)
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+def turn(question: str = "what is threadbot?", **fields: Any) -> Turn:
+    return Turn("test", SESSION, question, user="U1", place="in this thread", **fields)
+
+
+@pytest.fixture
+async def runner(pipeline: Pipeline) -> Any:
+    async with TurnRunner(pipeline, interval_s=0, grace_s=0) as made:
+        yield made
+
+
+async def test_an_answer_replaces_the_placeholder_and_is_saved(
+    runner: TurnRunner, pipeline: Pipeline
+) -> None:
+    outcomes: list[Outcome] = []
+    runner.add_listener(outcomes.append)
+    sink = RecordingSink(placeholder="…")
+    outcome = await runner.run(turn(), sink)
+    assert outcome.status == "answered" and outcomes == [outcome]
+    assert sink.messages == ["You said: what is threadbot?"]  # the placeholder, edited
+    assert await pipeline.has_history(SESSION)
+
+
+async def test_each_event_is_answered_once(runner: TurnRunner, fake_openai: FakeOpenAI) -> None:
+    sink = RecordingSink()
+    first = await runner.run(turn(event_key="test:ev1"), sink)
+    again = await runner.run(turn(event_key="test:ev1", retried=True), sink)
+    assert (first.status, again.status) == ("answered", "duplicate")
+    assert len(sink.messages) == 1 and len(fake_openai.requests) == 1
+
+
+async def test_the_store_down_is_told_once_and_logged_with_the_session(
+    make_settings: MakeSettings, unused_tcp_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{unused_tcp_port}/0")
+    async with (
+        await Pipeline.create(settings) as down,
+        TurnRunner(down, interval_s=0, grace_s=0) as runner,
+    ):
+        sink = RecordingSink()
+        with caplog.at_level(logging.WARNING, logger="core.turns"):
+            told = await runner.run(turn(event_key="test:ev2"), sink)
+            redelivered = await runner.run(turn(event_key="test:ev2", retried=True), sink)
+    assert isinstance(told.error, HistoryUnavailable) and told.status == "failed"
+    assert redelivered.status == "duplicate"  # most likely answered: no second apology
+    assert sink.messages == [f"⚠️ {HistoryUnavailable.user_message}"]
+    shown = [r for r in caplog.records if SESSION in r.getMessage()]
+    assert any("HistoryUnavailable" in r.getMessage() for r in shown)
+
+
+async def test_an_error_inside_the_answer_is_shown_after_the_text_and_logged(
+    runner: TurnRunner, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_openai.script("The first part of the answer", chunk_size=5, fail_after_chunks=3)
+    sink = RecordingSink()
+    with caplog.at_level(logging.WARNING, logger="core.turns"):
+        outcome = await runner.run(turn(), sink)
+    assert isinstance(outcome.error, ModelFailed)
+    [shown] = sink.messages
+    assert shown.startswith("The first part") and shown.endswith(ModelFailed.user_message)
+    assert MARKER not in shown
+    [record] = [r for r in caplog.records if SESSION in r.getMessage()]
+    assert "ModelFailed" in record.getMessage()
+
+
+async def test_an_unexpected_failure_ends_the_reply_with_the_one_apology(
+    runner: TurnRunner, caplog: pytest.LogCaptureFixture, pipeline: Pipeline
+) -> None:
+    class RefusesFirstEdit(RecordingSink):
+        async def edit(self, handle: int, text: str) -> None:
+            if not self.failures:
+                await super().edit(handle, text)
+                return
+            self.failures.pop(0)
+            raise RuntimeError("the platform refused the text")
+
+    sink = RefusesFirstEdit(placeholder="…")
+    sink.failures = [RuntimeError()]
+    outcome = await runner.run(turn(), sink)
+    assert outcome.status == "failed"
+    assert sink.messages == [f"⚠️ {ThreadbotError.user_message}"]  # the placeholder, replaced
+    assert "answering test:" in caplog.text  # logged with its traceback
+    assert not await pipeline.has_history(SESSION)
+
+
+async def test_resets_tell_the_asker_privately(runner: TurnRunner, pipeline: Pipeline) -> None:
+    sink = RecordingSink()
+    await runner.run(turn(), sink)
+    await runner.run(Turn("test", "test:T:C:2.0", "hi", place="in this thread"), sink)
+    reset = await runner.run(turn(action="reset"), sink)
+    again = await runner.run(turn(action="reset"), sink)
+    everything = Turn("test", "test:T:C", place="in this channel", action="reset_all")
+    channel = await runner.run(everything, sink)
+    assert reset.status == "reset" and not await pipeline.has_history("test:T:C:2.0")
+    assert sink.notices == [
+        "Forgot our conversation in this thread.",
+        "Nothing to forget in this thread.",
+        "Forgot 1 conversation in this channel.",
+    ]
+    assert channel.shown == ["Forgot 1 conversation in this channel."] and again.shown
+
+
+async def test_an_empty_answer_says_so(runner: TurnRunner, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script("")
+    sink = RecordingSink()
+    await runner.run(turn(), sink)
+    assert sink.messages == [NO_ANSWER]
+
+
+async def test_a_deleted_reply_stops_the_answer_and_tells_the_asker(
+    runner: TurnRunner, fake_openai: FakeOpenAI, pipeline: Pipeline
+) -> None:
+    from core.errors import MessageGone
+
+    fake_openai.script("word " * 400, chunk_size=5, delay_s=0.01)  # about 4 s if not stopped
+
+    class GoneOnEdit(RecordingSink):
+        async def edit(self, handle: int, text: str) -> None:
+            raise MessageGone("deleted")
+
+    gone_sink = GoneOnEdit()
+    outcome = await runner.run(turn(), gone_sink)
+    assert outcome.status == "gone" and gone_sink.notices == [GONE]
+    await fake_openai.wait_for_cancel()
+    assert not await pipeline.has_history(SESSION)
+
+
+async def test_no_access_is_logged_once_and_nothing_is_tried_again(
+    runner: TurnRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = RecordingSink()
+    sink.failures = [NoAccess("403"), NoAccess("403")]
+    with caplog.at_level(logging.WARNING, logger="core.turns"):
+        first = await runner.run(turn("one"), sink)
+        second = await runner.run(turn("two"), sink)
+    assert first.status == second.status == "failed" and sink.messages == []
+    assert len([r for r in caplog.records if "missing permission" in r.getMessage()]) == 1
+
+
+async def test_closing_the_runner_cancels_what_outlives_the_grace(
+    pipeline: Pipeline, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script("slow " * 400, chunk_size=5, delay_s=0.01)  # about 4 s
+    sink = RecordingSink()
+    async with TurnRunner(pipeline, interval_s=0, grace_s=0.2) as runner:
+        runner.submit(turn(), sink)
+        await asyncio.sleep(0.3)  # streaming, not done
+    await fake_openai.wait_for_cancel()
+    assert fake_openai.cancelled == 1
+    assert not await pipeline.has_history(SESSION)  # a cancelled turn saves nothing
+
+
+async def test_turns_of_one_session_run_in_the_order_submitted(
+    runner: TurnRunner, fake_openai: FakeOpenAI, pipeline: Pipeline
+) -> None:
+    fake_openai.script("first, slowly", chunk_size=2, delay_s=0.01)
+    sink = RecordingSink()
+    runner.submit(turn("q1"), sink)
+    runner.submit(turn("q2"), sink)
+    await runner.drain()
+    stored = await pipeline.store.history(SESSION).aget_messages()
+    assert [m.content for m in stored] == ["q1", "first, slowly", "q2", "You said: q2"]
