@@ -95,6 +95,10 @@ class Reply(Generic[H]):
     rate_limited: int = 0
     gone: bool = False
     error: ThreadbotError | None = None
+    # Event-loop times (seconds): the first text shown, the stream's end, the final text shown.
+    first_text_at: float | None = None
+    stream_ended_at: float | None = None
+    final_at: float | None = None
 
     @property
     def text(self) -> str:
@@ -230,6 +234,7 @@ class StreamingEditor(Generic[H]):
                 await self._flush(final=False)
             reader.result()
             await self._flush(final=True)
+            self.reply.final_at = _now()
         except MessageGone:
             log.info("reply message deleted mid-stream; stopping the answer")
             self.reply.gone = True
@@ -262,6 +267,8 @@ class StreamingEditor(Generic[H]):
         except Exception as exc:  # the one boundary for a broken stream: show it, don't crash
             log.exception("answer stream failed")
             self._fail(ThreadbotError(repr(exc)))
+        finally:
+            self.reply.stream_ended_at = _now()
 
     def _fail(self, exc: ThreadbotError) -> None:
         self.reply.error = exc
@@ -355,7 +362,7 @@ class StreamingEditor(Generic[H]):
             self.reply.texts[handle_index] = text
             self.reply.edits += 1
         self._shown = display
-        self._last_send = _now()
+        self._sent()
 
     async def _append(self, sink: AppendSink[H], text: str, *, final: bool) -> None:
         """Add what is new since the last call; a refused call added nothing, so the next one
@@ -380,7 +387,12 @@ class StreamingEditor(Generic[H]):
             self.reply.edits += 1
         self._shown = text
         self.reply.texts[-1] = text
+        self._sent()
+
+    def _sent(self) -> None:
         self._last_send = _now()
+        if self.reply.first_text_at is None:
+            self.reply.first_text_at = self._last_send
 
 
 def with_warning(shown: str, message: str) -> str:

@@ -81,6 +81,7 @@ class Outcome:
     """How a turn ended, for listeners (metrics, tests) and the log."""
 
     turn: Turn
+    received_at: float  # event-loop time the runner was given the turn
     status: Literal["answered", "failed", "gone", "reset", "duplicate", "ignored"] = "ignored"
     reply: Reply[Any] | None = None
     error: ThreadbotError | None = None
@@ -141,8 +142,10 @@ class TurnRunner:
         when it says no).
         """
 
+        received_at = asyncio.get_running_loop().time()
+
         async def work() -> None:
-            await self.run(turn, sink, only_if=only_if)
+            await self.run(turn, sink, only_if=only_if, received_at=received_at)
 
         return self._tasks.submit(turn.session_id, work())
 
@@ -152,9 +155,12 @@ class TurnRunner:
         sink: ReplySink,
         *,
         only_if: Callable[[], Awaitable[bool]] | None = None,
+        received_at: float | None = None,
     ) -> Outcome:
         """Run one turn now; never raises but for cancellation."""
-        outcome = Outcome(turn)
+        if received_at is None:
+            received_at = asyncio.get_running_loop().time()
+        outcome = Outcome(turn, received_at)
         editor: StreamingEditor[Any] | None = None
         try:
             if only_if is not None and not await only_if():

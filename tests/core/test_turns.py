@@ -67,6 +67,10 @@ async def test_an_answer_replaces_the_placeholder_and_is_saved(
     assert outcome.status == "answered" and outcomes == [outcome]
     assert sink.messages == ["You said: what is threadbot?"]  # the placeholder, edited
     assert await pipeline.has_history(SESSION)
+    reply = outcome.reply
+    assert reply is not None and None not in (reply.first_text_at, reply.final_at)
+    times = [outcome.received_at, reply.first_text_at, reply.stream_ended_at, reply.final_at]
+    assert times == sorted(times)  # type: ignore[type-var]
 
 
 async def test_each_event_is_answered_once(runner: TurnRunner, fake_openai: FakeOpenAI) -> None:
