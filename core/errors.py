@@ -54,6 +54,12 @@ class QuestionRejected(ThreadbotError):
     """The question itself cannot be answered (too long); the message says what to change."""
 
 
+class LeaseLost(ThreadbotError):
+    """This process stalled past its lease and another took the turn over: stop, show nothing."""
+
+    user_message = "This answer was taken over by another worker."
+
+
 class Busy(ThreadbotError):
     user_message = (
         "I'm still answering an earlier question in this conversation. Please try again shortly."

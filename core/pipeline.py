@@ -8,11 +8,11 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from core.chain import build_answerer, sources_footer
 from core.errors import QuestionRejected
-from core.store import Store
+from core.store import Lease, Store
 
 if TYPE_CHECKING:
     from core.chain import Answerer
@@ -65,8 +65,15 @@ class Pipeline:
             min_score=settings.retrieval_min_score,
         )
         await asyncio.to_thread(retriever.refresh)
-        redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
-        store = Store(redis, settings)
+        # A burst of questions waits for a free connection rather than failing past the cap.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_pool_timeout_s,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+        )
+        store = Store(Redis.from_pool(pool), settings)
         return cls(settings, store, retriever, build_answerer(settings), embedded=embedded)
 
     async def __aenter__(self) -> Pipeline:
@@ -85,12 +92,15 @@ class Pipeline:
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)
 
-    async def answer(self, session_id: str, question: str) -> AsyncGenerator[str, None]:
+    async def answer(
+        self, session_id: str, question: str, *, lease: Lease | None = None
+    ) -> AsyncGenerator[str, None]:
         """Stream the answer to `question` in the conversation `session_id`.
 
         The human and AI messages are saved together once the answer is complete; an answer
         that fails or is cancelled midway (the model errs, the user deletes the message) saves
-        nothing, so the history never holds half a turn.
+        nothing, so the history never holds half a turn. The conversation is held with `lease`
+        (the turn's, which may already hold its event), or a lease of its own.
         """
         # Lone surrogates (undecodable terminal input, JSON "\ud800") would break the tokenizer.
         question = question.encode("utf-8", "replace").decode("utf-8").strip()
@@ -104,19 +114,25 @@ class Pipeline:
                 user_message=f"That message is too long for me ({len(question):,} characters; "
                 f"the limit is {limit:,}). Please shorten it or ask about one part at a time.",
             )
-        async with self.store.conversation(session_id) as keep_lock:
-            messages = await self.store.history(session_id).aget_messages()
-            resets_before = await self.store.resets(session_id)
-            passages = await self._retriever.search(question)
-            parts: list[str] = []
-            stream = self._answerer.stream(messages, question, passages)
-            async with contextlib.aclosing(stream):  # type: ignore[type-var]
-                async for chunk in stream:
-                    await keep_lock()
-                    parts.append(chunk)
-                    yield chunk
-            turn = [HumanMessage(question), AIMessage("".join(parts))]
-            await self.store.save_turn(session_id, turn, resets_before)
+        held = lease if lease is not None else self.store.lease()
+        try:
+            async with self.store.conversation(session_id, held):
+                messages = await self.store.history(session_id).aget_messages()
+                resets_before = await self.store.resets(session_id)
+                passages = await self._retriever.search(question)
+                parts: list[str] = []
+                stream = self._answerer.stream(messages, question, passages)
+                async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                    async for chunk in stream:
+                        held.check()
+                        parts.append(chunk)
+                        yield chunk
+                held.check()
+                turn = [HumanMessage(question), AIMessage("".join(parts))]
+                await self.store.save_turn(session_id, turn, resets_before)
+        finally:
+            if lease is None:
+                await held.aclose()
         if not self._answerer.cites_inline and passages:
             yield sources_footer(passages)
 
@@ -130,6 +146,3 @@ class Pipeline:
 
     async def has_history(self, session_id: str) -> bool:
         return await self.store.has_history(session_id)
-
-    async def first_delivery(self, event_key: str) -> bool:
-        return await self.store.first_delivery(event_key)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     history_max_messages: int = Field(default=40, ge=2)
     history_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
     history_max_tokens: int = Field(default=2000, ge=100)
+    lease_s: float = Field(default=15.0, gt=0)
+    redis_max_connections: int = Field(default=64, ge=2)
+    redis_pool_timeout_s: float = Field(default=20.0, gt=0)
 
     # Retrieval
     embeddings: Literal["local", "openai"] | None = None

@@ -5,24 +5,34 @@ Keys (`{ns}` is `REDIS_NAMESPACE`, `{hp}` is `HISTORY_KEY_PREFIX`):
 | key | type | what |
 |---|---|---|
 | `{hp}{session}` | list | the history, as LangChain's `RedisChatMessageHistory` writes it |
-| `{ns}lock:{session}` | string | the conversation's cross-process lock, held while it answers |
+| `{ns}lock:{session}` | string | the conversation's lease: a holder's token, `LEASE_S` long |
 | `{ns}reset:{prefix}` | counter | bumped by each reset of a session or of a prefix (a channel) |
 | `{ns}sessions:{prefix}` | set | the sessions below a prefix, for a channel-wide reset |
-| `{ns}seen:{event}` | string | an event already taken by a process (dedupe) |
+| `{ns}seen:{event}` | string | an event's claim (a holder's token, `LEASE_S` long), then `done` |
+| `{ns}inflight:{event}` | string | JSON: the turn and its messages, until its reply is final |
+| `{ns}inflight` | set | the events with an in-flight record, for recovery |
+
+A lease is renewed by its holder's heartbeat every third of `LEASE_S`: a live holder keeps it as
+long as it needs, a crashed one loses it within one lease (a Redis restart keeps the expiry).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import os
+import socket
+import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from redis.asyncio.lock import Lock
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 
-from core.errors import Busy, store_errors
+from core.errors import Busy, LeaseLost, store_errors
 from core.history import RedisHistory
 
 if TYPE_CHECKING:
@@ -37,8 +47,118 @@ NOT_SAVED = (
     "My conversation store may be down."
 )
 SEEN_TTL_S = 24 * 3600  # platforms retry an event for minutes, not days
+DONE = "done"
+OWNER = f"{socket.gethostname()}:{os.getpid()}"  # in each token, for whoever reads Redis
 
-Renew = Callable[[], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+# Renew the keys a holder still holds; returns how many it held.
+_RENEW = """
+local held = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    held = held + 1
+  end
+end
+return held
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Claim an event: new, resumed (a dead holder left an in-flight record), busy, or done.
+_CLAIM = """
+local seen = redis.call('GET', KEYS[1])
+if seen then
+  if string.sub(seen, 1, 6) == 'lease:' then return 'busy' end
+  return 'done'
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'resumed' end
+return 'new'
+"""
+# Mark a claimed event done and drop its in-flight record, if the claim is still ours.
+_COMPLETE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], 'done', 'EX', ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[3])
+return 1
+"""
+
+
+class Lease:
+    """One turn's hold on Redis keys (its event's claim, its conversation's lock).
+
+    Each key holds the lease's token for `lease_s`; a heartbeat renews them every third of that
+    from the first key taken until `aclose`, also while the model has not said anything yet.
+    When a renewal finds a key gone or someone else's, the lease is `lost`: the turn stopped
+    being its holder's (it stalled past the lease) and must not save or show anything more.
+    """
+
+    def __init__(self, redis: Redis, lease_s: float) -> None:
+        self.token = f"lease:{OWNER}:{uuid.uuid4().hex}"
+        self._redis = redis
+        self.lease_ms = max(int(lease_s * 1000), 1)
+        self._keys: list[str] = []
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.lost = False
+
+    def check(self) -> None:
+        if self.lost:
+            raise LeaseLost("the lease expired while this process stalled")
+
+    async def take(self, key: str) -> bool:
+        """Take `key` if nobody holds it."""
+        with store_errors(f"taking {key}"):
+            taken = await self._redis.set(key, self.token, nx=True, px=self.lease_ms)
+        if taken:
+            self.held(key)
+        return bool(taken)
+
+    def held(self, key: str) -> None:
+        """`key` was set to this lease's token (by a script): keep it alive from now on."""
+        self._keys.append(key)
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat())
+
+    async def release(self, key: str) -> None:
+        """Give `key` up at once (the next holder need not wait out the lease)."""
+        if key in self._keys:
+            self._keys.remove(key)
+        with contextlib.suppress(RedisError):
+            await self._redis.eval(_RELEASE, 1, key, self.token)
+
+    async def aclose(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            keys = list(self._keys)
+            if not keys:
+                continue
+            try:
+                held = await self._redis.eval(_RENEW, len(keys), *keys, self.token, self.lease_ms)
+            except RedisError as exc:  # down or frozen: the keys may outlive this, or not
+                log.warning("could not renew a lease (%s); retrying", exc)
+                continue
+            if int(held) < len(keys):
+                log.warning("lease lost on %s: this process stalled past it", keys)
+                self.lost = True
+                return
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An event's claim: `new`, `resumed` from a dead holder (with its in-flight record), or
+    not ours: `busy` (a live holder answers it) or `done`."""
+
+    status: Literal["new", "resumed", "busy", "done"]
+    record: dict[str, Any] | None = None
 
 
 class Store:
@@ -48,6 +168,7 @@ class Store:
         self.redis = redis
         self._settings = settings
         self._ns = settings.redis_namespace
+        self._inflight = f"{self._ns}inflight"
         # In-process locks keep arrival order (asyncio.Lock is FIFO); the Redis lock extends
         # the exclusion to other processes sharing the store.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -65,43 +186,93 @@ class Store:
             ttl_s=s.history_ttl_seconds,
         )
 
-    def is_answering(self, session_id: str) -> bool:
-        """Is an answer of this process holding the conversation right now?"""
-        lock = self._locks.get(session_id)
-        return lock is not None and lock.locked()
+    def lease(self) -> Lease:
+        return Lease(self.redis, self._settings.lease_s)
 
     @contextlib.asynccontextmanager
-    async def conversation(self, session_id: str) -> AsyncIterator[Renew]:
+    async def conversation(self, session_id: str, lease: Lease) -> AsyncIterator[None]:
         """Hold the conversation for one answer, waiting at most `answer_timeout_s` for it.
 
-        Yields a call to make as the answer streams, which renews the Redis lock once a third of
-        its life has passed, so a long answer keeps other processes out until it is saved.
+        Within a process, waiters go in arrival order; across processes, the conversation's key
+        is a lease (a crashed holder frees it within `lease_s`).
         """
-        s = self._settings
-        wait_s = s.answer_timeout_s
-        # The Redis lock must outlive the slowest answer (every retry of a model request), or
-        # another process could step in mid-answer and interleave the history.
-        hold_s = s.answer_timeout_s + s.chat_timeout_s * (s.chat_max_retries + 1)
+        wait_s = self._settings.answer_timeout_s
         local = self._locks.setdefault(session_id, asyncio.Lock())
         try:
             async with asyncio.timeout(wait_s):
                 await local.acquire()
         except TimeoutError as exc:
             raise Busy(f"{session_id} busy for {wait_s}s") from exc
+        key = f"{self._ns}lock:{session_id}"
         try:
-            name = f"{self._ns}lock:{session_id}"
-            lock = self.redis.lock(name, timeout=hold_s, blocking_timeout=wait_s)
-            with store_errors(f"locking {session_id}"):
-                acquired = await lock.acquire()
-            if not acquired:
-                raise Busy(f"lock on {session_id} not acquired in {wait_s}s")
+            loop = asyncio.get_running_loop()
+            deadline, pause = loop.time() + wait_s, 0.02
+            while not await lease.take(key):
+                if loop.time() > deadline:
+                    raise Busy(f"lock on {session_id} not acquired in {wait_s}s")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
             try:
-                yield _renewer(lock, hold_s)
+                yield
             finally:
-                with contextlib.suppress(LockError, RedisError):
-                    await lock.release()
+                await lease.release(key)
         finally:
             local.release()
+
+    async def claim(self, event_key: str, lease: Lease) -> Claim:
+        """Claim an event for `lease`, unless a live holder has it or it was answered."""
+        seen, record_key = self._event_keys(event_key)
+        with store_errors(f"claiming {event_key}"):
+            status = await self.redis.eval(_CLAIM, 2, seen, record_key, lease.token, lease.lease_ms)
+            status = status.decode() if isinstance(status, bytes) else str(status)
+            record = None
+            if status == "resumed":
+                raw = await self.redis.get(record_key)
+                record = json.loads(raw) if raw else None
+        if status in ("new", "resumed"):
+            lease.held(seen)
+        return Claim(status, record)  # type: ignore[arg-type]
+
+    async def record(self, event_key: str, record: dict[str, Any]) -> None:
+        """Keep what a recovery needs to finish this event's reply (until `complete`)."""
+        _, record_key = self._event_keys(event_key)
+        with store_errors(f"recording {event_key}"):
+            async with self.redis.pipeline(transaction=True) as tx:
+                tx.set(record_key, json.dumps(record), ex=SEEN_TTL_S)
+                tx.sadd(self._inflight, event_key)
+                await tx.execute()
+
+    async def complete(self, event_key: str, lease: Lease) -> None:
+        """The event's reply is final: never answer it again, forget its in-flight record."""
+        seen, record_key = self._event_keys(event_key)
+        with store_errors(f"completing {event_key}"):
+            await self.redis.eval(
+                _COMPLETE, 3, seen, record_key, self._inflight, lease.token, SEEN_TTL_S, event_key
+            )
+        await lease.release(seen)  # it says done now: the release finds another value
+
+    async def orphans(self) -> list[tuple[str, dict[str, Any]]]:
+        """In-flight records whose holder's claim expired: replies a crash left unfinished."""
+        with store_errors("reading in-flight records"):
+            events = [
+                e.decode() if isinstance(e, bytes) else str(e)
+                for e in await self.redis.smembers(self._inflight)
+            ]
+            found = []
+            for event_key in events:
+                seen, record_key = self._event_keys(event_key)
+                async with self.redis.pipeline(transaction=False) as tx:
+                    tx.exists(seen)
+                    tx.get(record_key)
+                    claimed, raw = await tx.execute()
+                if raw is None:
+                    await self.redis.srem(self._inflight, event_key)
+                elif not claimed:
+                    found.append((event_key, json.loads(raw)))
+        return found
+
+    def _event_keys(self, event_key: str) -> tuple[str, str]:
+        return f"{self._ns}seen:{event_key}", f"{self._ns}inflight:{event_key}"
 
     def _reset_keys(self, session_id: str) -> list[str]:
         """The reset counters that concern a session: its own and each of its prefixes'
@@ -175,24 +346,3 @@ class Store:
     async def has_history(self, session_id: str) -> bool:
         with store_errors(f"exists {session_id}"):
             return bool(await self.redis.exists(self.history(session_id).key))
-
-    async def first_delivery(self, event_key: str) -> bool:
-        """True for the first delivery of an event, across every process sharing the store."""
-        with store_errors(f"dedupe {event_key}"):
-            seen = await self.redis.set(f"{self._ns}seen:{event_key}", 1, nx=True, ex=SEEN_TTL_S)
-        return bool(seen)
-
-
-def _renewer(lock: Lock, hold_s: float) -> Renew:
-    loop = asyncio.get_running_loop()
-    renewed_at = loop.time()
-
-    async def renew() -> None:
-        nonlocal renewed_at
-        if loop.time() - renewed_at < hold_s / 3:
-            return
-        renewed_at = loop.time()
-        with store_errors(f"renewing the lock {lock.name!r}"):  # LockError is a RedisError
-            await lock.reacquire()
-
-    return renew

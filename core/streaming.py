@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from core.errors import (
+    LeaseLost,
     MessageGone,
     MessageTooLong,
     RateLimited,
@@ -177,6 +178,10 @@ class StreamingEditor(Generic[H]):
     `sink.max_len` continues in a new message. A `ThreadbotError` from the stream ends the reply
     with its user message after what was already shown. An `AppendSink` that refuses to stream
     hands the reply to `fallback`, which is edited instead.
+
+    `resume` gives the messages of a reply that a crash interrupted: they are reused, in order,
+    before anything new is posted (the first at once, as the placeholder). `on_post` hears of
+    each message the reply takes. Rate limits are waited out for at most `post_deadline_s`.
     """
 
     def __init__(
@@ -187,6 +192,9 @@ class StreamingEditor(Generic[H]):
         placeholder: str | None = None,
         preparing: Preparing | None = None,
         fallback: Sink[H] | None = None,
+        resume: Sequence[H] = (),
+        on_post: Callable[[H], Awaitable[None]] | None = None,
+        post_deadline_s: float = float("inf"),
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self._sink: Sink[H] | AppendSink[H] = sink
@@ -194,6 +202,9 @@ class StreamingEditor(Generic[H]):
         self._placeholder = placeholder
         self._preparing = preparing
         self._fallback = fallback
+        self._resume = list(resume)  # messages of an interrupted reply, reused before posting
+        self._on_post = on_post
+        self._post_deadline_s = post_deadline_s
         self._sleep = sleep
         self._limit = max(sink.max_len - _RESERVE, _MIN_LIMIT)
         self.reply: Reply[H] = Reply()
@@ -203,6 +214,7 @@ class StreamingEditor(Generic[H]):
         self._shown: str | None = None  # what the current message shows now
         self._finished = False  # an appended message was ended
         self._last_send = float("-inf")
+        self._started = 0.0
         self._changed = asyncio.Event()
         self._has_text = asyncio.Event()
 
@@ -216,10 +228,11 @@ class StreamingEditor(Generic[H]):
         return isinstance(self._sink, AppendSink)
 
     async def run(self, chunks: AsyncIterator[str]) -> Reply[H]:
+        self._started = _now()
         reader = asyncio.create_task(self._read(chunks))
         preparing = asyncio.create_task(self._prepare()) if self._preparing else None
         try:
-            if self._placeholder is not None and not self._appends:
+            if (self._resume or self._placeholder is not None) and not self._appends:
                 await self._post_placeholder()
             while not reader.done():
                 await self._wait_for_text(reader)
@@ -262,6 +275,8 @@ class StreamingEditor(Generic[H]):
                     self._buffer += chunk
                     self._has_text.set()
                     self._changed.set()
+        except LeaseLost:
+            raise  # another process finishes this reply: show nothing more
         except ThreadbotError as exc:
             self._fail(exc)
         except Exception as exc:  # the one boundary for a broken stream: show it, don't crash
@@ -283,6 +298,8 @@ class StreamingEditor(Generic[H]):
         self._changed.clear()
 
     async def _waited_out(self, exc: RateLimited) -> None:
+        if _now() + exc.retry_after_s > self._started + self._post_deadline_s:
+            raise SinkError(f"still rate limited after {self._post_deadline_s:.0f}s") from exc
         self.reply.rate_limited += 1
         log.info("rate limited; retrying in %.2fs with the newest text", exc.retry_after_s)
         await self._sleep(exc.retry_after_s)
@@ -290,17 +307,28 @@ class StreamingEditor(Generic[H]):
 
     async def _post_placeholder(self) -> None:
         """Post the placeholder, the reply's first message, which the first text replaces."""
-        assert self._placeholder is not None
+        placeholder = self._placeholder or "…"
         while True:
             try:
-                handle = await self._sink.post(self._placeholder)
-                break
+                await self._new_message(placeholder, "")
+                return
             except RateLimited as exc:
                 await self._waited_out(exc)
+
+    async def _new_message(self, display: str, text: str) -> None:
+        """Start the reply's next message: reuse an interrupted reply's, else post one."""
+        if self._resume and not isinstance(self._sink, AppendSink):
+            handle = self._resume[0]
+            await self._sink.edit(handle, display)
+            self._resume.pop(0)
+        else:
+            handle = await self._sink.post(display)
         self.reply.handles.append(handle)
-        self.reply.texts.append("")
+        self.reply.texts.append(text)
         self.reply.posts += 1
-        self._shown = self._placeholder
+        self._shown = display
+        if self._on_post is not None:
+            await self._on_post(handle)
 
     async def _flush(self, *, final: bool) -> None:
         while True:
@@ -353,10 +381,7 @@ class StreamingEditor(Generic[H]):
             return
         handle_index = len(self.reply.texts) - 1
         if self._shown is None:
-            handle = await self._sink.post(display)
-            self.reply.handles.append(handle)
-            self.reply.texts.append(text)
-            self.reply.posts += 1
+            await self._new_message(display, text)
         else:
             await self._sink.edit(self.reply.handles[handle_index], display)
             self.reply.texts[handle_index] = text
@@ -370,11 +395,8 @@ class StreamingEditor(Generic[H]):
         if self._finished:
             return
         if self._shown is None:
-            handle = await sink.post(text)
-            self.reply.handles.append(handle)
-            self.reply.texts.append(text)
-            self.reply.posts += 1
-            self._shown, added = text, ""
+            await self._new_message(text, text)
+            added = ""
         else:
             added = text[len(self._shown) :]
             if not added and not final:

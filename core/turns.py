@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
 
-from core.errors import HistoryUnavailable, NoAccess, ThreadbotError
+from core.errors import HistoryUnavailable, LeaseLost, NoAccess, ThreadbotError
+from core.store import Claim, Lease
 from core.streaming import (
     AppendSink,
     Preparing,
@@ -76,6 +77,22 @@ class ReplySink(Protocol):
     async def notify(self, text: str) -> None: ...
 
 
+@runtime_checkable
+class Resumable(Protocol):
+    """A sink whose reply another process can finish after a crash: `where` rebuilds the sink
+    (the adapter's `sink_for`), `ref` and `resume` turn its message handles into text and back."""
+
+    @property
+    def where(self) -> dict[str, Any]: ...
+
+    def ref(self, handle: Any) -> str: ...
+
+    def resume(self, ref: str) -> Any: ...
+
+
+SinkFor = Callable[[dict[str, Any]], Awaitable[ReplySink | None]]
+
+
 @dataclass
 class Outcome:
     """How a turn ended, for listeners (metrics, tests) and the log."""
@@ -103,10 +120,18 @@ class TurnRunner:
     then cancels the rest (which saves nothing).
     """
 
-    def __init__(self, pipeline: Pipeline, *, interval_s: float, grace_s: float) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        interval_s: float,
+        grace_s: float,
+        post_deadline_s: float = float("inf"),
+    ) -> None:
         self.pipeline = pipeline
         self._interval_s = interval_s
         self._grace_s = grace_s
+        self._post_deadline_s = post_deadline_s
         self._tasks = SessionTasks()
         self._listeners: list[Callable[[Outcome], None]] = []
         self._no_access_logged: set[str] = set()
@@ -157,23 +182,34 @@ class TurnRunner:
         only_if: Callable[[], Awaitable[bool]] | None = None,
         received_at: float | None = None,
     ) -> Outcome:
-        """Run one turn now; never raises but for cancellation."""
+        """Run one turn now; never raises but for cancellation.
+
+        A turn with an event key is claimed first (a lease: a crash frees it) and marked done
+        once its reply is final, so every delivery of the event, in any process, is answered
+        once, and a reply a crash interrupted is finished by whoever claims the event next.
+        """
         if received_at is None:
             received_at = asyncio.get_running_loop().time()
         outcome = Outcome(turn, received_at)
         editor: StreamingEditor[Any] | None = None
+        lease = self.pipeline.store.lease()
+        final = True  # the reply ends here, whatever happened; not when the lease was lost
         try:
             if only_if is not None and not await only_if():
                 return outcome
-            if not await self._first_delivery(turn):
+            claim = await self._claim(turn, lease)
+            if claim is not None and claim.status in ("busy", "done"):
                 outcome.status = "duplicate"
-                log.info("event %s delivered again; already taken", turn.event_key)
+                log.info("event %s delivered again; %s", turn.event_key, claim.status)
                 return outcome
             if turn.action == "answer":
-                editor = self._editor(sink)
-                await self._answer(turn, editor, sink, outcome)
+                editor = await self._editor(turn, sink, lease, claim)
+                await self._answer(turn, editor, sink, outcome, lease)
             else:
                 await self._reset(turn, sink, outcome)
+        except LeaseLost as exc:
+            final, outcome.status, outcome.error = False, "failed", exc
+            log.warning("%s: stopped, another process took the turn over", turn.session_id)
         except NoAccess as exc:
             outcome.status = "failed"
             if turn.session_id not in self._no_access_logged:
@@ -190,36 +226,95 @@ class TurnRunner:
             log.exception("answering %s failed", turn.session_id)
             await self._apologise(turn, sink, editor, ThreadbotError(), outcome)
         finally:
+            # Not reached on cancellation (shutdown): the claim then expires and the reply is
+            # finished by the next process to recover it.
+            if final and outcome.status != "duplicate" and turn.event_key is not None:
+                await self._complete(turn.event_key, lease)
+            await lease.aclose()
             for listener in self._listeners:
                 listener(outcome)
         return outcome
 
-    async def _first_delivery(self, turn: Turn) -> bool:
+    async def recover(self, sink_for: SinkFor) -> int:
+        """Finish the replies that crashed processes left in progress: each one this bot's
+        `sink_for` can rebuild is answered again in place. Returns how many were taken."""
+        taken = 0
+        for _, record in await self.pipeline.store.orphans():
+            sink = await sink_for(record["where"])
+            if sink is not None:
+                turn = Turn(**record["turn"])
+                log.info("finishing the reply to %s that a crash interrupted", turn.event_key)
+                self.submit(turn, sink)
+                taken += 1
+        return taken
+
+    async def recover_every(self, sink_for: SinkFor, interval_s: float) -> None:
+        """Recover now and then every `interval_s`, until cancelled."""
+        while True:
+            try:
+                await self.recover(sink_for)
+            except ThreadbotError as exc:
+                log.warning("could not look for interrupted replies: %s", exc)
+            await asyncio.sleep(interval_s)
+
+    async def _claim(self, turn: Turn, lease: Lease) -> Claim | None:
         if turn.event_key is None:
-            return not turn.retried
+            return Claim("done") if turn.retried else None
         try:
-            return await self.pipeline.first_delivery(turn.event_key)
+            return await self.pipeline.store.claim(turn.event_key, lease)
         except HistoryUnavailable:
             if turn.retried:  # most likely answered already: don't apologise twice
                 log.warning("store down; dropping redelivered event %s", turn.event_key)
-                return False
+                return Claim("done")
             raise
 
-    def _editor(self, sink: ReplySink) -> StreamingEditor[Any]:
+    async def _complete(self, event_key: str, lease: Lease) -> None:
+        try:
+            await self.pipeline.store.complete(event_key, lease)
+        except ThreadbotError as exc:  # the claim expires; a recovery may answer it again
+            log.warning("could not mark %s answered: %s", event_key, exc)
+
+    async def _editor(
+        self, turn: Turn, sink: ReplySink, lease: Lease, claim: Claim | None
+    ) -> StreamingEditor[Any]:
+        resume: list[Any] = []
+        on_post = None
+        if claim is not None and turn.event_key is not None and isinstance(sink, Resumable):
+            record = claim.record or {"turn": asdict(turn), "where": sink.where, "handles": []}
+            resume = [sink.resume(ref) for ref in record["handles"]]
+            if claim.record is None:
+                await self.pipeline.store.record(turn.event_key, record)
+            event_key, refs = turn.event_key, list(record["handles"])
+
+            async def recorded(handle: Any) -> None:
+                ref = sink.ref(handle)
+                if ref not in refs:
+                    refs.append(ref)
+                    await self.pipeline.store.record(event_key, {**record, "handles": refs})
+
+            on_post = recorded
         return StreamingEditor(
             cast("Sink[Any] | AppendSink[Any]", sink),
             interval_s=self._interval_s,
             placeholder=sink.placeholder,
             preparing=sink.preparing,
             fallback=sink.fallback,
+            resume=resume,
+            on_post=on_post,
+            post_deadline_s=self._post_deadline_s,
         )
 
     async def _answer(
-        self, turn: Turn, editor: StreamingEditor[Any], sink: ReplySink, outcome: Outcome
+        self,
+        turn: Turn,
+        editor: StreamingEditor[Any],
+        sink: ReplySink,
+        outcome: Outcome,
+        lease: Lease,
     ) -> None:
         # However showing ends (done, deleted, failed), the editor closes the answer: that
         # cancels the model and releases the conversation.
-        answer = self.pipeline.answer(turn.session_id, turn.question)
+        answer = self.pipeline.answer(turn.session_id, turn.question, lease=lease)
         reply = await editor.run(_or_no_answer(answer))
         outcome.reply = reply
         if reply.gone:

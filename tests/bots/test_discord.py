@@ -263,24 +263,24 @@ async def test_two_messages_in_one_channel_are_answered_in_arrival_order(
     fake_openai.script("The second answer.")
     first = fake_discord.message_create("first?", mention_bot=True)
     second = fake_discord.message_create("second?", mention_bot=True)
-    # The first message's dedupe (a Redis round trip) returns after the second's, as it can on
-    # a busy event loop. Answered in the order dedupe returns, the second would go first; in
-    # arrival order the second is not deduped until the first is answered (then this waits
+    # The first message's claim (a Redis round trip) returns after the second's, as it can on
+    # a busy event loop. Answered in the order claims return, the second would go first; in
+    # arrival order the second is not claimed until the first is answered (then this waits
     # out its short timeout, which changes nothing).
-    second_deduped = asyncio.Event()
-    real_first_delivery = pipeline.first_delivery
+    second_claimed = asyncio.Event()
+    real_claim = pipeline.store.claim
 
-    async def first_delivery(event_key: str) -> bool:
+    async def claim(event_key: str, lease: Any) -> Any:
         if event_key.endswith(second["id"]):
-            seen = await real_first_delivery(event_key)
-            second_deduped.set()
-            return seen
+            claimed = await real_claim(event_key, lease)
+            second_claimed.set()
+            return claimed
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.5):
-                await second_deduped.wait()
-        return await real_first_delivery(event_key)
+                await second_claimed.wait()
+        return await real_claim(event_key, lease)
 
-    monkeypatch.setattr(pipeline, "first_delivery", first_delivery)
+    monkeypatch.setattr(pipeline.store, "claim", claim)
     client = await start_bot()
     await fake_discord.dispatch("MESSAGE_CREATE", first)
     await fake_discord.dispatch("MESSAGE_CREATE", second)

@@ -108,8 +108,12 @@ async def test_reset_reset_many_and_dedupe(pipeline: Pipeline):
     assert await pipeline.reset_many("slack:T:C") == 2
     assert not await pipeline.has_history("slack:T:C:2.0")
     assert await pipeline.has_history("slack:T:D:1.0")  # another channel is untouched
-    assert await pipeline.first_delivery("ev1") is True
-    assert await pipeline.first_delivery("ev1") is False
+    lease = pipeline.store.lease()
+    assert (await pipeline.store.claim("ev1", lease)).status == "new"
+    assert (await pipeline.store.claim("ev1", pipeline.store.lease())).status == "busy"
+    await pipeline.store.complete("ev1", lease)
+    assert (await pipeline.store.claim("ev1", pipeline.store.lease())).status == "done"
+    await lease.aclose()
 
 
 async def test_redis_down_is_a_clear_error(make_settings):
@@ -241,13 +245,12 @@ async def test_undecodable_input_is_answered_not_crashed(
     assert answer.startswith("You said: a?b and ?")
 
 
-async def test_a_long_answer_keeps_its_conversation_locked(make_settings, fake_openai: FakeOpenAI):
-    # The lock lives answer_timeout + chat_timeout = 0.4 s; the answer streams for ~1.6 s.
-    settings = make_settings(answer_timeout_s=0.3, chat_timeout_s=0.1, chat_max_retries=0)
-    pipeline = await Pipeline.create(settings)
+async def test_a_long_answer_keeps_its_conversation_leased(make_settings, fake_openai: FakeOpenAI):
+    # The lease lives 0.3 s; the answer streams for ~1.6 s: the heartbeat keeps it all along.
+    settings = make_settings(lease_s=0.3)
     lock_key = f"{settings.redis_namespace}lock:console:long"
     fake_openai.script("x" * 80, chunk_size=1, delay_s=0.02)
-    try:
+    async with await Pipeline.create(settings) as pipeline:
         held_late = False
         started = asyncio.get_running_loop().time()
         async for _ in pipeline.answer("console:long", "q"):
@@ -255,8 +258,6 @@ async def test_a_long_answer_keeps_its_conversation_locked(make_settings, fake_o
                 held_late = held_late or bool(await pipeline.store.redis.exists(lock_key))
         assert held_late
         assert not await pipeline.store.redis.exists(lock_key)  # released at the end
-    finally:
-        await pipeline.aclose()
 
 
 @pytest.mark.parametrize("reset_channel", [False, True])
