@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core import Settings
+from core.settings import explain
 from core.redis_server import EmbeddedServerBusy
 
 
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        sys.stderr.write(f"threadbot: invalid settings:\n{exc}\n")
+        problems = "".join(f"  {line}\n" for line in explain(exc))
+        sys.stderr.write(f"threadbot: invalid settings (environment or .env):\n{problems}")
         return 2
     # The console is for reading answers: only warnings unless asked for more.
     quiet = args.command in {"chat", "ingest"} and not args.verbose

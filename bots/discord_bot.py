@@ -125,6 +125,18 @@ class DiscordBot(commands.Bot):
         self.settings = settings
         self.runner = runner
 
+    async def sink_for(self, where: dict[str, Any]) -> DiscordSink | None:
+        """The sink of a reply a crashed process left unfinished (None: not this bot's)."""
+        if where.get("platform") != "discord":
+            return None
+        channel_id = int(where["channel_id"])
+        channel = self.get_channel(channel_id)
+        if channel is None:
+            return None  # another shard's guild, or a channel gone: not this bot's to finish
+        question_id = where.get("question_id")
+        question = channel.get_partial_message(int(question_id)) if question_id else None  # type: ignore[union-attr]
+        return DiscordSink(channel, question=question)  # type: ignore[arg-type]
+
     async def setup_hook(self) -> None:
         await self.add_cog(
             ThreadbotCog(self, self.runner, DiscordRules.from_settings(self.settings))
@@ -151,6 +163,7 @@ def build_discord_bot(settings: Settings, pipeline: Pipeline, **options: Any) ->
         pipeline,
         interval_s=settings.discord_edit_interval_ms / 1000,
         grace_s=settings.shutdown_grace_s,
+        post_deadline_s=settings.answer_timeout_s,
     )
     if settings.discord_shard_count is None and not settings.discord_shard_ids:
         return DiscordBot(settings, runner, **options)
@@ -188,6 +201,7 @@ async def serve(settings: Settings) -> int:
             try:
                 await bot.login(settings.discord_token.get_secret_value())
                 log.info("invite the bot to a server: %s", invite_url(bot.application_id or 0))
+                bot.runner.start_recovery(bot.sink_for)
                 await bot.connect()
             except discord.LoginFailure:
                 log.error(

@@ -98,7 +98,9 @@ def _translated_errors() -> Iterator[None]:
         _SURFACE_RATE_LIMITS.reset(token)
 
 
-Editable = discord.Message | discord.InteractionMessage | discord.WebhookMessage
+Editable = (
+    discord.Message | discord.PartialMessage | discord.InteractionMessage | discord.WebhookMessage
+)
 
 
 class DiscordSinkBase:
@@ -137,6 +139,21 @@ class DiscordSink(DiscordSinkBase):
     async def notify(self, text: str) -> None:
         # Outside an interaction Discord has no message that only the asker sees.
         log.info("not shown in the channel (Discord has no private notice here): %s", text)
+
+    @property
+    def where(self) -> dict[str, Any]:
+        """What another process needs to finish this reply after a crash."""
+        return {
+            "platform": "discord",
+            "channel_id": str(getattr(self._channel, "id", "")),
+            "question_id": str(self._question.id) if self._question is not None else None,
+        }
+
+    def ref(self, handle: Editable) -> str:
+        return str(handle.id)
+
+    def resume(self, ref: str) -> discord.PartialMessage:
+        return self._channel.get_partial_message(int(ref))  # type: ignore[attr-defined,no-any-return]
 
     async def _send(self, text: str) -> Editable:
         if self._question is None:

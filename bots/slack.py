@@ -19,13 +19,25 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.lifecycle import cannot_start
 from bots.slack_reply import MAX_LEN, SlackSink, SlackStreamSink
 from bots.slack_turn import SlackPlace, place_words, turn_from_slack
-from core import Pipeline, Settings, ThreadbotError, Turn, TurnRunner, sessions
+from core import Pacer, Pipeline, Settings, ThreadbotError, Turn, TurnRunner, sessions
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 RESET_SHORTCUT = "reset_conversation"
 SLACK_ACK_S = 2.0  # work done before an ack must fit Slack's 3 s window
+
+
+@web.middleware
+async def _malformed_is_400(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A request bolt cannot read (a non-numeric timestamp, a body or `payload` that is not
+    JSON) is the sender's error: 400, not a 500 with a traceback."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except ValueError as exc:
+        log.info("bad request to %s: %s", request.path, exc)
+        return web.Response(status=400, text="bad request")
+    return response
 
 
 class _SlashResponse:
@@ -51,6 +63,7 @@ class SlackBot:
         self.settings = settings
         self.runner = runner
         self.client = client
+        self.pacer = Pacer(settings.slack_post_interval_ms / 1000)
         secret = settings.slack_signing_secret
         self.app = AsyncApp(
             client=client,
@@ -84,9 +97,9 @@ class SlackBot:
         if self.settings.slack_signing_secret is None:
             # Without it every request would pass a check made with an empty key.
             raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET")
-        return AsyncSlackAppServer(
-            port=self.settings.slack_port, path=EVENTS_PATH, app=self.app
-        ).web_app
+        app = AsyncSlackAppServer(port=self.settings.slack_port, path=EVENTS_PATH, app=self.app)
+        app.web_app.middlewares.append(_malformed_is_400)
+        return app.web_app
 
     async def _on_event(
         self, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
@@ -107,9 +120,17 @@ class SlackBot:
     def _sink(self, turn: Turn, place: SlackPlace) -> SlackSink | SlackStreamSink:
         if self.settings.slack_streaming == "native" and place.thread_ts:
             return SlackStreamSink(
-                self.client, place.channel, place.thread_ts, place.team, turn.user
+                self.client, place.channel, place.thread_ts, place.team, turn.user, pacer=self.pacer
             )
-        return SlackSink(self.client, place.channel, place.thread_ts, turn.user)
+        return SlackSink(self.client, place.channel, place.thread_ts, turn.user, pacer=self.pacer)
+
+    async def sink_for(self, where: dict[str, Any]) -> SlackSink | None:
+        """The sink of a reply a crashed process left unfinished (None: not a Slack reply)."""
+        if where.get("platform") != "slack":
+            return None
+        return SlackSink(
+            self.client, where["channel"], where.get("thread_ts"), where["user"], pacer=self.pacer
+        )
 
     async def _bot_in_thread(self, session_id: str, place: SlackPlace, me: frozenset[str]) -> bool:
         """Has the bot a conversation here (history, or a reply of its own in the thread)?
@@ -164,7 +185,7 @@ class SlackBot:
             place=place_words(thread_ts, is_dm),
             action="reset",
         )
-        self.runner.submit(turn, SlackSink(self.client, channel, thread_ts, user))
+        self.runner.submit(turn, SlackSink(self.client, channel, thread_ts, user, pacer=self.pacer))
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
@@ -192,6 +213,7 @@ def build_slack_bot(
         pipeline,
         interval_s=settings.slack_edit_interval_ms / 1000,
         grace_s=settings.shutdown_grace_s,
+        post_deadline_s=settings.answer_timeout_s,
     )
     return SlackBot(settings, runner, client if client is not None else make_client(settings))
 
@@ -220,6 +242,7 @@ async def serve(settings: Settings) -> int:
         await Pipeline.create(settings) as pipeline,
         build_slack_bot(settings, pipeline) as bot,
     ):
+        bot.runner.start_recovery(bot.sink_for)
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

@@ -6,6 +6,7 @@ owns the waiting, the coalescing and the splitting.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -14,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack_mrkdwn import escape, message_args
-from core import MessageGone, MessageTooLong, NoAccess, RateLimited, StreamRefused
+from core import MessageGone, MessageTooLong, NoAccess, Pacer, RateLimited, StreamRefused
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,46 @@ class SlackSink(_SlackReply):
     """Shows one reply in a thread (or at the top of a DM) by posting and editing.
 
     Text arrives as Markdown and goes out as mrkdwn; a trailing sources line becomes a context
-    block.
+    block. New messages are paced per channel (`pacer`); a reply a crash interrupted can be
+    finished in place by another process (`where`, `ref`, `resume`).
     """
 
     max_len = MAX_LEN
 
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        *,
+        pacer: Pacer | None = None,
+    ) -> None:
+        super().__init__(client, channel, thread_ts, user)
+        self._pacer = pacer
+
+    @property
+    def where(self) -> dict[str, Any]:
+        return {
+            "platform": "slack",
+            "channel": self._channel,
+            "thread_ts": self._thread_ts,
+            "user": self._user,
+        }
+
+    def ref(self, handle: str) -> str:
+        return handle
+
+    def resume(self, ref: str) -> str:
+        return ref
+
     async def post(self, text: str) -> str:
-        response = await translated(
-            self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread_ts, **message_args(text)
+        async with self._pacer.slot(self._channel) if self._pacer else contextlib.nullcontext():
+            response = await translated(
+                self._client.chat_postMessage(
+                    channel=self._channel, thread_ts=self._thread_ts, **message_args(text)
+                )
             )
-        )
         return str(response["ts"])
 
     async def edit(self, handle: str, text: str) -> None:
@@ -82,11 +112,18 @@ class SlackStreamSink(_SlackReply):
     max_len = STREAM_MAX_LEN
 
     def __init__(
-        self, client: AsyncWebClient, channel: str, thread_ts: str, team: str, user: str
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str,
+        team: str,
+        user: str,
+        *,
+        pacer: Pacer | None = None,
     ) -> None:
         super().__init__(client, channel, thread_ts, user)
         self._team = team
-        self.fallback = SlackSink(client, channel, thread_ts, user)
+        self.fallback = SlackSink(client, channel, thread_ts, user, pacer=pacer)
 
     async def post(self, text: str) -> str:
         try:

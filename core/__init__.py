@@ -21,10 +21,11 @@ from core.errors import (
     ThreadbotError,
 )
 from core.ingest import ingest
+from core.pacing import Pacer
 from core.pipeline import Pipeline
 from core.settings import Settings
 from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
-from core.turns import Outcome, ReplySink, Turn, TurnRunner
+from core.turns import Outcome, ReplySink, Resumable, SinkFor, Turn, TurnRunner
 
 __all__ = [
     "MARKER",
@@ -36,16 +37,19 @@ __all__ = [
     "ModelFailed",
     "NoAccess",
     "Outcome",
+    "Pacer",
     "Pipeline",
     "Preparing",
     "QuestionRejected",
     "RateLimited",
     "Reply",
     "ReplySink",
+    "Resumable",
     "RetrievalFailed",
     "Settings",
     "Sink",
     "SinkError",
+    "SinkFor",
     "StreamRefused",
     "StreamingEditor",
     "ThreadbotError",

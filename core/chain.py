@@ -105,8 +105,10 @@ class ModelAnswerer:
         )
         chain = self._prompt | self._model
         inputs = {"context": format_context(passages), "history": recent, "question": question}
+        finished = False
         try:
             async for chunk in chain.astream(inputs):
+                finished = finished or bool(chunk.response_metadata.get("finish_reason"))
                 if isinstance(chunk.content, str) and chunk.content:
                     yield chunk.content
         except openai.RateLimitError as exc:
@@ -118,6 +120,10 @@ class ModelAnswerer:
         except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
             log.warning("chat model failed: %s", exc)
             raise ModelFailed(str(exc)) from exc
+        if not finished:
+            # A stream cut short by a proxy or a crashed server can end cleanly: without a
+            # finish reason, the answer is not known to be whole.
+            raise ModelFailed("the model's stream ended without a finish reason")
 
 
 class RetrievalOnlyAnswerer:

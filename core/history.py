@@ -14,11 +14,12 @@ from redis.asyncio.client import Pipeline as RedisPipeline
 from core.errors import store_errors
 
 
-def _plain(message: BaseMessage) -> BaseMessage:
-    """Store an `AIMessage`, never an `AIMessageChunk`: other readers expect the plain type."""
+def encode(message: BaseMessage) -> str:
+    """A message as stored. An `AIMessage`, never an `AIMessageChunk`: other readers expect
+    the plain type."""
     if isinstance(message, AIMessage) and message.type != "ai":
-        return AIMessage(content=message.content, id=message.id)
-    return message
+        message = AIMessage(content=message.content, id=message.id)
+    return json.dumps(message_to_dict(message))
 
 
 class RedisHistory(BaseChatMessageHistory):
@@ -72,7 +73,7 @@ class RedisHistory(BaseChatMessageHistory):
         transaction (bookkeeping, a read of what changed meanwhile); their results come back."""
         if not messages:
             return []
-        payload = [json.dumps(message_to_dict(_plain(m))) for m in messages]
+        payload = [encode(m) for m in messages]
         with store_errors(f"writing {self.key}"):
             async with self._client.pipeline(transaction=True) as tx:
                 tx.lpush(self.key, *payload)

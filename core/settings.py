@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     lease_s: float = Field(default=15.0, gt=0)
     redis_max_connections: int = Field(default=64, ge=2)
     redis_pool_timeout_s: float = Field(default=20.0, gt=0)
+    redis_timeout_s: float = Field(default=10.0, gt=0)
 
     # Retrieval
     embeddings: Literal["local", "openai"] | None = None
@@ -82,6 +83,7 @@ class Settings(BaseSettings):
     slack_port: int = 3000
     slack_streaming: Literal["edit", "native"] = "edit"
     slack_edit_interval_ms: int = Field(default=1000, ge=0)
+    slack_post_interval_ms: int = Field(default=1000, ge=0)
 
     # Discord
     discord_token: SecretStr | None = None
@@ -131,3 +133,14 @@ class Settings(BaseSettings):
     def generates_answers(self) -> bool:
         """A chat model is configured: a key (OpenAI, Azure) or a local server (Ollama, vLLM)."""
         return self.openai_api_key is not None or self.openai_base_url is not None
+
+
+def explain(error: ValidationError) -> list[str]:
+    """Each problem as the user fixes it, `ENV_VAR: what is wrong`, never with the value given
+    (pydantic's own text quotes the input, which may be a token)."""
+    lines = []
+    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+        name = "_".join(str(part) for part in problem["loc"]).upper()
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}" if name else message)
+    return lines

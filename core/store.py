@@ -30,10 +30,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from core.errors import Busy, LeaseLost, store_errors
-from core.history import RedisHistory
+from core.errors import Busy, HistoryUnavailable, LeaseLost, store_errors
+from core.history import RedisHistory, encode
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -45,6 +47,10 @@ if TYPE_CHECKING:
 NOT_SAVED = (
     "I couldn't save this answer to the conversation, so I won't remember it next time. "
     "My conversation store may be down."
+)
+MAYBE_NOT_SAVED = (
+    "I'm not sure this answer was saved to the conversation: my conversation store stopped "
+    "responding while I saved it, so I may not remember it next time."
 )
 SEEN_TTL_S = 24 * 3600  # platforms retry an event for minutes, not days
 DONE = "done"
@@ -186,6 +192,10 @@ class Store:
             ttl_s=s.history_ttl_seconds,
         )
 
+    @property
+    def lease_s(self) -> float:
+        return self._settings.lease_s
+
     def lease(self) -> Lease:
         return Lease(self.redis, self._settings.lease_s)
 
@@ -306,12 +316,37 @@ class Store:
                 tx.expire(group, ttl_s)
             tx.mget(self._reset_keys(session_id))
 
-        with store_errors(f"saving {session_id}", user_message=NOT_SAVED):
-            *_, resets_after = await history.aadd_turn(messages, also=bookkeeping)
-            if resets_after != resets_before:
-                # A reset came in while this answer streamed: what it forgot includes this
-                # turn, so the save is undone rather than the reset.
+        try:
+            with store_errors(f"saving {session_id}", user_message=NOT_SAVED):
+                *_, resets_after = await history.aadd_turn(messages, also=bookkeeping)
+        except HistoryUnavailable as exc:
+            if not isinstance(exc.__cause__, RedisTimeoutError | RedisConnectionError):
+                raise
+            # Sent, then no answer: the save may have been applied. Read back to know.
+            saved = await self._saved(history, messages)
+            if saved is None:
+                raise HistoryUnavailable(str(exc), user_message=MAYBE_NOT_SAVED) from exc
+            if not saved:
+                raise
+            log.warning("saving %s timed out, but the turn was saved", session_id)
+            return
+        if resets_after != resets_before:
+            # A reset came in while this answer streamed: what it forgot includes this turn,
+            # so the save is undone rather than the reset.
+            with store_errors(f"undoing the save of {session_id}"):
                 await self.redis.delete(history.key)
+
+    async def _saved(self, history: RedisHistory, messages: Sequence[BaseMessage]) -> bool | None:
+        """Does the history end with `messages`? None when the store still does not answer."""
+        expected = [encode(m) for m in reversed(messages)]  # LPUSH puts the last first
+        for _ in range(3):
+            try:
+                newest = await self.redis.lrange(history.key, 0, len(expected) - 1)
+            except RedisError:
+                await asyncio.sleep(0.2)
+                continue
+            return [m.decode() if isinstance(m, bytes) else m for m in newest] == expected
+        return None
 
     async def _count_reset(self, session_prefix: str) -> None:
         """Tell answers still streaming in these conversations that they were forgotten."""

@@ -135,6 +135,7 @@ class TurnRunner:
         self._tasks = SessionTasks()
         self._listeners: list[Callable[[Outcome], None]] = []
         self._no_access_logged: set[str] = set()
+        self._recovery: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> TurnRunner:
         return self
@@ -143,7 +144,16 @@ class TurnRunner:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
         await self._tasks.aclose(grace_s=self._grace_s)
+
+    def start_recovery(self, sink_for: SinkFor) -> None:
+        """From now until `aclose`, finish the replies crashed processes left unfinished: at
+        once, then every half lease (a crashed holder's claim expires within one lease)."""
+        interval_s = self.pipeline.store.lease_s / 2
+        self._recovery = asyncio.create_task(self.recover_every(sink_for, interval_s))
 
     async def drain(self) -> None:
         """Wait for every turn in flight, including ones submitted meanwhile."""

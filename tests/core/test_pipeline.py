@@ -66,6 +66,18 @@ async def test_disconnect_mid_answer_is_a_model_failure(
     assert await stored(pipeline, "console:d") == []
 
 
+async def test_a_stream_that_ends_without_a_finish_reason_is_a_failure(
+    pipeline: Pipeline, fake_openai: FakeOpenAI
+):
+    fake_openai.script("x" * 40, chunk_size=5, fail_after_chunks=2, fail_mode="truncate")
+    seen: list[str] = []
+    with pytest.raises(ModelFailed):
+        async for chunk in pipeline.answer("console:cut", "q"):
+            seen.append(chunk)
+    assert "".join(seen) == "x" * 10  # shown as it came, then the warning
+    assert await stored(pipeline, "console:cut") == []
+
+
 @pytest.mark.parametrize("status", [429, 500])
 async def test_model_http_errors_are_model_failures(
     pipeline: Pipeline, fake_openai: FakeOpenAI, status: int

