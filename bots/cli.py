@@ -12,8 +12,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core import Settings
-from core.settings import explain
 from core.redis_server import EmbeddedServerBusy
+from core.settings import explain
 
 
 def _ingest(settings: Settings, paths: list[Path], if_empty: bool) -> int:

@@ -112,7 +112,7 @@ class BotProcess:
 
     async def start(self) -> BotProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: ASYNC220 (spawning returns at once)
             [sys.executable, "-m", "bots.cli", "slack"],
             cwd=self.log_path.parent,  # no .env there
             env=self.env,

@@ -13,9 +13,9 @@ import pytest
 from redis.asyncio import Redis
 
 from core.streaming import MARKER
-from tests.faults.conftest import LEASE_S, Valkey, mention, thread_reply
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
+from tests.faults.conftest import LEASE_S, Valkey, mention, thread_reply
 
 pytestmark = pytest.mark.timeout(90)
 
