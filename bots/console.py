@@ -27,6 +27,12 @@ class ConsoleSink:
     async def notify(self, text: str) -> None:
         self._out.write(text + "\n")
 
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
     async def post(self, text: str) -> int:
         self._out.write(ANSWER_PREFIX)
         self._printed = ""
@@ -36,7 +42,7 @@ class ConsoleSink:
     async def edit(self, handle: int, text: str) -> None:
         self._write(text)
 
-    def end(self) -> None:
+    def close_line(self) -> None:
         """After the turn: end the answer's line, if one was started."""
         if self._printed is not None:
             self._out.write("\n")
@@ -108,5 +114,5 @@ async def chat(
                 turn = Turn("console", session_id, user=session_name, action="reset")
             sink = ConsoleSink(stdout)
             await runner.run(turn, sink)
-            sink.end()
+            sink.close_line()
             stdout.flush()

@@ -114,6 +114,12 @@ class DiscordSinkBase:
     async def notify(self, text: str) -> None:
         raise NotImplementedError
 
+    def begin(self) -> None:
+        """discord.py paces each route itself."""
+
+    def end(self) -> None:
+        pass
+
     async def post(self, text: str) -> Editable:
         with _translated_errors():
             return await self._send(text)

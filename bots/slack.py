@@ -33,6 +33,8 @@ async def _malformed_is_400(request: web.Request, handler: Any) -> web.StreamRes
     """A request bolt cannot read (a non-numeric timestamp, a body or `payload` that is not
     JSON) is the sender's error: 400, not a 500 with a traceback."""
     try:
+        # bolt would turn a bad timestamp into a 500 while checking the signature
+        int(request.headers.get("X-Slack-Request-Timestamp", "0"))
         response: web.StreamResponse = await handler(request)
     except ValueError as exc:
         log.info("bad request to %s: %s", request.path, exc)
@@ -51,6 +53,12 @@ class _SlashResponse:
 
     async def notify(self, text: str) -> None:
         await self._ack(text=text)
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
 
     async def post(self, text: str) -> None:
         await self.notify(text)

@@ -9,13 +9,22 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack_mrkdwn import escape, message_args
-from core import MessageGone, MessageTooLong, NoAccess, Pacer, RateLimited, StreamRefused
+from core import (
+    MessageGone,
+    MessageTooLong,
+    NoAccess,
+    Pacer,
+    RateLimited,
+    StreamRefused,
+    Ticket,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +45,37 @@ class _SlackReply:
     preparing = None
     fallback: Any = None
 
-    def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str | None, user: str):
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        *,
+        pacer: Pacer | None = None,
+    ) -> None:
         self._client = client
         self._channel = channel
         self._thread_ts = thread_ts
         self._user = user
+        self._pacer = pacer
+        self._ticket: Ticket | None = None
+
+    def begin(self) -> None:
+        # The reply's place in the channel's line of new messages, as its turn starts.
+        if self._pacer is not None:
+            self._ticket = self._pacer.ticket(self._channel)
+
+    def end(self) -> None:
+        if self._ticket is not None:
+            self._ticket.release()
+
+    def _turn_to_post(self) -> AbstractAsyncContextManager[None]:
+        """Wait for this reply's turn to start a new message in the channel."""
+        ticket, self._ticket = self._ticket, None
+        if ticket is None and self._pacer is not None:
+            ticket = self._pacer.ticket(self._channel)  # a later part: at the end of the line
+        return ticket if ticket is not None else contextlib.nullcontext()
 
     async def notify(self, text: str) -> None:
         await translated(
@@ -60,18 +95,6 @@ class SlackSink(_SlackReply):
 
     max_len = MAX_LEN
 
-    def __init__(
-        self,
-        client: AsyncWebClient,
-        channel: str,
-        thread_ts: str | None,
-        user: str,
-        *,
-        pacer: Pacer | None = None,
-    ) -> None:
-        super().__init__(client, channel, thread_ts, user)
-        self._pacer = pacer
-
     @property
     def where(self) -> dict[str, Any]:
         return {
@@ -88,7 +111,7 @@ class SlackSink(_SlackReply):
         return ref
 
     async def post(self, text: str) -> str:
-        async with self._pacer.slot(self._channel) if self._pacer else contextlib.nullcontext():
+        async with self._turn_to_post():
             response = await translated(
                 self._client.chat_postMessage(
                     channel=self._channel, thread_ts=self._thread_ts, **message_args(text)
@@ -121,21 +144,22 @@ class SlackStreamSink(_SlackReply):
         *,
         pacer: Pacer | None = None,
     ) -> None:
-        super().__init__(client, channel, thread_ts, user)
+        super().__init__(client, channel, thread_ts, user, pacer=pacer)
         self._team = team
-        self.fallback = SlackSink(client, channel, thread_ts, user, pacer=pacer)
+        self.fallback = SlackSink(client, channel, thread_ts, user)  # after a refused start
 
     async def post(self, text: str) -> str:
         try:
-            response = await translated(
-                self._client.chat_startStream(
-                    channel=self._channel,
-                    thread_ts=self._thread_ts or "",
-                    recipient_team_id=self._team,
-                    recipient_user_id=self._user,
-                    markdown_text=text,
+            async with self._turn_to_post():
+                response = await translated(
+                    self._client.chat_startStream(
+                        channel=self._channel,
+                        thread_ts=self._thread_ts or "",
+                        recipient_team_id=self._team,
+                        recipient_user_id=self._user,
+                        markdown_text=text,
+                    )
                 )
-            )
         except SlackApiError as exc:
             raise StreamRefused(str(exc.response.get("error"))) from exc
         return str(response["ts"])

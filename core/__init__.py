@@ -21,7 +21,7 @@ from core.errors import (
     ThreadbotError,
 )
 from core.ingest import ingest
-from core.pacing import Pacer
+from core.pacing import Pacer, Ticket
 from core.pipeline import Pipeline
 from core.settings import Settings
 from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
@@ -53,6 +53,7 @@ __all__ = [
     "StreamRefused",
     "StreamingEditor",
     "ThreadbotError",
+    "Ticket",
     "Turn",
     "TurnRunner",
     "build_embeddings",

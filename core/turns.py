@@ -76,6 +76,13 @@ class ReplySink(Protocol):
 
     async def notify(self, text: str) -> None: ...
 
+    def begin(self) -> None:
+        """The turn starts now, before anything is awaited: a sink that paces new messages in
+        a channel takes the reply's place in line here, so a burst keeps its order."""
+
+    def end(self) -> None:
+        """The turn is over, however it ended: free what `begin` reserved."""
+
 
 @runtime_checkable
 class Resumable(Protocol):
@@ -204,6 +211,7 @@ class TurnRunner:
         editor: StreamingEditor[Any] | None = None
         lease = self.pipeline.store.lease()
         final = True  # the reply ends here, whatever happened; not when the lease was lost
+        sink.begin()
         try:
             if only_if is not None and not await only_if():
                 return outcome
@@ -238,6 +246,7 @@ class TurnRunner:
         finally:
             # Not reached on cancellation (shutdown): the claim then expires and the reply is
             # finished by the next process to recover it.
+            sink.end()
             if final and outcome.status != "duplicate" and turn.event_key is not None:
                 await self._complete(turn.event_key, lease)
             await lease.aclose()

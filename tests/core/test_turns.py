@@ -42,6 +42,12 @@ class RecordingSink:
     async def notify(self, text: str) -> None:
         self.notices.append(text)
 
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
     def _maybe_fail(self) -> None:
         if self.failures:
             raise self.failures.pop(0)
