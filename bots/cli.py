@@ -107,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         sys.stderr.write(f"threadbot: {exc}\n")
         return 2
+    except OSError as exc:
+        if exc.filename is None:  # not a file of ours: a real failure, with its traceback
+            raise
+        # A data folder that is a symlink loop, read-only, or on a full disk.
+        sys.stderr.write(
+            f"threadbot: cannot use {exc.filename}: {exc.strerror}. "
+            "Check THREADBOT_DATA_DIR (and the paths given).\n"
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ does nothing else: the runner is each event's one error boundary.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -143,6 +144,7 @@ class TurnRunner:
         self._listeners: list[Callable[[Outcome], None]] = []
         self._no_access_logged: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     async def __aenter__(self) -> TurnRunner:
         return self
@@ -151,7 +153,9 @@ class TurnRunner:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._closing.set()
         if self._recovery is not None:
+            # Also stops a recovery whose cancellation a client library swallowed mid-call.
             self._recovery.cancel()
             await asyncio.gather(self._recovery, return_exceptions=True)
         await self._tasks.aclose(grace_s=self._grace_s)
@@ -268,13 +272,14 @@ class TurnRunner:
         return taken
 
     async def recover_every(self, sink_for: SinkFor, interval_s: float) -> None:
-        """Recover now and then every `interval_s`, until cancelled."""
-        while True:
+        """Recover now and then every `interval_s`, until the runner closes."""
+        while not self._closing.is_set():
             try:
                 await self.recover(sink_for)
             except ThreadbotError as exc:
                 log.warning("could not look for interrupted replies: %s", exc)
-            await asyncio.sleep(interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), interval_s)
 
     async def _claim(self, turn: Turn, lease: Lease) -> Claim | None:
         if turn.event_key is None:

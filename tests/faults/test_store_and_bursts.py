@@ -206,3 +206,26 @@ async def test_history_written_by_langchain_survives_a_valkey_restart(valkey: Va
     valkey.start()
     async with Redis.from_url(valkey.url) as redis:
         assert await redis.llen("message_store:console:aof") == 1
+
+
+def test_a_symlink_loop_in_the_data_folder_is_one_clear_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "valkey").symlink_to("valkey")  # points at itself
+    done = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "chat"],
+        cwd=tmp_path,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+            "THREADBOT_DATA_DIR": str(data),
+        },
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"cannot use {data / 'valkey'}" in done.stderr and "THREADBOT_DATA_DIR" in done.stderr
