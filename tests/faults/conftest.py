@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +236,62 @@ def thread_reply(text: str, *, ts: str, thread_ts: str, event_id: str) -> dict[s
         "channel_type": "channel",
     }
     return body
+
+
+REPORT = pytest.StashKey[list[dict[str, Any]]]()
+COLUMNS = ("faults", "asked", "answered", "told", "lost", "duplicated", "marker_left", "blocked_s")
+
+
+@pytest.fixture
+def fault_report(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record what a fault scenario did, for the table printed at the end of the run."""
+    rows = request.config.stash.setdefault(REPORT, [])
+
+    def add(**row: Any) -> None:
+        rows.append({"scenario": request.node.name.removeprefix("test_"), **row})
+
+    return add
+
+
+def tally(fake: FakeSlack, channel: str, asked: dict[str, int]) -> dict[str, int]:
+    """Count, thread by thread, the answers a user sees: `asked` maps a thread to its questions."""
+    answered = told = duplicated = lost = marker = 0
+    for thread_ts, questions in asked.items():
+        shown = [m.text for m in fake.thread(channel, thread_ts)]
+        marker += sum(t.endswith("▌") for t in shown)
+        warned = sum("⚠️" in t for t in shown)  # told honestly that it failed: ask again
+        finals = len(shown) - warned - sum(t.endswith("▌") for t in shown)
+        answered += min(finals, questions)
+        told += min(warned, questions - min(finals, questions))
+        duplicated += max(finals - questions, 0)
+        lost += max(questions - finals - warned, 0)
+    return {
+        "asked": sum(asked.values()),
+        "answered": answered,
+        "told": told,
+        "lost": lost,
+        "duplicated": duplicated,
+        "marker_left": marker,
+    }
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    rows = config.stash.get(REPORT, [])
+    if not rows:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("fault scenarios (tests/faults): what users saw")
+    write(f"{'scenario':<58}" + "".join(f"{c:>12}" for c in COLUMNS))
+    for row in rows:
+        cells = "".join(f"{_cell(row.get(c, '')):>12}" for c in COLUMNS)
+        write(f"{row['scenario'][:58]:<58}{cells}")
+    write("blocked_s: from asking a live bot to the answer (a restart's own start-up excluded)")
+    totals = {c: sum(r.get(c, 0) for r in rows) for c in COLUMNS if c != "blocked_s"}
+    longest = max((r.get("blocked_s", 0.0) for r in rows), default=0.0)
+    cells = "".join(f"{_cell(totals.get(c, longest)):>12}" for c in COLUMNS)
+    write(f"{'total (blocked_s: the longest)':<58}{cells}")
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)

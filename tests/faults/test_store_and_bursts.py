@@ -27,7 +27,7 @@ from tests.conftest import ROOT, MakeSettings
 from tests.core.test_turns import RecordingSink
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
-from tests.faults.conftest import SECRET, Valkey, mention
+from tests.faults.conftest import SECRET, Valkey, mention, tally
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,7 +72,7 @@ async def test_redis_frozen_across_the_save_is_told_honestly(
 
 
 async def test_a_burst_of_500_questions_in_one_process_is_all_answered(
-    make_settings: MakeSettings, fake_openai: FakeOpenAI
+    make_settings: MakeSettings, fake_openai: FakeOpenAI, fault_report
 ) -> None:
     # Far fewer connections than questions: each waits for a free one instead of failing.
     settings = make_settings(redis_max_connections=8, redis_pool_timeout_s=60)
@@ -90,10 +90,12 @@ async def test_a_burst_of_500_questions_in_one_process_is_all_answered(
     assert len(outcomes) == 500
     assert {o.status for o in outcomes} == {"answered"}, [o.error for o in outcomes if o.error]
     assert all(sink.messages == [f"You said: question {n}"] for n, sink in enumerate(sinks))
+    answered = sum(o.status == "answered" for o in outcomes)
+    fault_report(faults=0, asked=500, answered=answered, told=0, lost=500 - answered)
 
 
 async def test_a_burst_in_one_channel_under_a_post_limit_is_all_answered_in_order(
-    make_settings: MakeSettings, fake_openai: FakeOpenAI
+    make_settings: MakeSettings, fake_openai: FakeOpenAI, fault_report
 ) -> None:
     fake = await FakeSlack().start()
     fake.limit_rate("chat.postMessage", calls=1, per_s=0.1)  # Slack: about 1 a second a channel
@@ -123,6 +125,8 @@ async def test_a_burst_in_one_channel_under_a_post_limit_is_all_answered_in_orde
         posted = fake.calls_to("chat.postMessage")
         placeholders = [c.body["thread_ts"] for c in posted if c.status == 200 and not c.error]
         assert placeholders == stamps  # posted in the order the questions came
+        limited = sum(c.status == 429 for c in posted)
+        fault_report(faults=limited, **tally(fake, "C0BURST", dict.fromkeys(stamps, 1)))
     finally:
         await fake.close()
 
