@@ -16,16 +16,17 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.lifecycle import cannot_start
+from bots.lifecycle import cannot_start, until_stopped
 from bots.slack_reply import MAX_LEN, SlackSink, SlackStreamSink
 from bots.slack_turn import SlackPlace, place_words, turn_from_slack
-from core import Pipeline, Settings, ThreadbotError, Turn, TurnRunner, sessions
+from core import Health, Metrics, Pipeline, Settings, ThreadbotError, Turn, TurnRunner, sessions
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 RESET_SHORTCUT = "reset_conversation"
 SLACK_ACK_S = 2.0  # work done before an ack must fit Slack's 3 s window
+WEB_API_TIMEOUT_S = 30  # slack_sdk's own default, kept when it is given a session
 
 
 class _SlashResponse:
@@ -167,16 +168,20 @@ class SlackBot:
         self.runner.submit(turn, SlackSink(self.client, channel, thread_ts, user))
 
 
-def make_client(settings: Settings) -> AsyncWebClient:
+def make_client(
+    settings: Settings, *, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
     """The Web API client, pointed at SLACK_API_URL, without slack_sdk's rate-limit retries.
 
     slack_sdk can sleep through a 429 itself; the streaming editor must see the 429 instead, so
-    it can coalesce edits rather than queue them.
+    it can coalesce edits rather than queue them. `session` (one kept open, with a metrics
+    trace) replaces slack_sdk's session per request.
     """
     token = settings.slack_bot_token
     client = AsyncWebClient(
         token=token.get_secret_value() if token is not None else None,
         base_url=settings.slack_api_url,
+        session=session,
     )
     client.retry_handlers = [
         h for h in client.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)
@@ -216,31 +221,43 @@ async def serve(settings: Settings) -> int:
     missing = missing_settings(settings)
     if missing:
         return cannot_start("slack", missing)
+    metrics = Metrics()
+    timeout = aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S)
+    traced = [metrics.http_trace("slack")]
     async with (
         await Pipeline.create(settings) as pipeline,
-        build_slack_bot(settings, pipeline) as bot,
+        aiohttp.ClientSession(timeout=timeout, trace_configs=traced) as http,
+        build_slack_bot(settings, pipeline, client=make_client(settings, session=http)) as bot,
     ):
+        health = Health.watching(bot.runner, settings, metrics)
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             log.info("Slack bot starting in Socket Mode")
             handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
-            try:
-                await handler.start_async()
-            finally:
-                await handler.close_async()
+            health.connected = handler.client.is_connected
+            async with health.serving():
+                try:
+                    await handler.start_async()
+                finally:
+                    await handler.close_async()
+                    await bot.runner.aclose()  # answers finish while /readyz says 503
             return 0
-        runner = web.AppRunner(bot.http_app(), access_log=None)
+        app = bot.http_app()
+        health.mount(app)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        try:
-            await web.TCPSite(runner, port=settings.slack_port).start()
-            log.info("Slack bot listening on :%d%s", settings.slack_port, EVENTS_PATH)
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+        async with health.serving():
+            try:
+                await web.TCPSite(runner, port=settings.slack_port).start()
+                log.info("Slack bot listening on :%d%s", settings.slack_port, EVENTS_PATH)
+                await asyncio.Event().wait()
+            finally:
+                await bot.runner.aclose()  # answers finish while new events get 503
+                await runner.cleanup()
     return 0
 
 
 def main(settings: Settings) -> int:
-    """`threadbot slack`: 2, with a clear log line, when a token is missing."""
-    return asyncio.run(serve(settings))
+    """`threadbot slack`: 0 when stopped, 2 with a clear log line when a token is missing."""
+    return asyncio.run(until_stopped(serve(settings)))

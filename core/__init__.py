@@ -20,7 +20,9 @@ from core.errors import (
     StreamRefused,
     ThreadbotError,
 )
+from core.health import Health
 from core.ingest import ingest
+from core.metrics import Metrics
 from core.pipeline import Pipeline
 from core.settings import Settings
 from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
@@ -30,9 +32,11 @@ __all__ = [
     "MARKER",
     "AppendSink",
     "Busy",
+    "Health",
     "HistoryUnavailable",
     "MessageGone",
     "MessageTooLong",
+    "Metrics",
     "ModelFailed",
     "NoAccess",
     "Outcome",

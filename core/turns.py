@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from core.errors import HistoryUnavailable, NoAccess, ThreadbotError
+from core.logs import bind_turn, unbind
 from core.streaming import (
     AppendSink,
     Preparing,
@@ -82,7 +83,9 @@ class Outcome:
 
     turn: Turn
     received_at: float  # event-loop time the runner was given the turn
-    status: Literal["answered", "failed", "gone", "reset", "duplicate", "ignored"] = "ignored"
+    status: Literal["answered", "failed", "gone", "cancelled", "reset", "duplicate", "ignored"] = (
+        "ignored"
+    )
     reply: Reply[Any] | None = None
     error: ThreadbotError | None = None
     shown: list[str] = field(default_factory=list)  # what the asker was told besides a reply
@@ -110,6 +113,9 @@ class TurnRunner:
         self._tasks = SessionTasks()
         self._listeners: list[Callable[[Outcome], None]] = []
         self._no_access_logged: set[str] = set()
+        self.draining = False  # stopping: /readyz says not ready
+        self.in_flight = 0  # turns running now
+        self.waiting = 0  # submitted turns waiting for an earlier one of their session
 
     async def __aenter__(self) -> TurnRunner:
         return self
@@ -118,6 +124,7 @@ class TurnRunner:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self.draining = True
         await self._tasks.aclose(grace_s=self._grace_s)
 
     async def drain(self) -> None:
@@ -143,8 +150,10 @@ class TurnRunner:
         """
 
         received_at = asyncio.get_running_loop().time()
+        self.waiting += 1  # (a turn cancelled before it started stays counted: we are exiting)
 
         async def work() -> None:
+            self.waiting -= 1
             await self.run(turn, sink, only_if=only_if, received_at=received_at)
 
         return self._tasks.submit(turn.session_id, work())
@@ -162,6 +171,8 @@ class TurnRunner:
             received_at = asyncio.get_running_loop().time()
         outcome = Outcome(turn, received_at)
         editor: StreamingEditor[Any] | None = None
+        self.in_flight += 1
+        logged = bind_turn(turn)
         try:
             if only_if is not None and not await only_if():
                 return outcome
@@ -189,9 +200,14 @@ class TurnRunner:
         except Exception:
             log.exception("answering %s failed", turn.session_id)
             await self._apologise(turn, sink, editor, ThreadbotError(), outcome)
+        except asyncio.CancelledError:
+            outcome.status = "cancelled"
+            raise
         finally:
+            self.in_flight -= 1
             for listener in self._listeners:
                 listener(outcome)
+            unbind(logged)
         return outcome
 
     async def _first_delivery(self, turn: Turn) -> bool:
