@@ -55,10 +55,15 @@ class Health:
 
     @classmethod
     def watching(
-        cls, runner: TurnRunner, settings: Settings, metrics: Metrics | None = None
+        cls,
+        runner: TurnRunner,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        *,
+        connected: Connected | None = None,
     ) -> Health:
         """Health and metrics for a bot: every turn of `runner` is measured from now on."""
-        health = cls(runner, settings, metrics=metrics)
+        health = cls(runner, settings, metrics=metrics, connected=connected)
         health.metrics.watch(runner, settings.index_dir)
         return health
 

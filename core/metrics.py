@@ -23,7 +23,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from core.probe import AnswerProbe
 from core.retrieval import live_version
@@ -39,19 +39,19 @@ WAIT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 60.0)
 FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 PASSAGE_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 32)
 _OUTCOMES = {"answered": "complete", "failed": "failed", "gone": "gone", "cancelled": "cancelled"}
-# A route segment kept as it is: a word ("messages", "@original") or a Slack method
-# ("chat.update"). Anything else (ids, interaction tokens, emoji) becomes {id}: labels stay few
-# and never carry a secret.
-_ROUTE_WORD = re.compile(r"^[a-z_@.]+$")
+# A route segment kept as it is: a word ("messages", "@original"). Anything else (ids,
+# interaction tokens, emoji) becomes {id}: labels stay few and never carry a secret.
+_ROUTE_WORD = re.compile(r"^[a-z_@-]+$")
+_SLACK_METHOD = re.compile(r"^[a-z]+(\.[a-zA-Z]+)+$")  # chat.postMessage
 _API_PREFIX = re.compile(r"^.*?/api/(v\d+/)?")
 
 
 def route_of(method: str, path: str) -> str:
     """The label of one platform request: Slack's method name, or Discord's route template."""
     route = _API_PREFIX.sub("", path).strip("/")
+    if _SLACK_METHOD.match(route):
+        return route
     parts = [p if _ROUTE_WORD.match(p) else "{id}" for p in route.split("/")]
-    if len(parts) == 1 and "." in parts[0]:
-        return parts[0]  # chat.update
     return f"{method} /{'/'.join(parts)}"
 
 
@@ -265,6 +265,8 @@ class Metrics(AnswerProbe):
         started = time.perf_counter()
         try:
             return await call()
+        except NoScriptError:
+            raise  # a script's first run on a server: redis-py loads it and runs it again
         except RedisError as exc:
             self.redis_errors.labels(command, type(exc).__name__).inc()
             raise
