@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean image image-test
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -35,6 +35,28 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	for script in bench/[!_]*.py; do $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
+
+## The container image (minutes: not part of `make test`). CONTAINER=docker works too.
+CONTAINER ?= podman
+IMAGE ?= threadbot
+# The host's CA bundle, mounted into the build so pip trusts the same TLS proxies as the host.
+BUILD_CA ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+PODMAN_FLAGS = --isolation chroot --format docker \
+	$(if $(BUILD_CA),--volume $(BUILD_CA):/run/build-ca.crt:ro --build-arg BUILD_CA=/run/build-ca.crt)
+image:
+	$(CONTAINER) build $(if $(filter podman,$(CONTAINER)),$(PODMAN_FLAGS)) -t $(IMAGE) .
+	$(CONTAINER) images $(IMAGE)
+
+## Build the image, then run `threadbot --help` and a piped `threadbot chat` inside it (buildah
+## runs a command in an image where `podman run` cannot, as on the build machines).
+image-test: image
+	-buildah rm threadbot-smoke >/dev/null 2>&1
+	buildah from --name threadbot-smoke $(IMAGE)
+	buildah run --isolation chroot threadbot-smoke -- threadbot --help
+	buildah run --isolation chroot threadbot-smoke -- sh -c '\
+		threadbot ingest /opt/threadbot/examples/docs && \
+		printf "How do I reset a conversation?\n/reset\n" | threadbot chat'
+	buildah rm threadbot-smoke
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core import Settings
+from core.logs import configure_logging
 from core.redis_server import EmbeddedServerBusy
 from core.settings import explain
 
@@ -75,11 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The console is for reading answers: only warnings unless asked for more.
     quiet = args.command in {"chat", "ingest"} and not args.verbose
-    logging.basicConfig(
-        level=logging.WARNING if quiet else settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings, level=logging.WARNING if quiet else settings.log_level.upper())
     # systemd, docker stop and a closed terminal send SIGTERM / SIGHUP: stop as on Ctrl-C, so
     # answers in flight finish and the embedded server shuts down with us.
     for number in (signal.SIGTERM, signal.SIGHUP):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -13,8 +14,8 @@ from discord.ext import commands
 from bots.discord_endpoint import use_discord_api
 from bots.discord_reply import NO_MENTIONS, DiscordSink, InteractionSink, rate_limit_trace
 from bots.discord_turn import DiscordRules, place_words, role_ids, turn_from_discord
-from bots.lifecycle import cannot_start
-from core import NoAccess, Pipeline, Settings, Turn, TurnRunner, sessions
+from bots.lifecycle import cannot_start, until_stopped
+from core import Health, NoAccess, Pipeline, Settings, Turn, TurnRunner, sessions
 
 log = logging.getLogger(__name__)
 
@@ -198,29 +199,40 @@ async def serve(settings: Settings) -> int:
     try:
         async with await Pipeline.create(settings) as pipeline:
             bot = build_discord_bot(settings, pipeline)
-            try:
-                await bot.login(settings.discord_token.get_secret_value())
-                log.info("invite the bot to a server: %s", invite_url(bot.application_id or 0))
-                bot.runner.start_recovery(bot.sink_for)
-                await bot.connect()
-            except discord.LoginFailure:
-                log.error(
-                    "Discord rejected DISCORD_TOKEN; copy the bot token again from the portal."
-                )
-                return 2
-            except discord.PrivilegedIntentsRequired:
-                log.error(MESSAGE_CONTENT_HELP)
-                return 3
-            finally:
-                # No more events are read once connect() has ended; answers in flight still
-                # need the client to show their last edits.
-                await bot.runner.aclose()
-                await bot.close()
+            health = Health.watching(bot.runner, settings, connected=_gateway_up(bot))
+            if bot.http.http_trace is not None:  # before login, which builds the HTTP session
+                health.metrics.count_requests(bot.http.http_trace, "discord")
+            async with health.serving():
+                try:
+                    await bot.login(settings.discord_token.get_secret_value())
+                    log.info("invite the bot to a server: %s", invite_url(bot.application_id or 0))
+                    bot.runner.start_recovery(bot.sink_for)
+                    await bot.connect()
+                except discord.LoginFailure:
+                    log.error(
+                        "Discord rejected DISCORD_TOKEN; copy the bot token again from the portal."
+                    )
+                    return 2
+                except discord.PrivilegedIntentsRequired:
+                    log.error(MESSAGE_CONTENT_HELP)
+                    return 3
+                finally:
+                    # No more events are read once connect() has ended; answers in flight still
+                    # need the client to show their last edits (/readyz says 503 meanwhile).
+                    await bot.runner.aclose()
+                    await bot.close()
     finally:
         restore()
     return 0
 
 
+def _gateway_up(bot: DiscordBot) -> Callable[[], Awaitable[bool]]:
+    async def up() -> bool:
+        return bot.is_ready() and not bot.is_closed()
+
+    return up
+
+
 def main(settings: Settings) -> int:
     """`threadbot discord`: 0 when stopped, 2 without a valid token, 3 without MESSAGE_CONTENT."""
-    return asyncio.run(serve(settings))
+    return asyncio.run(until_stopped(serve(settings)))

@@ -16,16 +16,27 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.lifecycle import cannot_start
-from bots.slack_reply import MAX_LEN, SlackSink, SlackStreamSink
+from bots.lifecycle import cannot_start, until_stopped
+from bots.slack_reply import SlackSink, SlackStreamSink, SlashResponse
 from bots.slack_turn import SlackPlace, place_words, turn_from_slack
-from core import Pacer, Pipeline, Settings, ThreadbotError, Turn, TurnRunner, sessions
+from core import (
+    Health,
+    Metrics,
+    Pacer,
+    Pipeline,
+    Settings,
+    ThreadbotError,
+    Turn,
+    TurnRunner,
+    sessions,
+)
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 RESET_SHORTCUT = "reset_conversation"
 SLACK_ACK_S = 2.0  # work done before an ack must fit Slack's 3 s window
+WEB_API_TIMEOUT_S = 30  # slack_sdk's own default, kept when it is given a session
 
 
 @web.middleware
@@ -40,28 +51,6 @@ async def _malformed_is_400(request: web.Request, handler: Any) -> web.StreamRes
         log.info("bad request to %s: %s", request.path, exc)
         return web.Response(status=400, text="bad request")
     return response
-
-
-class _SlashResponse:
-    """A slash command's answer: the text of its ack, which only the caller sees."""
-
-    placeholder = preparing = fallback = None
-    max_len = MAX_LEN
-
-    def __init__(self, ack: Any) -> None:
-        self._ack = ack
-
-    async def notify(self, text: str) -> None:
-        await self._ack(text=text)
-
-    def begin(self) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
-
-    async def post(self, text: str) -> None:
-        await self.notify(text)
 
 
 class SlackBot:
@@ -173,7 +162,7 @@ class SlackBot:
             action="reset_all",
         )
         try:
-            await asyncio.wait_for(self.runner.run(turn, _SlashResponse(ack)), SLACK_ACK_S)
+            await asyncio.wait_for(self.runner.run(turn, SlashResponse(ack)), SLACK_ACK_S)
         except TimeoutError:
             await ack(text="My conversation store is slow right now; please try /reset again.")
 
@@ -196,16 +185,20 @@ class SlackBot:
         self.runner.submit(turn, SlackSink(self.client, channel, thread_ts, user, pacer=self.pacer))
 
 
-def make_client(settings: Settings) -> AsyncWebClient:
+def make_client(
+    settings: Settings, *, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
     """The Web API client, pointed at SLACK_API_URL, without slack_sdk's rate-limit retries.
 
     slack_sdk can sleep through a 429 itself; the streaming editor must see the 429 instead, so
-    it can coalesce edits rather than queue them.
+    it can coalesce edits rather than queue them. `session` (one kept open, with a metrics
+    trace) replaces slack_sdk's session per request.
     """
     token = settings.slack_bot_token
     client = AsyncWebClient(
         token=token.get_secret_value() if token is not None else None,
         base_url=settings.slack_api_url,
+        session=session,
     )
     client.retry_handlers = [
         h for h in client.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)
@@ -246,32 +239,44 @@ async def serve(settings: Settings) -> int:
     missing = missing_settings(settings)
     if missing:
         return cannot_start("slack", missing)
+    metrics = Metrics()
+    timeout = aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S)
+    traced = [metrics.http_trace("slack")]
     async with (
         await Pipeline.create(settings) as pipeline,
-        build_slack_bot(settings, pipeline) as bot,
+        aiohttp.ClientSession(timeout=timeout, trace_configs=traced) as http,
+        build_slack_bot(settings, pipeline, client=make_client(settings, session=http)) as bot,
     ):
         bot.runner.start_recovery(bot.sink_for)
+        health = Health.watching(bot.runner, settings, metrics)
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             log.info("Slack bot starting in Socket Mode")
             handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
-            try:
-                await handler.start_async()
-            finally:
-                await handler.close_async()
+            health.connected = handler.client.is_connected
+            async with health.serving():
+                try:
+                    await handler.start_async()
+                finally:
+                    await handler.close_async()
+                    await bot.runner.aclose()  # answers finish while /readyz says 503
             return 0
-        runner = web.AppRunner(bot.http_app(), access_log=None)
+        app = bot.http_app()
+        health.mount(app)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        try:
-            await web.TCPSite(runner, port=settings.slack_port).start()
-            log.info("Slack bot listening on :%d%s", settings.slack_port, EVENTS_PATH)
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+        async with health.serving():
+            try:
+                await web.TCPSite(runner, port=settings.slack_port).start()
+                log.info("Slack bot listening on :%d%s", settings.slack_port, EVENTS_PATH)
+                await asyncio.Event().wait()
+            finally:
+                await bot.runner.aclose()  # answers finish while new events get 503
+                await runner.cleanup()
     return 0
 
 
 def main(settings: Settings) -> int:
-    """`threadbot slack`: 2, with a clear log line, when a token is missing."""
-    return asyncio.run(serve(settings))
+    """`threadbot slack`: 0 when stopped, 2 with a clear log line when a token is missing."""
+    return asyncio.run(until_stopped(serve(settings)))

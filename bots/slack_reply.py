@@ -177,6 +177,28 @@ class SlackStreamSink(_SlackReply):
         )
 
 
+class SlashResponse:
+    """A slash command's answer: the text of its ack, which only the caller sees."""
+
+    placeholder = preparing = fallback = None
+    max_len = MAX_LEN
+
+    def __init__(self, ack: Any) -> None:
+        self._ack = ack
+
+    async def notify(self, text: str) -> None:
+        await self._ack(text=text)
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+    async def post(self, text: str) -> None:
+        await self.notify(text)
+
+
 async def translated(call: Coroutine[Any, Any, Any]) -> Any:
     """Await a Web API call, turning Slack's errors into the ones the streaming editor handles."""
     try:

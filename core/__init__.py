@@ -20,7 +20,9 @@ from core.errors import (
     StreamRefused,
     ThreadbotError,
 )
+from core.health import Health
 from core.ingest import ingest
+from core.metrics import Metrics
 from core.pacing import Pacer, Ticket
 from core.pipeline import Pipeline
 from core.settings import Settings
@@ -31,9 +33,11 @@ __all__ = [
     "MARKER",
     "AppendSink",
     "Busy",
+    "Health",
     "HistoryUnavailable",
     "MessageGone",
     "MessageTooLong",
+    "Metrics",
     "ModelFailed",
     "NoAccess",
     "Outcome",

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.chain import build_answerer, sources_footer
 from core.errors import QuestionRejected
+from core.probe import AnswerProbe
 from core.store import Lease, Store
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class Pipeline:
         self._retriever = retriever
         self._answerer = answerer
         self._embedded = embedded
+        self.probe = AnswerProbe()  # told retrieval and model timings (metrics)
 
     @classmethod
     async def create(cls, settings: Settings) -> Pipeline:
@@ -125,11 +127,17 @@ class Pipeline:
             async with self.store.conversation(session_id, held):
                 messages = await self.store.history(session_id).aget_messages()
                 resets_before = await self.store.resets(session_id)
+                started = asyncio.get_running_loop().time()
                 passages = await self._retriever.search(question)
+                self.probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))
                 parts: list[str] = []
+                started = asyncio.get_running_loop().time()
                 stream = self._answerer.stream(messages, question, passages)
                 async with contextlib.aclosing(stream):  # type: ignore[type-var]
                     async for chunk in stream:
+                        self.probe.streamed(
+                            asyncio.get_running_loop().time() - started, first=not parts
+                        )
                         held.check()
                         parts.append(chunk)
                         yield chunk

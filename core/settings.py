@@ -99,6 +99,12 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Operations: /healthz, /readyz and /metrics on their own port (unset: no such server;
+    # Slack's HTTP mode serves them on SLACK_PORT anyway), and the log lines' format.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    log_format: Literal["text", "json"] = "text"
+
     _split = field_validator(
         "discord_channels",
         "discord_guilds",

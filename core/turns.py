@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
 
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, ThreadbotError
+from core.logs import bind_turn, unbind
 from core.store import Claim, Lease
 from core.streaming import (
     AppendSink,
@@ -107,7 +108,9 @@ class Outcome:
 
     turn: Turn
     received_at: float  # event-loop time the runner was given the turn
-    status: Literal["answered", "failed", "gone", "reset", "duplicate", "ignored"] = "ignored"
+    status: Literal["answered", "failed", "gone", "cancelled", "reset", "duplicate", "ignored"] = (
+        "ignored"
+    )
     reply: Reply[Any] | None = None
     error: ThreadbotError | None = None
     shown: list[str] = field(default_factory=list)  # what the asker was told besides a reply
@@ -145,6 +148,9 @@ class TurnRunner:
         self._no_access_logged: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self.draining = False  # stopping: /readyz says not ready
+        self.in_flight = 0  # turns running now
+        self.waiting = 0  # submitted turns waiting for an earlier one of their session
 
     async def __aenter__(self) -> TurnRunner:
         return self
@@ -153,6 +159,7 @@ class TurnRunner:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self.draining = True
         self._closing.set()
         if self._recovery is not None:
             # Also stops a recovery whose cancellation a client library swallowed mid-call.
@@ -189,8 +196,10 @@ class TurnRunner:
         """
 
         received_at = asyncio.get_running_loop().time()
+        self.waiting += 1  # (a turn cancelled before it started stays counted: we are exiting)
 
         async def work() -> None:
+            self.waiting -= 1
             await self.run(turn, sink, only_if=only_if, received_at=received_at)
 
         return self._tasks.submit(turn.session_id, work())
@@ -216,6 +225,8 @@ class TurnRunner:
         lease = self.pipeline.store.lease()
         final = True  # the reply ends here, whatever happened; not when the lease was lost
         sink.begin()
+        self.in_flight += 1
+        logged = bind_turn(turn)
         try:
             if only_if is not None and not await only_if():
                 return outcome
@@ -247,15 +258,20 @@ class TurnRunner:
         except Exception:
             log.exception("answering %s failed", turn.session_id)
             await self._apologise(turn, sink, editor, ThreadbotError(), outcome)
+        except asyncio.CancelledError:
+            final, outcome.status = False, "cancelled"
+            raise
         finally:
-            # Not reached on cancellation (shutdown): the claim then expires and the reply is
-            # finished by the next process to recover it.
+            # Cancelled (a shutdown past its grace): the claim expires and the reply is finished
+            # by the next process to recover it.
             sink.end()
+            self.in_flight -= 1
             if final and outcome.status != "duplicate" and turn.event_key is not None:
                 await self._complete(turn.event_key, lease)
             await lease.aclose()
             for listener in self._listeners:
                 listener(outcome)
+            unbind(logged)
         return outcome
 
     async def recover(self, sink_for: SinkFor) -> int:
