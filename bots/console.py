@@ -1,21 +1,42 @@
-"""Console adapter: the terminal as a chat, and the cheapest end-to-end run of the whole bot."""
+"""Console adapter: the terminal as a chat, and the cheapest end-to-end run of the whole bot.
+
+In a terminal: line editing and history (prompt_toolkit), answers rendered as Markdown (rich),
+Ctrl-C stops the answer in progress and, at the prompt, leaves. Piped: one question a line,
+plain text, so a transcript reads as a chat.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import signal
 import sys
 import threading
-from typing import TextIO
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TextIO
 
-from core import MARKER, Pipeline, Settings, Turn, TurnRunner, sessions
+from core import MARKER, Pipeline, Settings, ThreadbotError, Turn, TurnRunner, sessions
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.markdown import Markdown
 
 PROMPT = "you> "
 ANSWER_PREFIX = "bot> "
-COMMANDS = "Commands: /reset forgets this conversation, /quit leaves (or end of input)."
+HELP = (
+    "Commands: /reset forgets this conversation, /help shows this, /quit leaves "
+    "(or Ctrl-D). Ctrl-C stops an answer; at the prompt it leaves. A pasted block of "
+    "several lines is one question."
+)
+EMPTY_HINT = "(Type a question about the documents, or /help.)"
+STOPPED = "(stopped: this answer was not saved)"
+COMMANDS = ("/reset", "/help", "/quit", "/exit")
 
 
 class ConsoleSink:
-    """A terminal cannot edit what it printed, so each edit prints only what was added."""
+    """Plain text: a terminal cannot edit what it printed, so each edit prints what was added."""
 
     max_len = 1_000_000  # a terminal has no message limit; never split
     placeholder = preparing = fallback = None
@@ -31,7 +52,10 @@ class ConsoleSink:
         pass
 
     def end(self) -> None:
-        pass
+        if self._printed is not None:  # end the answer's line
+            self._out.write("\n")
+            self._printed = None
+        self._out.flush()
 
     async def post(self, text: str) -> int:
         self._out.write(ANSWER_PREFIX)
@@ -42,11 +66,6 @@ class ConsoleSink:
     async def edit(self, handle: int, text: str) -> None:
         self._write(text)
 
-    def close_line(self) -> None:
-        """After the turn: end the answer's line, if one was started."""
-        if self._printed is not None:
-            self._out.write("\n")
-
     def _write(self, text: str) -> None:
         text = text.removesuffix(MARKER)
         printed = self._printed or ""
@@ -56,6 +75,53 @@ class ConsoleSink:
             self._out.write("\n" + text)
         self._out.flush()
         self._printed = text
+
+
+class RichSink:
+    """A terminal that renders: the answer is shown as Markdown, redrawn as it grows."""
+
+    max_len = 1_000_000
+    placeholder = preparing = fallback = None
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._live: Live | None = None
+
+    async def notify(self, text: str) -> None:
+        self._console.print(text, markup=False, highlight=False)
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    async def post(self, text: str) -> int:
+        from rich.live import Live
+
+        self._live = Live(self._render(text), console=self._console, auto_refresh=False)
+        self._live.start()
+        return 0
+
+    async def edit(self, handle: int, text: str) -> None:
+        if self._live is not None:
+            self._live.update(self._render(text), refresh=True)
+
+    @staticmethod
+    def _render(text: str) -> Markdown:
+        from rich.markdown import Markdown
+
+        return Markdown(text.removesuffix(MARKER) or "…")
+
+
+def command_reply(line: str) -> str | None:
+    """What a `/word` line means; None when it is a question for the bot."""
+    word = line.split()[0].lower() if line.startswith("/") else ""
+    if not word or word in COMMANDS:
+        return None
+    return f"Unknown command {word}. {HELP}"
 
 
 def _read_lines(stream: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str]:
@@ -74,6 +140,45 @@ def _read_lines(stream: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queu
     return queue
 
 
+async def _stoppable(runner: TurnRunner, turn: Turn, sink: ConsoleSink | RichSink) -> bool:
+    """Run a turn; Ctrl-C stops it (and nothing more). False when it was stopped."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(runner.run(turn, sink))
+    loop.add_signal_handler(signal.SIGINT, task.cancel)
+    try:
+        await task
+        return True
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise  # the chat itself is being stopped
+        return False
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        sink.end()
+
+
+@contextlib.contextmanager
+def _logs_above_the_prompt(console: Console) -> Iterator[None]:
+    """Log lines printed by rich above a live answer, never into the middle of it."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    replaced = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
+    handler = RichHandler(console=console, show_path=False, markup=False)
+    if replaced:
+        handler.setLevel(replaced[0].level)
+        handler.setFormatter(replaced[0].formatter)
+    for old in replaced:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for old in replaced:
+            root.addHandler(old)
+
+
 async def chat(
     settings: Settings,
     *,
@@ -82,37 +187,90 @@ async def chat(
     stdout: TextIO = sys.stdout,
     stderr: TextIO = sys.stderr,
 ) -> None:
-    """Answer one question per input line until end of input or /quit."""
+    """Answer one question per input (a line, or a pasted block) until end of input or /quit."""
     session_id = sessions.console_session(session_name)
-    interactive = stdin.isatty()
+    interactive = stdin.isatty() and stdout.isatty()
     async with (
         await Pipeline.create(settings) as pipeline,
-        TurnRunner(pipeline, interval_s=0, grace_s=0) as runner,
+        TurnRunner(pipeline, interval_s=0.05 if interactive else 0, grace_s=0) as runner,
     ):
+        try:
+            earlier = len(await pipeline.store.history(session_id).aget_messages())
+            going_on = (
+                f"conversation '{session_name}' continues ({earlier} earlier messages; "
+                "/reset forgets them)"
+                if earlier
+                else f"new conversation '{session_name}'"
+            )
+        except ThreadbotError as exc:
+            going_on = f"conversation '{session_name}' (not readable now: {exc.user_message})"
         mode = "generated answers" if settings.generates_answers else "retrieval-only answers"
-        stderr.write(
-            f"threadbot: {pipeline.documents} passages indexed, {mode}, "
-            f"conversation '{session_name}'.\n{COMMANDS}\n"
-        )
-        lines = _read_lines(stdin, asyncio.get_running_loop())
+        stderr.write(f"threadbot: {pipeline.documents} passages indexed, {mode}, {going_on}.\n")
+        stderr.write(f"{HELP}\n")
+        if interactive:
+            await _interactive(runner, session_id, session_name, settings, stdout)
+        else:
+            await _piped(runner, session_id, session_name, stdin, stdout)
+
+
+async def _piped(
+    runner: TurnRunner, session_id: str, name: str, stdin: TextIO, stdout: TextIO
+) -> None:
+    lines = _read_lines(stdin, asyncio.get_running_loop())
+    while line := await lines.get():
+        question = line.strip()
+        stdout.write(f"{PROMPT}{question}\n")  # the transcript reads as a chat
+        sink = ConsoleSink(stdout)
+        if not await _one(
+            runner, session_id, name, question, sink, lambda t: stdout.write(t + "\n")
+        ):
+            break
+        stdout.flush()
+
+
+async def _interactive(
+    runner: TurnRunner, session_id: str, name: str, settings: Settings, stdout: TextIO
+) -> None:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory
+    from rich.console import Console
+
+    console = Console(file=stdout)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prompt: PromptSession[str] = PromptSession(
+        history=FileHistory(str(settings.data_dir / "console-history"))
+    )
+    with _logs_above_the_prompt(console):
         while True:
-            if interactive:
-                stdout.write(PROMPT)
-                stdout.flush()
-            line = await lines.get()
-            if not line:
+            try:
+                question = (await prompt.prompt_async(PROMPT)).strip()
+            except (KeyboardInterrupt, EOFError):  # Ctrl-C or Ctrl-D at the prompt: leave
                 break
-            question = line.strip()
-            if question in {"/quit", "/exit"}:
+            say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
+            if not await _one(runner, session_id, name, question, RichSink(console), say):
                 break
-            if not question:
-                continue
-            if not interactive:  # piped: show the question, so the transcript reads as a chat
-                stdout.write(f"{PROMPT}{question}\n")
-            turn = Turn("console", session_id, question, user=session_name)
-            if question == "/reset":
-                turn = Turn("console", session_id, user=session_name, action="reset")
-            sink = ConsoleSink(stdout)
-            await runner.run(turn, sink)
-            sink.close_line()
-            stdout.flush()
+
+
+async def _one(
+    runner: TurnRunner,
+    session_id: str,
+    name: str,
+    question: str,
+    sink: ConsoleSink | RichSink,
+    say: Callable[[str], object],
+) -> bool:
+    """Handle one input; False when the user asked to leave."""
+    word = question.split()[0].lower() if question else ""
+    if word in ("/quit", "/exit"):
+        return False
+    reply = HELP if word == "/help" else command_reply(question) if question else EMPTY_HINT
+    if reply is not None:
+        say(reply)
+        return True
+    if word == "/reset":
+        turn = Turn("console", session_id, user=name, action="reset")
+    else:
+        turn = Turn("console", session_id, question, user=name)
+    if not await _stoppable(runner, turn, sink):
+        say(STOPPED)
+    return True

@@ -1,0 +1,91 @@
+"""The console in a real pseudo-terminal (pexpect), as a person types into it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+from redis.asyncio import Redis
+
+from tests.bots.test_console import env_for
+from tests.conftest import ROOT, MakeSettings
+from tests.fakes.fake_openai import FakeOpenAI
+
+pytestmark = pytest.mark.timeout(120)
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"  # a terminal's bracketed paste
+
+
+async def spawn(env: dict[str, str]) -> Any:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "bots.cli", "chat", "--session", "tty"],
+        env=env | {"TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        cwd=str(ROOT),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
+    await expect(child, "you>")
+    return child
+
+
+async def expect(child: Any, pattern: str) -> None:
+    """Wait for `pattern` without blocking the loop the fake model server runs on."""
+    await asyncio.to_thread(child.expect, pattern)
+
+
+async def test_ctrl_c_stops_the_answer_a_paste_is_one_question_and_ctrl_c_leaves(
+    tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI, make_settings: MakeSettings
+) -> None:
+    prefix = make_settings().history_key_prefix
+    env = env_for(
+        tmp_path,
+        THREADBOT_DATA_DIR=str(tmp_path / "data"),
+        REDIS_URL=redis_url,
+        HISTORY_KEY_PREFIX=prefix,
+        OPENAI_BASE_URL=fake_openai.base_url,
+        OPENAI_API_KEY="test-key",
+        EMBEDDINGS="local",
+    )
+    fake_openai.script("**Slowly** " * 300, chunk_size=4, delay_s=0.02)  # ~15 s if not stopped
+    child = await spawn(env)
+    child.send("tell me everything" "\r")
+    await expect(child, "Slowly")  # rendered Markdown: the ** are gone
+    child.sendintr()  # Ctrl-C during the answer: stops it, the chat goes on
+    await expect(child, r"stopped: this answer was not saved")
+    await expect(child, "you>")
+    await fake_openai.wait_for_cancel()
+    assert fake_openai.cancelled == 1
+
+    child.send(f"{PASTE_START}first line of a paste\nsecond line{PASTE_END}\r")
+    await expect(child, "You said: first line of a paste")
+    await expect(child, "you>")
+    assert len(fake_openai.requests) == 2  # one question, not two
+    assert fake_openai.requests[1]["messages"][-1]["content"].endswith(
+        "first line of a paste\nsecond line"
+    )
+
+    child.send("/rest" "\r")
+    await expect(child, "Unknown command /rest")
+    child.send("/HELP" "\r")
+    await expect(child, "/reset forgets this conversation")
+    child.send("\r")
+    await expect(child, "Type a question")
+    assert len(fake_openai.requests) == 2  # none of those reached the model
+
+    child.sendintr()  # Ctrl-C at the prompt: leave
+    await asyncio.to_thread(child.expect, pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+
+    async with Redis.from_url(redis_url) as redis:  # the stopped answer saved nothing
+        assert await redis.llen(f"{prefix}console:tty") == 2
+
+    child = await spawn(env)  # the next start says the conversation goes on
+    assert "continues (2 earlier messages" in child.before
+    child.send("/quit" "\r")
+    await asyncio.to_thread(child.expect, pexpect.EOF)
