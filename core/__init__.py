@@ -19,6 +19,7 @@ from core.errors import (
 )
 from core.ingest import ingest
 from core.pipeline import Pipeline
+from core.retrieval import Retriever
 from core.settings import Settings
 from core.streaming import MARKER, Reply, Sink, StreamingEditor, split_text
 from core.tasks import SessionTasks
@@ -35,6 +36,7 @@ __all__ = [
     "RateLimited",
     "Reply",
     "RetrievalFailed",
+    "Retriever",
     "SessionTasks",
     "Settings",
     "Sink",

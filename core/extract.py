@@ -191,7 +191,7 @@ def _rst(text: str) -> list[Section]:
             return [_code(node.astext())]
         if isinstance(node, nodes.Text):
             return [" ".join(node.astext().split())]
-        if isinstance(node, nodes.TextElement) and not node.traverse(code):
+        if isinstance(node, nodes.TextElement) and next(node.findall(code), None) is None:
             return [" ".join(node.astext().split())]
         if isinstance(node, nodes.list_item):
             blocks = [b for child in node.children for b in render(child)]

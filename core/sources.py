@@ -10,7 +10,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pathspec
 
@@ -49,12 +48,12 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _ignore_spec(root: Path, patterns: list[str]) -> pathspec.PathSpec[Any]:
+def _ignore_spec(root: Path, patterns: list[str]) -> pathspec.GitIgnoreSpec:
     lines = list(patterns)
     ignore_file = root / IGNORE_FILE
     if ignore_file.is_file() and not ignore_file.is_symlink():
         lines += ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _walk(folder: Path) -> Iterator[Path]:
