@@ -62,7 +62,9 @@ def test_hybrid_is_the_reciprocal_rank_fusion_of_both_rankings(indexed, embeddin
         fused: dict[str, float] = {}
         for ranking in (d, b):
             for rank, passage in enumerate(ranking, start=1):
-                fused[passage.chunk.source] = fused.get(passage.chunk.source, 0) + 1 / (RRF_K + rank)
+                fused[passage.chunk.source] = fused.get(passage.chunk.source, 0) + 1 / (
+                    RRF_K + rank
+                )
         expected = sorted(fused, key=lambda s: -fused[s])
         assert [p.chunk.source for p in h] == expected
         assert [p.score for p in h] == pytest.approx([fused[s] * (RRF_K + 1) / 2 for s in expected])
