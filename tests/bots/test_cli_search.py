@@ -20,7 +20,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 async def test_search_prints_json_lines_in_input_order(env: dict[str, str]):
     _, err, code = await threadbot("ingest", str(SAMPLE_DOCS), env=env)
     assert code == 0, err
-    questions = ["How do I reset a conversation?", "what's the weather like?", "REDIS_URL"]
+    questions = ["How do I reset a conversation?", "what's the weather like?", "EDIT_INTERVAL_MS"]
     out, err, code = await threadbot(
         "search", "--json", "--k", "2", env=env, stdin="\n".join(questions) + "\n"
     )
@@ -38,7 +38,7 @@ async def test_search_prints_json_lines_in_input_order(env: dict[str, str]):
     assert first["location"] == "Conversations and memory › Forgetting a conversation"
     assert first["text"].startswith("Use `/reset`.")
     assert lines[1]["passages"] == []  # nothing about the weather
-    assert lines[2]["passages"][0]["source"] == "configuration.rst"
+    assert lines[2]["passages"][0]["location"] == "Configuration › Streaming"
 
     out, err, code = await threadbot("search", "where is history kept?", env=env)
     assert code == 0, err
