@@ -1,13 +1,16 @@
-"""The `threadbot` command: ingest documents, or run the bot in the console, Slack or Discord."""
+"""The `threadbot` command: ingest and search documents, or run the bot in a chat."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import json
 import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -16,37 +19,131 @@ from core.logs import configure_logging
 from core.redis_server import EmbeddedServerBusy
 from core.settings import explain
 
+if TYPE_CHECKING:
+    from core.ingest import IngestReport
+    from core.retrieval import Passage
 
-def _ingest(settings: Settings, paths: list[Path], if_empty: bool) -> int:
+_SEARCH_BATCH = 256  # questions embedded together by `threadbot search`
+
+
+def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     from core.embeddings import build_embeddings
-    from core.ingest import find_files, ingest
-    from core.retrieval import Index
+    from core.ingest import IngestRefused, ingest, remove
+    from core.retrieval import Index, IndexMismatch
+    from core.sources import find_files
+
+    paths: list[Path] = args.paths
+    try:
+        if args.remove:
+            return _summary(settings, remove(settings, paths, force=args.force), "")
+        embeddings, name = build_embeddings(settings)
+        try:
+            existing = Index.load(settings.index_dir) if args.if_empty else None
+        except IndexMismatch:
+            existing = None  # an index from an older threadbot: rebuilt below
+        if existing is not None:
+            wanted = {
+                f.source for p in paths for f in find_files(
+                    p, ignore=settings.ingest_ignore, max_bytes=settings.ingest_max_file_bytes
+                ).files
+            }  # fmt: skip
+            same_files = {f.source for f in existing.files} == wanted
+            # Rebuild only an index of these very files made with another model (the sample docs
+            # after a key was added): someone's own documents are never replaced by the samples.
+            if existing.embeddings_name == name or not same_files:
+                sys.stdout.write(
+                    f"Index already holds {len(existing.chunks)} passages in "
+                    f"{settings.index_dir}; leaving it as it is.\n"
+                )
+                if existing.embeddings_name != name:
+                    sys.stdout.write(
+                        f"It was built with {existing.embeddings_name}, but the embeddings now "
+                        f"are {name}: run `threadbot ingest YOUR_DOCS` so the bot can search "
+                        "them.\n"
+                    )
+                return 0
+        report = ingest(settings, paths, embeddings, name, add=args.add, force=args.force)
+    except IngestRefused as exc:
+        sys.stderr.write(f"threadbot: {exc}\n")
+        return 2
+    return _summary(settings, report, name)
+
+
+def _summary(settings: Settings, report: IngestReport, name: str) -> int:
+    """One line of counts (indexed, skipped by reason, failed), then each file not indexed."""
+    skipped = sum(len(s) for s in report.skipped.values())
+    reasons = ", ".join(f"{len(s)} {reason}" for reason, s in sorted(report.skipped.items()))
+    if report.removed:
+        sys.stdout.write(f"Removed {report.removed} files; ")
+    else:
+        sys.stdout.write(f"Indexed {report.files} files; ")
+    sys.stdout.write(
+        f"skipped {skipped}{f' ({reasons})' if reasons else ''}; failed {len(report.failed)}. "
+        f"The index holds {report.chunks} passages ({report.embedded} embedded, "
+        f"{report.reused} unchanged){f' with {name}' if name else ''} in {settings.index_dir}"
+        f"{'' if report.written else ', unchanged: nothing written'}.\n"
+    )
+    for reason, sources in sorted(report.skipped.items()):
+        for source in sources:
+            sys.stdout.write(f"  skipped ({reason}): {source}\n")
+    for source, error in report.failed.items():
+        sys.stdout.write(f"  failed: {source}: {error}\n")
+    return 0
+
+
+def _search(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the passages the bot would use for each question, in input order."""
+    from core.embeddings import build_embeddings
+    from core.retrieval import Retriever
 
     embeddings, name = build_embeddings(settings)
-    existing = Index.load(settings.index_dir) if if_empty else None
-    if existing is not None:
-        same_files = {c.source for c in existing.chunks} == {s for _, s in find_files(paths)}
-        # Rebuild only an index of these very files made with another model (the sample docs
-        # after a key was added): someone's own documents are never replaced by the samples.
-        if existing.embeddings_name == name or not same_files:
-            sys.stdout.write(
-                f"Index already holds {len(existing.chunks)} passages in {settings.index_dir}; "
-                "leaving it as it is.\n"
-            )
-            if existing.embeddings_name != name:
-                sys.stdout.write(
-                    f"It was built with {existing.embeddings_name}, but the embeddings now are "
-                    f"{name}: run `threadbot ingest YOUR_DOCS` so the bot can search them.\n"
-                )
-            return 0
-    report = ingest(settings, paths, embeddings, name)
+    retriever = Retriever(
+        settings.index_dir, embeddings, name, k=args.k or settings.retrieval_k,
+        min_score=settings.retrieval_min_score, mode=settings.retrieval_mode,
+    )  # fmt: skip
+    if retriever.refresh() is None:
+        sys.stderr.write(f"threadbot: no usable index in {settings.index_dir}\n")
+        return 2
+    lines = iter(args.questions) if args.questions else (line.rstrip("\n") for line in sys.stdin)
+    while batch := list(itertools.islice(lines, _SEARCH_BATCH)):
+        for question, passages in zip(batch, retriever.search_many(batch), strict=True):
+            sys.stdout.write(_format(question, passages, as_json=args.json))
+        sys.stdout.flush()
+    return 0
+
+
+def _format(question: str, passages: list[Passage], *, as_json: bool) -> str:
+    if as_json:
+        found = [
+            {"source": p.chunk.source, "location": p.chunk.location, "text": p.chunk.text,
+             "score": round(p.score, 4)}
+            for p in passages
+        ]  # fmt: skip
+        return json.dumps({"question": question, "passages": found}, ensure_ascii=False) + "\n"
+    out = [f"? {question}"]
+    for p in passages:
+        out.append(f"  [{p.score:.3f}] {p.chunk.citation}")
+        out += [f"      {line}" for line in p.chunk.text.splitlines()]
+    return "\n".join([*out, ""]) + "\n"
+
+
+def _index_list(settings: Settings) -> int:
+    from core.retrieval import Index, IndexMismatch
+
+    try:
+        index = Index.load(settings.index_dir)
+    except IndexMismatch as exc:
+        sys.stderr.write(f"threadbot: {exc}; run `threadbot ingest` again\n")
+        return 2
+    if index is None:
+        sys.stdout.write(f"No index in {settings.index_dir} yet: run `threadbot ingest`.\n")
+        return 0
     sys.stdout.write(
-        f"Indexed {report.files} files as {report.chunks} passages "
-        f"({report.embedded} embedded, {report.reused} unchanged) with {name} "
-        f"into {settings.index_dir}.\n"
+        f"{len(index.files)} files, {len(index.chunks)} passages, {index.embeddings_name}, "
+        f"built {index.created}, in {settings.index_dir}\n"
     )
-    for source in report.skipped:
-        sys.stdout.write(f"Skipped unreadable file: {source}\n")
+    for entry in index.files:
+        sys.stdout.write(f"{entry.passages:6d}  {entry.source}  ({entry.path})\n")
     return 0
 
 
@@ -56,9 +153,23 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     ingest = commands.add_parser("ingest", help="index documents (md, txt, rst, html, pdf)")
     ingest.add_argument("paths", nargs="+", type=Path, help="files or folders")
-    ingest.add_argument(
+    how = ingest.add_mutually_exclusive_group()
+    how.add_argument(
         "--if-empty", action="store_true", help="only when no index exists yet (first start)"
     )
+    how.add_argument("--add", action="store_true", help="add (or refresh) these paths only")
+    how.add_argument("--remove", action="store_true", help="take these paths out of the index")
+    ingest.add_argument(
+        "--force", action="store_true", help="replace the index even with far fewer passages"
+    )
+    search = commands.add_parser(
+        "search", help="print the passages found for each question (arguments or stdin lines)"
+    )
+    search.add_argument("questions", nargs="*", help="questions (default: one per stdin line)")
+    search.add_argument("--k", type=int, default=0, help="passages per question (RETRIEVAL_K)")
+    search.add_argument("--json", action="store_true", help="JSON Lines, one per question")
+    index = commands.add_parser("index", help="inspect the document index")
+    index.add_argument("action", choices=["list"], help="list: files, passages, model, when")
     chat = commands.add_parser("chat", help="chat in the terminal (one question per line)")
     chat.add_argument("--session", default="default", help="conversation name to use")
     commands.add_parser("slack", help="run the Slack bot")
@@ -75,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"threadbot: invalid settings (environment or .env):\n{problems}")
         return 2
     # The console is for reading answers: only warnings unless asked for more.
-    quiet = args.command in {"chat", "ingest"} and not args.verbose
+    quiet = args.command in {"chat", "ingest", "search", "index"} and not args.verbose
     configure_logging(settings, level=logging.WARNING if quiet else settings.log_level.upper())
     # systemd, docker stop and a closed terminal send SIGTERM / SIGHUP: stop as on Ctrl-C, so
     # answers in flight finish and the embedded server shuts down with us.
@@ -83,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(number, signal.default_int_handler)
     try:
         if args.command == "ingest":
-            return _ingest(settings, args.paths, args.if_empty)
+            return _ingest(settings, args)
+        if args.command == "search":
+            return _search(settings, args)
+        if args.command == "index":
+            return _index_list(settings)
         if args.command == "chat":
             from bots.console import chat
 

@@ -25,6 +25,7 @@ from core.ingest import ingest
 from core.metrics import Metrics
 from core.pacing import Pacer, Ticket
 from core.pipeline import Pipeline
+from core.retrieval import Passage, Retriever
 from core.settings import Settings
 from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
 from core.turns import Outcome, ReplySink, Resumable, SinkFor, Turn, TurnRunner
@@ -42,6 +43,7 @@ __all__ = [
     "NoAccess",
     "Outcome",
     "Pacer",
+    "Passage",
     "Pipeline",
     "Preparing",
     "QuestionRejected",
@@ -50,6 +52,7 @@ __all__ = [
     "ReplySink",
     "Resumable",
     "RetrievalFailed",
+    "Retriever",
     "Settings",
     "Sink",
     "SinkError",

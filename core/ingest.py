@@ -1,197 +1,142 @@
-"""`threadbot ingest`: documents in, a searchable index out; unchanged files are not re-embedded."""
+"""`threadbot ingest`: documents in, a searchable index out; only what changed is embedded.
+
+Files are read one at a time and passages embedded shortest first, each batch committed to the
+embedding cache as soon as it is computed: memory stays bounded, a killed ingest resumes where
+it stopped, and an unchanged re-ingest embeds and writes nothing.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from core.retrieval import Chunk, Index, IndexMismatch
+from core.embed_cache import EmbeddingCache, passage_hash
+from core.extract import read_sections
+from core.keywords import KeywordIndex
+from core.retrieval import Chunk, FileEntry, Index, IndexMismatch
+from core.sources import SUFFIXES, UNDECODABLE, SourceFile, find_files
 
 if TYPE_CHECKING:
+    import faiss
     from langchain_core.embeddings import Embeddings
 
     from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_SPLIT_VERSION = 2  # bump when read_sections or the splitting changes what chunks a file gives
-SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"}
-_ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+_.:])\1{2,}\s*$")
+_SPLIT_VERSION = 3  # bump when extraction or splitting changes what chunks a file gives
+_MAX_CONTEXT_CHARS = 200  # of the heading path put before a passage's text
+_FAISS_BLOCK = 4096  # vectors moved from the cache to the index at once
+# A new index under half the size of a live one this large is refused without --force:
+# a wrong path must not throw away hours of embedding. A smaller index rebuilds in seconds.
+_SHRINK_GUARD_MIN = 100
 
-_BLANK_RUN = re.compile(r"\n\s*\n(\s*\n)+")
-Section = tuple[str, str]  # (location, text)
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+class IngestRefused(Exception):
+    """The new index would replace the live one with nothing, or with far less: needs --force."""
+
+
+@dataclass
+class IngestReport:
+    files: int = 0  # files read in this run and indexed
+    chunks: int = 0  # passages in the index afterwards
+    embedded: int = 0  # passages embedded in this run
+    reused: int = 0  # passages whose vectors were already in the cache
+    removed: int = 0  # files taken out of the index
+    written: bool = True  # False: the index already held exactly this
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> sources
+    failed: dict[str, str] = field(default_factory=dict)  # source -> error
 
 
 @dataclass(frozen=True)
-class IngestReport:
-    files: int
-    chunks: int
-    embedded: int
-    reused: int
-    skipped: list[str]
+class _Window:
+    """The embedding model's input limit, so no passage is embedded only in part."""
+
+    count: TokenCounter
+    max_tokens: int
 
 
-def _heading_path(stack: list[tuple[int, str]]) -> str:
-    return " › ".join(title for _, title in stack)
-
-
-def _markdown_sections(text: str) -> Iterator[Section]:
-    stack: list[tuple[int, str]] = []
-    lines: list[str] = []
-    fenced = False
-    for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            fenced = not fenced
-        match = None if fenced else _ATX.match(line)
-        if match is None:
-            lines.append(line)
-            continue
-        yield _heading_path(stack), "\n".join(lines)
-        level = len(match.group(1))
-        stack = [item for item in stack if item[0] < level] + [(level, match.group(2))]
-        lines = [line]
-    yield _heading_path(stack), "\n".join(lines)
-
-
-def _rst_sections(text: str) -> Iterator[Section]:
-    levels: list[str] = []  # underline characters in the order the document introduces them
-    stack: list[tuple[int, str]] = []
-    lines: list[str] = []
-    for line in text.splitlines():
-        title = lines[-1].strip() if lines else ""
-        if _RST_UNDERLINE.match(line) and title and len(line.strip()) >= len(title):
-            lines.pop()
-            if lines and _RST_UNDERLINE.match(lines[-1]):
-                lines.pop()  # an overline
-            yield _heading_path(stack), "\n".join(lines)
-            if line[0] not in levels:
-                levels.append(line[0])
-            level = levels.index(line[0])
-            stack = [item for item in stack if item[0] < level] + [(level, title)]
-            lines = [title]
-            continue
-        lines.append(line)
-    yield _heading_path(stack), "\n".join(lines)
-
-
-class _HTMLSections(HTMLParser):
-    _SKIP = frozenset({"script", "style", "noscript", "template"})
-    _BLOCK = frozenset(
-        {"p", "div", "li", "br", "tr", "pre", "section", "article", "table", "ul", "ol"}
+def _recipe(settings: Settings, embeddings_name: str) -> str:
+    # How a file is cut: chunks are reused only when all of this is unchanged.
+    return (
+        f"{_SPLIT_VERSION}:{settings.chunk_size_chars}:{settings.chunk_overlap_chars}:"
+        f"{embeddings_name}"
     )
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.sections: list[Section] = []
-        self._stack: list[tuple[int, str]] = []
-        self._parts: list[str] = []
-        self._skipping = 0
-        self._heading: int | None = None
-        self._title: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif re.fullmatch(r"h[1-6]", tag):
-            self._flush()
-            self._heading, self._title = int(tag[1]), []
-        elif tag in self._BLOCK:
-            self._parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(self._skipping - 1, 0)
-        elif self._heading is not None and tag == f"h{self._heading}":
-            title = " ".join("".join(self._title).split())
-            self._stack = [i for i in self._stack if i[0] < self._heading] + [
-                (self._heading, title)
-            ]
-            self._parts.append(title + "\n")
-            self._heading = None
-        elif tag in self._BLOCK:
-            self._parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._skipping:
-            return
-        (self._title if self._heading is not None else self._parts).append(data)
-
-    def _flush(self) -> None:
-        self.sections.append((_heading_path(self._stack), "".join(self._parts)))
-        self._parts = []
-
-    def close(self) -> None:
-        super().close()
-        self._flush()
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _html_sections(text: str) -> Iterator[Section]:
-    parser = _HTMLSections()
-    parser.feed(text)
-    parser.close()
-    yield from parser.sections
-
-
-def _pdf_sections(path: Path) -> Iterator[Section]:
-    from pypdf import PdfReader
-
-    for number, page in enumerate(PdfReader(path).pages, start=1):
-        yield f"page {number}", page.extract_text() or ""
-
-
-def read_sections(path: Path, data: bytes) -> list[Section]:
-    """The file's text, cut where its headings (or pages) are, so a passage can name its place.
-
-    A section that holds nothing but its own heading is dropped: it would only match noise.
-    """
-    sections = []
-    for location, text in _raw_sections(path, data):
-        text = _BLANK_RUN.sub("\n\n", text).strip()
-        heading = location.rsplit(" › ", 1)[-1]
-        only_heading = bool(heading) and heading in text and len(text.splitlines()) == 1
-        if text and not only_heading:
-            sections.append((location, text))
-    return sections
-
-
-def _raw_sections(path: Path, data: bytes) -> list[Section]:
-    suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        return list(_pdf_sections(path))
-    text = data.decode("utf-8", errors="replace")
-    if suffix in {".md", ".markdown"}:
-        return list(_markdown_sections(text))
-    if suffix == ".rst":
-        return list(_rst_sections(text))
-    if suffix in {".html", ".htm"}:
-        return list(_html_sections(text))
-    return [("", text)]
-
-
-def find_files(paths: list[Path]) -> list[tuple[Path, str]]:
-    """Every supported file under `paths`, with the name it is cited by (relative to its root)."""
-    found: list[tuple[Path, str]] = []
-    for root in paths:
-        if root.is_file():
-            found.append((root, root.name))
+def _fit(chunks: list[Chunk], window: _Window, overlap: int) -> list[Chunk]:
+    """Cut again every chunk whose text, headings included, exceeds the model's window."""
+    out: list[Chunk] = []
+    counts = window.count([c.indexed_text for c in chunks]) if chunks else []
+    for chunk, tokens in zip(chunks, counts, strict=True):
+        if tokens <= window.max_tokens or len(chunk.text) < 100:
+            out.append(chunk)
             continue
-        if not root.is_dir():
-            raise FileNotFoundError(f"no such file or folder: {root}")
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and path.suffix.lower() in SUFFIXES:
-                if not any(part.startswith(".") for part in path.relative_to(root).parts):
-                    found.append((path, path.relative_to(root).as_posix()))
-    return found
+        size = max(100, int(len(chunk.text) * window.max_tokens / tokens * 0.85))
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=size, chunk_overlap=min(overlap, size // 5)
+        )
+        pieces = [p.strip() for p in splitter.split_text(chunk.text) if p.strip()]
+        if len(pieces) < 2:
+            out.append(chunk)
+            continue
+        smaller = [
+            Chunk(p, chunk.source, chunk.location, chunk.file_hash, chunk.context) for p in pieces
+        ]
+        out += _fit(smaller, window, overlap)
+    return out
+
+
+def _read(
+    file: SourceFile, digest: str, splitter: RecursiveCharacterTextSplitter,
+    window: _Window | None, overlap: int,
+) -> list[Chunk]:  # fmt: skip
+    chunks = []
+    for section in read_sections(file.path):
+        context = section.headings[-_MAX_CONTEXT_CHARS:]
+        for piece in splitter.split_text(section.text):
+            if piece.strip():
+                chunks.append(Chunk(piece.strip(), file.source, section.location, digest, context))
+    return _fit(chunks, window, overlap) if window is not None else chunks
+
+
+def _window(embeddings: Embeddings) -> _Window | None:
+    from core.embeddings import MAX_TOKENS, LocalEmbeddings
+
+    if isinstance(embeddings, LocalEmbeddings):
+        return _Window(embeddings.count_tokens, MAX_TOKENS)
+    return None  # hosted models read 8k tokens: far more than a chunk
+
+
+def _load_previous(settings: Settings) -> Index | None:
+    try:
+        return Index.load(settings.index_dir)
+    except IndexMismatch as exc:
+        log.warning("ignoring the previous index (%s); everything is read again", exc)
+        return None
+
+
+def _under(path: str, target: Path) -> bool:
+    return path == str(target) or path.startswith(str(target).rstrip(os.sep) + os.sep)
 
 
 def ingest(
@@ -201,79 +146,203 @@ def ingest(
     embeddings_name: str,
     *,
     progress: bool = True,
+    add: bool = False,
+    force: bool = False,
 ) -> IngestReport:
-    """Build the index for exactly `paths` and make it live atomically.
+    """Index exactly `paths` (or, with `add`, these paths besides what is indexed) and go live.
 
-    A file whose content hash and name match the live index keeps its chunks and vectors, so
-    re-ingesting an unchanged folder embeds nothing.
+    A file whose path and content hash match the live index keeps its chunks without being read
+    again; a passage whose vector is in the cache is not embedded again.
     """
-    from tqdm import tqdm
+    previous = _load_previous(settings)
+    recipe = _recipe(settings, embeddings_name)
+    report = IngestReport()
+    found: list[SourceFile] = []
+    roots = [Path(e.root) for e in previous.files] if add and previous is not None else []
+    targets = [Path(os.path.abspath(p)) for p in paths]
+    for target in targets:
+        # Added under a folder already indexed: cited as its siblings are.
+        root = next((r for r in roots if _under(str(target), r)), None)
+        result = find_files(
+            target, root=root, ignore=settings.ingest_ignore,
+            max_bytes=settings.ingest_max_file_bytes,
+        )  # fmt: skip
+        found += result.files
+        for reason, sources in result.skipped.items():
+            report.skipped.setdefault(reason, []).extend(sources)
+    if not found and not force:
+        # Replacing a live index with an empty one is never what a typo in a path meant.
+        raise FileNotFoundError(f"no {', '.join(sorted(SUFFIXES))} files under the given paths")
 
-    root = settings.index_dir
-    try:
-        previous = Index.load(root)
-    except IndexMismatch as exc:
-        log.warning("ignoring the previous index (%s); everything is embedded again", exc)
-        previous = None
-    reusable = _reusable(previous, embeddings_name)
+    kept: list[FileEntry] = []
+    if add and previous is not None:
+        fresh = {str(Path(f.root) / f.source) for f in found}
+        kept = [
+            e for e in previous.files
+            if e.path not in fresh and not any(_under(e.path, t) for t in targets)
+        ]  # fmt: skip
+    reusable = _reusable(previous, recipe)
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=settings.chunk_size_chars, chunk_overlap=settings.chunk_overlap_chars
     )
+    window = _window(embeddings)
+    entries: list[FileEntry] = []
     chunks: list[Chunk] = []
-    rows: list[np.ndarray | None] = []  # a vector per chunk; None until embedded
-    skipped: list[str] = []
-    reused = 0
-    # How a file is cut is part of its hash: new chunk settings or splitting rules re-embed.
-    recipe = f"{_SPLIT_VERSION}:{settings.chunk_size_chars}:{settings.chunk_overlap_chars}:"
-    recipe_bytes = recipe.encode()
-    files = find_files(paths)
-    if not files:
-        # Replacing a live index with an empty one is never what a typo in a path meant.
-        raise FileNotFoundError(f"no {', '.join(sorted(SUFFIXES))} files under the given paths")
-    for path, source in files:
+    for file in found:
+        path = str(Path(file.root) / file.source)
         try:
-            data = path.read_bytes()
-        except OSError as exc:  # one unreadable file must not stop the rest
-            log.warning("skipping %s: %s", path, exc)
-            skipped.append(source)
+            digest = _file_hash(file.path)
+            if (path, digest) in reusable:
+                mine = reusable[(path, digest)]
+            else:
+                mine = _read(file, digest, splitter, window, settings.chunk_overlap_chars)
+        except UnicodeDecodeError:
+            log.warning("skipping %s: not UTF-8 text", file.path)
+            report.skipped.setdefault(UNDECODABLE, []).append(file.source)
             continue
-        digest = hashlib.sha256(recipe_bytes + data).hexdigest()
-        if (source, digest) in reusable and previous is not None:
-            for row in reusable[(source, digest)]:
-                chunks.append(previous.chunks[row])
-                rows.append(previous.vectors.reconstruct(row))
-                reused += 1
+        except Exception as exc:  # one broken file must not stop the rest
+            log.warning("skipping %s: %s", file.path, exc)
+            report.failed[file.source] = str(exc) or type(exc).__name__
             continue
-        try:
-            sections = read_sections(path, data)
-        except Exception as exc:  # one unreadable file must not stop the rest
-            log.warning("skipping %s: %s", path, exc)
-            skipped.append(source)
-            continue
-        for location, text in sections:
-            for piece in splitter.split_text(text):
-                if piece.strip():
-                    chunks.append(Chunk(piece.strip(), source, location, digest))
-                    rows.append(None)
-    todo = [i for i, row in enumerate(rows) if row is None]
-    batch = settings.embedding_batch_size
-    with tqdm(total=len(todo), desc="embedding", unit="chunk", disable=not progress) as bar:
-        for start in range(0, len(todo), batch):
-            ids = todo[start : start + batch]
-            vectors = embeddings.embed_documents([chunks[i].text for i in ids])
-            for i, vector in zip(ids, vectors, strict=True):
-                rows[i] = np.asarray(vector, dtype=np.float32)
-            bar.update(len(ids))
-    vectors_by_row = [row for row in rows if row is not None]
-    matrix = np.vstack(vectors_by_row) if vectors_by_row else np.zeros((0, 1), dtype=np.float32)
-    Index.build(matrix, chunks, embeddings_name).save(root)
-    return IngestReport(len(files), len(chunks), len(todo), reused, skipped)
+        entries.append(FileEntry(file.source, path, str(file.root), digest, len(mine)))
+        chunks += mine
+    report.files = len(entries)
+    if previous is not None and kept:
+        by_path = {e.path for e in kept}
+        old = [c for c, e in _chunk_files(previous) if e.path in by_path]
+        entries, chunks = kept + entries, old + chunks
+    return _commit(
+        settings, previous, entries, chunks, embeddings_name, recipe, report,
+        embeddings=embeddings, progress=progress, force=force,
+    )  # fmt: skip
 
 
-def _reusable(previous: Index | None, embeddings_name: str) -> dict[tuple[str, str], list[int]]:
-    if previous is None or previous.embeddings_name != embeddings_name:
+def remove(settings: Settings, paths: list[Path], *, force: bool = False) -> IngestReport:
+    """Take the files at or under `paths` (or cited as `paths`) out of the live index."""
+    previous = _load_previous(settings)
+    if previous is None:
+        raise FileNotFoundError(f"no index in {settings.index_dir} to remove files from")
+    targets = [Path(os.path.abspath(p)) for p in paths]
+    names = {p.as_posix() for p in paths}
+
+    def gone(entry: FileEntry) -> bool:
+        return entry.source in names or any(_under(entry.path, t) for t in targets)
+
+    report = IngestReport(removed=sum(gone(e) for e in previous.files))
+    if not report.removed:
+        raise FileNotFoundError(f"nothing indexed at {', '.join(map(str, paths))}")
+    pairs = [(c, e) for c, e in _chunk_files(previous) if not gone(e)]
+    entries = [e for e in previous.files if not gone(e)]
+    return _commit(
+        settings, previous, entries, [c for c, _ in pairs], previous.embeddings_name,
+        previous.recipe, report, embeddings=None, progress=False, force=force, shrinking=True,
+    )  # fmt: skip
+
+
+def _chunk_files(index: Index) -> list[tuple[Chunk, FileEntry]]:
+    """Each chunk with its file: an index lists a file's chunks together, in file order."""
+    owners = [entry for entry in index.files for _ in range(entry.passages)]
+    return list(zip(index.chunks, owners, strict=True))
+
+
+def _reusable(previous: Index | None, recipe: str) -> dict[tuple[str, str], list[Chunk]]:
+    if previous is None or previous.recipe != recipe:
         return {}
-    rows: dict[tuple[str, str], list[int]] = {}
-    for row, chunk in enumerate(previous.chunks):
-        rows.setdefault((chunk.source, chunk.file_hash), []).append(row)
-    return rows
+    out: dict[tuple[str, str], list[Chunk]] = {}
+    for chunk, entry in _chunk_files(previous):
+        out.setdefault((entry.path, entry.hash), []).append(chunk)
+    return out
+
+
+def _commit(
+    settings: Settings, previous: Index | None, entries: list[FileEntry], chunks: list[Chunk],
+    embeddings_name: str, recipe: str, report: IngestReport, *, embeddings: Embeddings | None,
+    progress: bool, force: bool, shrinking: bool = False,
+) -> IngestReport:  # fmt: skip
+    report.chunks = len(chunks)
+    live = len(previous.chunks) if previous is not None else 0
+    if not force and live and (not chunks or (
+        not shrinking and live >= _SHRINK_GUARD_MIN and len(chunks) < live / 2
+    )):  # fmt: skip
+        raise IngestRefused(
+            f"the new index would hold {len(chunks)} passages where the live one holds {live}; "
+            "nothing was replaced (use --force to replace it anyway)"
+        )
+    if (
+        previous is not None
+        and previous.embeddings_name == embeddings_name
+        and previous.recipe == recipe
+        and previous.files == entries
+        and previous.chunks == chunks
+    ):
+        report.reused, report.written = len(chunks), False
+        return report
+    cache = EmbeddingCache(settings.data_dir, embeddings_name)
+    try:
+        hashes = [passage_hash(c.indexed_text) for c in chunks]
+        missing = cache.missing(hashes)
+        if previous is not None and missing and previous.embeddings_name == embeddings_name:
+            missing = _seed(cache, previous, missing)
+        todo = {h: c.indexed_text for h, c in zip(hashes, chunks, strict=True) if h in missing}
+        if todo and embeddings is None:
+            raise FileNotFoundError(f"{len(todo)} vectors are missing from the embedding cache")
+        if embeddings is not None:
+            _embed(cache, embeddings, todo, settings.embedding_batch_size, progress)
+        report.embedded = len(todo)
+        report.reused = len(chunks) - sum(h in missing for h in hashes)
+        index = Index(
+            _vectors(cache, hashes),
+            KeywordIndex.build([c.indexed_text for c in chunks]),
+            chunks,
+            embeddings_name,
+            entries,
+            recipe,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        index.save(settings.index_dir)
+        cache.keep_only(hashes)
+    finally:
+        cache.close()
+    return report
+
+
+def _seed(cache: EmbeddingCache, previous: Index, missing: set[bytes]) -> set[bytes]:
+    """Vectors the live index holds but the cache lost (deleted): copied, not embedded again."""
+    rows = {passage_hash(c.indexed_text): i for i, c in enumerate(previous.chunks)}
+    found = [h for h in missing if h in rows]
+    if found:
+        cache.put(found, previous.vectors.reconstruct_batch([rows[h] for h in found]))
+    return missing - set(found)
+
+
+def _embed(
+    cache: EmbeddingCache, embeddings: Embeddings, todo: dict[bytes, str], batch: int,
+    progress: bool,
+) -> None:  # fmt: skip
+    """Embed shortest first, committing each batch: the progress bar counts characters, which
+    cost time in proportion, so its ETA holds while the passages grow longer."""
+    from tqdm import tqdm
+
+    order = sorted(todo, key=lambda h: len(todo[h]))
+    total = sum(len(t) for t in todo.values())
+    with tqdm(
+        total=total, desc=f"embedding {len(order)} passages", unit="char", unit_scale=True,
+        disable=not progress or not order,
+    ) as bar:  # fmt: skip
+        for start in range(0, len(order), batch):
+            keys = order[start : start + batch]
+            texts = [todo[h] for h in keys]
+            cache.put(keys, np.asarray(embeddings.embed_documents(texts), dtype=np.float32))
+            bar.update(sum(len(t) for t in texts))
+
+
+def _vectors(cache: EmbeddingCache, hashes: list[bytes]) -> faiss.Index:
+    import faiss
+
+    vectors: faiss.Index | None = None
+    for start in range(0, len(hashes), _FAISS_BLOCK):
+        block = cache.get(hashes[start : start + _FAISS_BLOCK])
+        if vectors is None:
+            vectors = faiss.IndexFlatIP(block.shape[1])
+        vectors.add(block)
+    return vectors if vectors is not None else faiss.IndexFlatIP(1)

@@ -68,6 +68,7 @@ class Pipeline:
             name,
             k=settings.retrieval_k,
             min_score=settings.retrieval_min_score,
+            mode=settings.retrieval_mode,
         )
         await asyncio.to_thread(retriever.refresh)
         # A burst of questions waits for a free connection rather than failing past the cap. A

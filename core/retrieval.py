@@ -1,4 +1,4 @@
-"""The document index: FAISS vectors plus a JSON docstore, searched off the event loop.
+"""The document index: FAISS vectors, BM25 and a JSON docstore, searched off the event loop.
 
 Never a pickle: loading an index reads numbers and JSON, so an index folder that someone else
 wrote can't run code here (langchain-community's FAISS.save_local pickles its docstore).
@@ -13,13 +13,14 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from core.errors import RetrievalFailed
+from core.keywords import KeywordIndex
 
 if TYPE_CHECKING:
     import faiss
@@ -29,8 +30,14 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
 DOCSTORE_FILE = "docstore.json"
+KEYWORDS_FOLDER = "bm25"
 CURRENT = "current"  # a symlink to the live version; replaced atomically by each ingest
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+Mode = Literal["hybrid", "dense", "bm25"]
+# Reciprocal rank fusion: a passage scores 1/(RRF_K + rank) in each ranking that has it. 60 is
+# the constant of Cormack et al. (2009); it keeps one list's top hit from drowning the other.
+RRF_K = 60
+_DEPTH = 30  # candidates taken from each ranking before they are fused
 
 
 @dataclass(frozen=True)
@@ -41,16 +48,33 @@ class Chunk:
     source: str  # the file, relative to the folder it was ingested from
     location: str = ""  # a heading path, or "page N"
     file_hash: str = ""
+    context: str = ""  # the heading path, put before the text that is embedded and indexed
 
     @property
     def citation(self) -> str:
         return f"{self.source} › {self.location}" if self.location else self.source
+
+    @property
+    def indexed_text(self) -> str:
+        """What the models see: the headings give a short passage its subject."""
+        return f"{self.context}\n\n{self.text}" if self.context else self.text
 
 
 @dataclass(frozen=True)
 class Passage:
     chunk: Chunk
     score: float
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """An indexed file: where it was read (`path`), how it is cited, and its content hash."""
+
+    source: str
+    path: str
+    root: str
+    hash: str
+    passages: int
 
 
 def live_version(root: Path) -> str | None:
@@ -65,29 +89,26 @@ class IndexMismatch(Exception):
     """The index was built with another embedding model; searching it would return noise."""
 
 
+@dataclass
 class Index:
-    """Vectors (row i belongs to chunk i) and their chunks."""
+    """Vectors and BM25 rows (row i belongs to chunk i), the chunks, and the files they came from.
 
-    def __init__(self, vectors: faiss.Index, chunks: list[Chunk], embeddings_name: str) -> None:
-        self.vectors = vectors
-        self.chunks = chunks
-        self.embeddings_name = embeddings_name
+    `recipe` names how files were cut into chunks: chunks are reused only under the same one.
+    """
 
-    @classmethod
-    def build(cls, matrix: np.ndarray, chunks: list[Chunk], embeddings_name: str) -> Index:
-        import faiss
-
-        dim = matrix.shape[1] if matrix.size else 1
-        vectors = faiss.IndexFlatIP(dim)
-        if matrix.size:
-            vectors.add(np.ascontiguousarray(matrix, dtype=np.float32))
-        return cls(vectors, chunks, embeddings_name)
+    vectors: faiss.Index
+    keywords: KeywordIndex
+    chunks: list[Chunk]
+    embeddings_name: str
+    files: list[FileEntry] = field(default_factory=list)
+    recipe: str = ""
+    created: str = ""
 
     @classmethod
     def load(cls, root: Path, version: str | None = None) -> Index | None:
         """The index `version` under `root` (default: the live one), or None when there is none.
 
-        Both files are read from the folder the link named once, so an ingest switching
+        All files are read from the folder the link named once, so an ingest switching
         `current` meanwhile cannot pair one version's vectors with another's passages.
         """
         import faiss
@@ -99,13 +120,27 @@ class Index:
         if not (folder / DOCSTORE_FILE).is_file():
             return None
         store = json.loads((folder / DOCSTORE_FILE).read_text(encoding="utf-8"))
+        if not isinstance(store, dict):
+            raise ValueError(f"{DOCSTORE_FILE} holds a {type(store).__name__}, not an index")
         if store.get("version") != FORMAT_VERSION:
             raise IndexMismatch(f"index format {store.get('version')} is not {FORMAT_VERSION}")
-        chunks = [Chunk(**item) for item in store["chunks"]]
+        try:
+            chunks = [Chunk(**item) for item in store["chunks"]]
+            files = [FileEntry(**item) for item in store["files"]]
+        except TypeError as exc:  # a passage or file with missing or unknown fields
+            raise ValueError(f"{DOCSTORE_FILE} is malformed: {exc}") from exc
         vectors = faiss.read_index(str(folder / INDEX_FILE))
         if vectors.ntotal != len(chunks):
             raise IndexMismatch(f"{vectors.ntotal} vectors for {len(chunks)} chunks")
-        return cls(vectors, chunks, store["embeddings"])
+        return cls(
+            vectors,
+            KeywordIndex.load(folder / KEYWORDS_FOLDER, len(chunks)),
+            chunks,
+            store["embeddings"],
+            files,
+            store["recipe"],
+            store["created"],
+        )
 
     def save(self, root: Path) -> Path:
         """Write a new version beside the live one, then switch `current` to it in one rename."""
@@ -117,12 +152,17 @@ class Index:
         staging = root / f".staging-{os.getpid()}-{time.time_ns()}"
         staging.mkdir()
         faiss.write_index(self.vectors, str(staging / INDEX_FILE))
+        self.keywords.save(staging / KEYWORDS_FOLDER)
         store: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "embeddings": self.embeddings_name,
+            "recipe": self.recipe,
+            "created": self.created,
+            "files": [asdict(f) for f in self.files],
             "chunks": [asdict(c) for c in self.chunks],
         }
-        (staging / DOCSTORE_FILE).write_text(json.dumps(store, ensure_ascii=False), "utf-8")
+        with (staging / DOCSTORE_FILE).open("w", encoding="utf-8") as out:
+            json.dump(store, out, ensure_ascii=False)
         staging.rename(version)
         link = root / f".link-{os.getpid()}-{time.time_ns()}"
         link.symlink_to(version.name)
@@ -134,15 +174,53 @@ class Index:
                 shutil.rmtree(old, ignore_errors=True)
         return version
 
-    def search(self, query: list[float], k: int) -> list[Passage]:
-        if self.vectors.ntotal == 0:
-            return []
-        scores, ids = self.vectors.search(np.array([query], dtype=np.float32), k)
+    def search(
+        self, vectors: np.ndarray | None, questions: list[str], *, k: int, mode: Mode,
+        min_score: float,
+    ) -> list[list[Passage]]:  # fmt: skip
+        """The best `k` passages for each question (row i of `vectors` embeds question i).
+
+        dense: cosine similarity, at least `min_score`. bm25: BM25 score, passages that share a
+        word with the question. hybrid: both rankings fused by reciprocal rank; a passage must
+        still reach `min_score` in cosine, so a question about nothing in the documents finds
+        nothing, and its score is the fused one scaled so 1.0 means first in both rankings.
+        """
+        if not self.chunks:
+            return [[] for _ in questions]
+        depth = max(k, _DEPTH) if mode == "hybrid" else k
+        dense: list[list[tuple[int, float]]] = [[] for _ in questions]
+        if mode != "bm25" and vectors is not None:
+            scores, ids = self.vectors.search(np.ascontiguousarray(vectors, np.float32), depth)
+            dense = [
+                [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
+                for row_s, row_i in zip(scores, ids, strict=True)
+            ]
+        if mode == "dense":
+            return [[Passage(self.chunks[i], s) for i, s in d if s >= min_score] for d in dense]
+        keyword = self.keywords.search(questions, depth)
+        if mode == "bm25":
+            return [[Passage(self.chunks[i], s) for i, s in hits] for hits in keyword]
+        assert vectors is not None
         return [
-            Passage(self.chunks[i], float(s))
-            for s, i in zip(scores[0], ids[0], strict=True)
-            if i >= 0
+            self._fuse(d, kw, vectors[row], k, min_score)
+            for row, (d, kw) in enumerate(zip(dense, keyword, strict=True))
         ]
+
+    def _fuse(
+        self, dense: list[tuple[int, float]], keyword: list[tuple[int, float]],
+        query: np.ndarray, k: int, min_score: float,
+    ) -> list[Passage]:  # fmt: skip
+        cosine = dict(dense)
+        for i, _ in keyword:
+            if i not in cosine:
+                cosine[i] = float(np.dot(self.vectors.reconstruct(i), query))
+        fused: dict[int, float] = {}
+        for ranking in (dense, keyword):
+            for rank, (i, _) in enumerate(ranking, start=1):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank)
+        best = sorted((i for i in fused if cosine[i] >= min_score), key=lambda i: -fused[i])
+        scale = (RRF_K + 1) / 2  # first in both rankings: 1.0
+        return [Passage(self.chunks[i], fused[i] * scale) for i in best[:k]]
 
 
 class Retriever:
@@ -161,12 +239,14 @@ class Retriever:
         *,
         k: int,
         min_score: float = -1.0,
+        mode: Mode = "hybrid",
     ):
         self._root = root
         self._embeddings = embeddings
         self._embeddings_name = embeddings_name
         self._k = k
         self._min_score = min_score
+        self._mode: Mode = mode
         self._version: str | None = None
         self._index: Index | None = None
         self._loading = threading.Lock()  # searches run in several worker threads
@@ -205,17 +285,25 @@ class Retriever:
             log.info("loaded %d passages from %s (%s)", len(index.chunks), self._root, version)
         return index
 
-    def _search(self, question: str) -> list[Passage]:
+    def search_many(self, questions: list[str], k: int | None = None) -> list[list[Passage]]:
+        """The passages for each question, as `search` finds them; blocking, for many at once.
+
+        The questions are embedded in batches: the search command answers thousands this way.
+        """
         index = self.refresh()
-        if index is None or not index.chunks:
-            return []
-        found = index.search(self._embeddings.embed_query(question), self._k)
-        # Below the cutoff a passage is noise ("hello" matches nothing): better none than that.
-        return [p for p in found if p.score >= self._min_score]
+        if index is None or not index.chunks or not questions:
+            return [[] for _ in questions]
+        vectors = None
+        if self._mode != "bm25":
+            vectors = np.asarray(self._embeddings.embed_documents(questions), dtype=np.float32)
+        return index.search(
+            vectors, questions, k=k or self._k, mode=self._mode, min_score=self._min_score
+        )
 
     async def search(self, question: str) -> list[Passage]:
         try:
-            return await asyncio.to_thread(self._search, question)
+            (found,) = await asyncio.to_thread(self.search_many, [question])
+            return found
         except Exception as exc:  # the embedding client's errors (network, key, 429) end here
             log.warning("document search failed: %r", exc)
             raise RetrievalFailed(repr(exc)) from exc

@@ -24,6 +24,14 @@ def _split_ids(value: object) -> object:
 
 
 IdList = Annotated[list[int], NoDecode]
+PatternList = Annotated[list[str], NoDecode]
+
+
+def _split_patterns(value: object) -> object:
+    """`*.log, drafts/` from the environment: comma-separated gitignore-style patterns."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -63,6 +71,10 @@ class Settings(BaseSettings):
     chunk_overlap_chars: int = Field(default=150, ge=0)
     retrieval_k: int = Field(default=4, ge=1)
     retrieval_min_score: float = Field(default=0.2, ge=-1.0, le=1.0)
+    retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    embedding_threads: int = Field(default=0, ge=0)
+    ingest_max_file_mb: float = Field(default=20.0, gt=0)
+    ingest_ignore: PatternList = Field(default_factory=list)
 
     # Chat model
     openai_api_key: SecretStr | None = None
@@ -113,6 +125,7 @@ class Settings(BaseSettings):
         "discord_shard_ids",
         mode="before",
     )(_split_ids)
+    _patterns = field_validator("ingest_ignore", mode="before")(_split_patterns)
 
     @model_validator(mode="after")
     def _shards_need_a_count(self) -> Settings:
@@ -127,6 +140,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.threadbot_data_dir / "index"
+
+    @property
+    def ingest_max_file_bytes(self) -> int:
+        return int(self.ingest_max_file_mb * 1024 * 1024)
 
     @property
     def embeddings_kind(self) -> Literal["local", "openai"]:

@@ -53,7 +53,7 @@ async def test_ctrl_c_stops_the_answer_a_paste_is_one_question_and_ctrl_c_leaves
     )
     fake_openai.script("**Slowly** " * 300, chunk_size=4, delay_s=0.02)  # ~15 s if not stopped
     child = await spawn(env)
-    child.send("tell me everything" "\r")
+    child.send("tell me everything\r")
     await expect(child, "Slowly")  # rendered Markdown: the ** are gone
     child.sendintr()  # Ctrl-C during the answer: stops it, the chat goes on
     await expect(child, r"stopped: this answer was not saved")
@@ -69,9 +69,9 @@ async def test_ctrl_c_stops_the_answer_a_paste_is_one_question_and_ctrl_c_leaves
         "first line of a paste\nsecond line"
     )
 
-    child.send("/rest" "\r")
+    child.send("/rest\r")
     await expect(child, "Unknown command /rest")
-    child.send("/HELP" "\r")
+    child.send("/HELP\r")
     await expect(child, "/reset forgets this conversation")
     child.send("\r")
     await expect(child, "Type a question")
@@ -87,5 +87,5 @@ async def test_ctrl_c_stops_the_answer_a_paste_is_one_question_and_ctrl_c_leaves
 
     child = await spawn(env)  # the next start says the conversation goes on
     assert "continues (2 earlier messages" in child.before
-    child.send("/quit" "\r")
+    child.send("/quit\r")
     await asyncio.to_thread(child.expect, pexpect.EOF)

@@ -8,9 +8,10 @@ import pickle
 from pathlib import Path
 
 import pytest
+from langchain_core.embeddings import Embeddings
 
 from core.embeddings import LocalEmbeddings, build_embeddings
-from core.ingest import ingest, read_sections
+from core.ingest import IngestRefused, ingest, remove
 from core.pipeline import Pipeline
 from core.retrieval import CURRENT, Index, Retriever
 from tests.conftest import SAMPLE_DOCS, MakeSettings
@@ -90,20 +91,6 @@ def write_docs(folder: Path) -> None:
     (folder / ".hidden.md").write_text("# secret\nnever indexed")
 
 
-def test_sections_name_their_heading_or_page(tmp_path: Path):
-    write_docs(tmp_path)
-    md = read_sections(tmp_path / "guide.md", (tmp_path / "guide.md").read_bytes())
-    assert [loc for loc, _ in md] == ["Guide", "Guide › Install"]
-    assert "# not a heading" in md[1][1]  # a comment in a code block is not a heading
-    rst = read_sections(tmp_path / "ops.rst", (tmp_path / "ops.rst").read_bytes())
-    assert rst[-1] == ("Operations › Backups", "Backups\n\nBackups run nightly at two.")
-    html = read_sections(tmp_path / "faq.html", (tmp_path / "faq.html").read_bytes())
-    assert html[-1][0] == "FAQ › Parking"
-    assert "var x" not in str(html) and "color" not in str(html)
-    pdf = read_sections(tmp_path / "manual.pdf", (tmp_path / "manual.pdf").read_bytes())
-    assert pdf == [("page 1", "Cover page"), ("page 2", "The printer code is 4711")]
-
-
 async def test_ingest_search_and_cite(tmp_path: Path, make_settings: MakeSettings, embeddings):
     write_docs(tmp_path / "docs")
     settings = make_settings()
@@ -130,9 +117,11 @@ async def test_unchanged_files_are_not_embedded_again(
     settings = make_settings()
     first = ingest(settings, [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
     embeddings.embedded.clear()
+    versions = sorted(settings.index_dir.iterdir())
     again = ingest(settings, [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
     assert embeddings.embedded == []
     assert again.reused == first.chunks and again.embedded == 0
+    assert not again.written and sorted(settings.index_dir.iterdir()) == versions
     (tmp_path / "docs" / "notes.txt").write_text("The coffee machine moved to floor four.")
     third = ingest(settings, [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
     assert embeddings.embedded == ["The coffee machine moved to floor four."]
@@ -236,11 +225,184 @@ def test_an_empty_folder_never_replaces_the_index(
     assert index is not None and index.chunks
 
 
-def test_new_chunk_settings_embed_again(tmp_path: Path, make_settings: MakeSettings, embeddings):
+def test_new_chunk_settings_embed_only_the_passages_that_changed(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
     write_docs(tmp_path / "docs")
-    ingest(make_settings(), [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
+    llamas = " ".join(f"Llama number {i} eats hay." for i in range(40))
+    (tmp_path / "docs" / "long.md").write_text(f"# Long\n\n{llamas}\n")
+    first = ingest(
+        make_settings(), [tmp_path / "docs"], embeddings, embeddings.name, progress=False
+    )
+    embeddings.embedded.clear()
     again = ingest(
         make_settings(chunk_size_chars=300), [tmp_path / "docs"], embeddings, embeddings.name,
         progress=False,
     )  # fmt: skip
-    assert again.reused == 0 and again.embedded == again.chunks
+    # Only the long file is cut differently: its new passages are embedded, the rest reused.
+    assert again.chunks > first.chunks and again.embedded == len(embeddings.embedded) > 0
+    assert all("Llama number" in text for text in embeddings.embedded)
+    assert again.reused == again.chunks - again.embedded
+
+
+def make_corpus(folder: Path, files: int, sections: int, seed: int = 7) -> None:
+    """Files of distinct made-up prose: `sections` passages of about 500 characters each."""
+    import random
+
+    words = (
+        "alpha beacon cobalt delta ember falcon glacier harbor island juniper kettle lantern "
+        "meadow nebula orchard pepper quartz river saddle timber umbra velvet willow xenon "
+        "yonder zephyr anchor bramble cinder dune"
+    ).split()
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in range(files):
+        parts = [f"# Topic {f}\n"]
+        for s in range(sections):
+            body = " ".join(rng.choice(words) for _ in range(75))
+            parts.append(f"## Part {s}\n\n{body}.\n")
+        (folder / f"topic-{f:03d}.md").write_text("\n".join(parts))
+
+
+def cached_rows(settings) -> int:
+    import sqlite3
+
+    path = settings.data_dir / "embeddings.sqlite3"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        try:
+            return db.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is not created yet
+            return 0
+
+
+async def test_a_killed_ingest_resumes_where_it_stopped(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    import signal
+    import sys
+
+    from tests.bots.test_console import env_for
+    from tests.conftest import ROOT
+
+    make_corpus(tmp_path / "docs", files=12, sections=12)
+    settings = make_settings()
+    env = env_for(tmp_path, THREADBOT_DATA_DIR=str(settings.data_dir), EMBEDDINGS="local")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots.cli", "ingest", str(tmp_path / "docs"),
+        env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(60):
+            while cached_rows(settings) == 0:  # the first batch is committed: kill it now
+                assert process.returncode is None, "the ingest ended before it could be killed"
+                await asyncio.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    assert process.returncode == -signal.SIGKILL
+    done_before = cached_rows(settings)
+    assert Index.load(settings.index_dir) is None  # the killed ingest never went live
+
+    embeddings.embedded.clear()
+    report = ingest(settings, [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
+    assert 0 < done_before < report.chunks
+    assert report.reused == done_before and report.embedded == report.chunks - done_before
+    assert len(embeddings.embedded) == report.embedded
+    assert cached_rows(settings) == report.chunks
+
+
+async def test_add_and_remove_without_a_full_rebuild(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    write_docs(tmp_path / "docs")
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "boats.md").write_text("# Boats\n\nThe rowing boat is kept in shed B.\n")
+    settings = make_settings()
+    first = ingest(settings, [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
+    retriever = Retriever(settings.index_dir, embeddings, embeddings.name, k=1)
+
+    embeddings.embedded.clear()
+    added = ingest(
+        settings, [tmp_path / "more"], embeddings, embeddings.name, progress=False, add=True
+    )
+    assert added.files == 1 and added.chunks == first.chunks + 1
+    assert embeddings.embedded == ["Boats\n\nThe rowing boat is kept in shed B."]
+    best = (await retriever.search("where is the rowing boat kept?"))[0]
+    assert best.chunk.citation == "boats.md › Boats"
+
+    # A file added inside a folder already indexed is cited as its neighbours are.
+    (tmp_path / "docs" / "sub").mkdir()
+    (tmp_path / "docs" / "sub" / "bikes.md").write_text("# Bikes\n\nBikes park in the yard.\n")
+    ingest(
+        settings, [tmp_path / "docs" / "sub" / "bikes.md"], embeddings, embeddings.name,
+        progress=False, add=True,
+    )  # fmt: skip
+    index = Index.load(settings.index_dir)
+    assert {f.source for f in index.files} == {
+        "guide.md", "notes.txt", "ops.rst", "faq.html", "manual.pdf", "boats.md", "sub/bikes.md"
+    }  # fmt: skip
+
+    removed = remove(settings, [tmp_path / "more"])
+    assert removed.removed == 1 and removed.embedded == 0
+    removed = remove(settings, [Path("sub/bikes.md")])  # by the name it is cited as
+    assert removed.removed == 1 and removed.chunks == first.chunks
+    assert all(p.chunk.source != "boats.md" for p in await retriever.search("rowing boat"))
+    assert cached_rows(settings) == first.chunks  # the cache follows the index
+    with pytest.raises(FileNotFoundError, match="nothing indexed"):
+        remove(settings, [tmp_path / "more"])
+
+
+class HashEmbeddings(Embeddings):
+    """Fast stand-in vectors for tests about bookkeeping, where meaning does not matter."""
+
+    name = "test:hash"
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        import hashlib
+
+        import numpy as np
+
+        out = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            vector = np.random.default_rng(seed).normal(size=8)
+            out.append((vector / np.linalg.norm(vector)).tolist())
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def test_far_fewer_passages_never_replace_the_index_without_force(
+    tmp_path: Path, make_settings: MakeSettings
+):
+    make_corpus(tmp_path / "big", files=10, sections=12)
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "one.md").write_text("# One\n\nA single passage.\n")
+    settings, model = make_settings(), HashEmbeddings()
+    big = ingest(settings, [tmp_path / "big"], model, model.name, progress=False)
+    assert big.chunks >= 100
+    with pytest.raises(IngestRefused, match=r"1 passages where the live one holds \d+"):
+        ingest(settings, [tmp_path / "small"], model, model.name, progress=False)
+    assert len(Index.load(settings.index_dir).chunks) == big.chunks
+    forced = ingest(settings, [tmp_path / "small"], model, model.name, progress=False, force=True)
+    assert forced.chunks == 1 and len(Index.load(settings.index_dir).chunks) == 1
+
+
+def test_every_passage_fits_the_model_window(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    from core.embeddings import MAX_TOKENS
+
+    (tmp_path / "docs").mkdir()
+    # Hex digests cost about one word piece per two characters: 1000 characters would be 500.
+    digests = "\n".join(f"sha256:{os.urandom(24).hex()}" for _ in range(60))
+    (tmp_path / "docs" / "hashes.md").write_text(f"# Release digests\n\n{digests}\n")
+    settings = make_settings()
+    ingest(settings, [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
+    chunks = Index.load(settings.index_dir).chunks
+    counts = embeddings.count_tokens([c.indexed_text for c in chunks])
+    assert max(counts) <= MAX_TOKENS
+    assert "".join(c.text for c in chunks).count("sha256:") >= 60  # nothing dropped

@@ -1,0 +1,97 @@
+"""How fast and how big a cold ingest is: passages per second, peak memory, and a re-ingest.
+
+Run as `python -m bench.ingest_speed` (the sample docs) or `python -m bench.ingest_speed
+--django` (the Django documentation from its sdist, about 4 minutes on 2 cores). The ingest runs
+in a fresh `threadbot ingest` process, so its peak resident memory is measured alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench._docsets import SAMPLE_DOCS, django_docs
+from core import Retriever, Settings, build_embeddings
+
+SAMPLE = 256
+
+
+def run_ingest(docs: Path, data_dir: Path) -> tuple[float, float, str]:
+    """Seconds, peak resident MB of the child, and its summary line."""
+    env = {**os.environ, "THREADBOT_DATA_DIR": str(data_dir), "EMBEDDINGS": "local"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "ingest", str(docs)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    took = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the largest of any child so far: the first ingest runs first.
+    return took, max(peak, before) / 1024, done.stdout.splitlines()[0]
+
+
+def embedding_rate(settings: Settings) -> float:
+    """Passages per second for passages of about 600 characters, the unit issue 9 uses."""
+    embeddings, name = build_embeddings(settings)
+    retriever = Retriever(settings.index_dir, embeddings, name, k=1)
+    index = retriever.refresh()
+    assert index is not None
+    texts = [c.indexed_text for c in index.chunks if 550 <= len(c.indexed_text) <= 650] or [
+        c.indexed_text for c in index.chunks
+    ]
+    texts = (texts * SAMPLE)[:SAMPLE]  # the sample docs hold fewer: repeat them
+    embeddings.embed_documents(texts[:8])  # warm up
+    start = time.perf_counter()
+    embeddings.embed_documents(texts)
+    return SAMPLE / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--django", action="store_true", help="the Django docs (downloaded)")
+    parser.add_argument(
+        "--data", type=Path, help="an empty data folder to keep (bench.retrieval_eval reuses it)"
+    )
+    args = parser.parse_args()
+    docs = django_docs() if args.django else SAMPLE_DOCS
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or Path(tmp)
+        settings = Settings(threadbot_data_dir=data, _env_file=None)  # type: ignore[call-arg]
+        cold, peak, summary = run_ingest(docs, data)
+        passages = int(re.search(r"holds (\d+) passages", summary).group(1))  # type: ignore[union-attr]
+        again, _, summary_again = run_ingest(docs, data)
+        rate = embedding_rate(settings)
+    print(
+        f"settings: EMBEDDINGS=local  EMBEDDING_BATCH_SIZE={settings.embedding_batch_size}  "
+        f"EMBEDDING_THREADS={settings.embedding_threads or os.cpu_count()}  "
+        f"CHUNK_SIZE_CHARS={settings.chunk_size_chars}  docs: {docs}"
+    )
+    print(f"  {summary}")
+    rows = [
+        ("cold ingest (empty cache)", f"{cold:.1f} s"),
+        ("passages", f"{passages}"),
+        ("passages per second, whole ingest", f"{passages / cold:.1f}"),
+        ("peak resident memory of the ingest", f"{peak:.0f} MB"),
+        (f"embedding only, {SAMPLE} passages of 550-650 characters", f"{rate:.1f} per second"),
+        (
+            "unchanged re-ingest",
+            f"{again:.1f} s ({'nothing' if 'nothing written' in summary_again else 'WROTE'})",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)} | value")
+    print(f"{'-' * width}-|------")
+    for name, value in rows:
+        print(f"{name.ljust(width)} | {value}")
+
+
+if __name__ == "__main__":
+    main()

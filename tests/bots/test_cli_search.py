@@ -1,0 +1,104 @@
+"""`threadbot ingest`, `search` and `index list` as a user runs them: the real command."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.bots.test_console import env_for, threadbot
+from tests.conftest import SAMPLE_DOCS
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return env_for(tmp_path, THREADBOT_DATA_DIR=str(tmp_path / "data"), EMBEDDINGS="local")
+
+
+async def test_search_prints_json_lines_in_input_order(env: dict[str, str]):
+    _, err, code = await threadbot("ingest", str(SAMPLE_DOCS), env=env)
+    assert code == 0, err
+    questions = ["How do I reset a conversation?", "what's the weather like?", "EDIT_INTERVAL_MS"]
+    out, err, code = await threadbot(
+        "search", "--json", "--k", "2", env=env, stdin="\n".join(questions) + "\n"
+    )
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["question"] for line in lines] == questions
+    for line in lines:
+        assert list(line) == ["question", "passages"] and len(line["passages"]) <= 2
+        for passage in line["passages"]:
+            assert list(passage) == ["source", "location", "text", "score"]
+            assert (SAMPLE_DOCS / passage["source"]).is_file()  # relative to the folder
+            assert isinstance(passage["score"], float) and 0 < passage["score"] <= 1
+    first = lines[0]["passages"][0]
+    assert first["source"] == "conversations.md"
+    assert first["location"] == "Conversations and memory › Forgetting a conversation"
+    assert first["text"].startswith("Use `/reset`.")
+    assert lines[1]["passages"] == []  # nothing about the weather
+    assert lines[2]["passages"][0]["location"] == "Configuration › Streaming"
+
+    out, err, code = await threadbot("search", "where is history kept?", env=env)
+    assert code == 0, err
+    assert out.startswith("? where is history kept?\n  [")
+    assert "conversations.md › Conversations and memory › What threadbot remembers" in out
+
+
+async def test_ten_thousand_questions_in_one_process(env: dict[str, str]):
+    _, err, code = await threadbot("ingest", str(SAMPLE_DOCS), env=env)
+    assert code == 0, err
+    questions = [f"question {i} about REDIS_URL and reset" for i in range(10_000)]
+    # BM25 alone keeps this test quick; bench/retrieval_eval.py times the hybrid mode.
+    out, err, code = await threadbot(
+        "search", "--json", env={**env, "RETRIEVAL_MODE": "bm25"}, stdin="\n".join(questions)
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 10_000
+    assert [json.loads(lines[i])["question"] for i in (0, 4321, 9999)] == [
+        questions[0], questions[4321], questions[9999]
+    ]  # fmt: skip
+    assert all(json.loads(line)["passages"] for line in lines[::997])
+
+
+async def test_ingest_summary_add_remove_and_index_list(tmp_path: Path, env: dict[str, str]):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guide.md").write_text("# Guide\n\nThe VPN password rotates monthly.\n")
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    (docs / "tool.md").write_bytes(b"\x7fELF\x02\x01\x01\x00" + os.urandom(512))
+    (docs / "huge.txt").write_text("x" * 3 * 1024 * 1024)
+    (docs / "draft.md").write_text("# Draft\n\nNot yet.\n")
+    (docs / ".threadbotignore").write_text("draft.md\n")
+    out, err, code = await threadbot("ingest", str(docs), env={**env, "INGEST_MAX_FILE_MB": "2"})
+    assert code == 0, err
+    assert out.splitlines()[0].startswith(
+        "Indexed 1 files; skipped 4 (1 binary, 1 ignored, 1 symlink out of the folder, "
+        "1 too large); failed 0. The index holds 1 passages (1 embedded, 0 unchanged)"
+    )
+    assert "  skipped (symlink out of the folder): passwd.txt" in out
+    out, _, _ = await threadbot("search", "--json", "root", env=env)
+    assert "/bin/bash" not in out and "root:" not in out
+
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "parking.html").write_text("<h1>Parking</h1><p>Park behind the office.</p>")
+    out, err, code = await threadbot("ingest", "--add", str(more), env=env)
+    assert code == 0, err
+    assert "Indexed 1 files" in out and "holds 2 passages (1 embedded, 1 unchanged)" in out
+    out, err, code = await threadbot("index", "list", env=env)
+    assert code == 0, err
+    assert out.startswith("2 files, 2 passages, local:all-MiniLM-L6-v2-int8, built ")
+    assert "guide.md" in out and "parking.html" in out
+
+    out, err, code = await threadbot("ingest", "--remove", str(more / "parking.html"), env=env)
+    assert code == 0, err
+    assert out.startswith("Removed 1 files;") and "holds 1 passages" in out
+    out, err, code = await threadbot("ingest", "--remove", str(docs), env=env)
+    assert code == 2 and "use --force" in err  # that would leave nothing
+    out, err, code = await threadbot("ingest", "--remove", "--force", str(docs), env=env)
+    assert code == 0, err
+    out, _, _ = await threadbot("index", "list", env=env)
+    assert out.startswith("0 files, 0 passages")

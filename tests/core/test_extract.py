@@ -1,0 +1,116 @@
+"""Text out of each format: headings as locations (never passages), code kept as code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.extract import read_sections
+from tests.core.test_ingest import tiny_pdf
+
+
+def sections(path: Path, text: str | bytes) -> list[tuple[str, str]]:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return [(s.location, s.text) for s in read_sections(path)]
+
+
+def test_markdown_headings_are_locations_never_passages(tmp_path: Path):
+    text = (
+        "# Guide\n\nIntro text.\n\n## Install\n\nRun make run.\n\n"
+        "```sh\n# not a heading\nmake run\n```\n\n## Empty\n\n## Use\n\nAsk away.\n"
+    )
+    got = sections(tmp_path / "guide.md", text)
+    assert got == [
+        ("Guide", "Intro text."),
+        ("Guide › Install", "Run make run.\n\n```sh\n# not a heading\nmake run\n```"),
+        ("Guide › Use", "Ask away."),
+    ]
+
+
+def test_rst_through_docutils_with_sphinx_markup(tmp_path: Path):
+    text = """\
+Settings
+========
+
+.. setting:: DEBUG
+
+DEBUG
+-----
+
+Default: ``False``. See :setting:`ALLOWED_HOSTS` and :doc:`the checklist </howto/deploy>`.
+
+.. versionadded:: 5.0
+
+    It also turns on :class:`~django.views.debug.ExceptionReporter`.
+
+.. code-block:: python
+
+    DEBUG = True
+
+.. code-block:: python
+
+    DEBUG = False
+
+.. include:: /etc/passwd
+
+.. toctree::
+
+   intro
+"""
+    got = sections(tmp_path / "settings.txt", text)  # reST in .txt, as Sphinx projects write
+    assert [location for location, _ in got] == ["Settings › DEBUG"]
+    body = got[0][1]
+    assert body == (
+        "Default: False. See ALLOWED_HOSTS and the checklist.\n\n5.0\n\n"
+        "It also turns on django.views.debug.ExceptionReporter.\n\n"
+        "```\nDEBUG = True\n```\n\n```\nDEBUG = False\n```"
+    )
+    prose = body.split("```")[0]
+    for markup in (":setting:", ":doc:", "``", ".. ", "root:", "intro"):
+        assert markup not in prose and markup not in body.replace("```", "")
+
+
+def test_plain_txt_stays_plain(tmp_path: Path):
+    got = sections(tmp_path / "notes.txt", "Coffee machine: floor three.\n\nKey: ask Ann.\n")
+    assert got == [("", "Coffee machine: floor three.\n\nKey: ask Ann.")]
+
+
+def test_html_main_content_without_navigation_anchors_or_copy_buttons(tmp_path: Path):
+    html = """<!doctype html><html><head><title>Buffer | Node.js docs</title>
+<style>p{color:red}</style><script>var x = 1;</script></head><body>
+<nav><a href="/">Home</a> <a href="/api">API index</a></nav>
+<header>Node.js v22 documentation</header>
+<main>
+<h1>Buffer<a class="headerlink" href="#buffer">¶</a></h1>
+<p>Buffers hold <code>bytes</code>.</p>
+<h2><span><a class="mark" href="#alloc" id="alloc">#</a></span> Buffer.alloc(size)</h2>
+<p>Allocates a new buffer of <em>size</em> bytes.</p>
+<div class="highlight"><button class="copy-button">Copy</button><pre>const a = Buffer.alloc(10);
+console.log(a);</pre></div>
+<pre>const b = Buffer.alloc(5, 1);</pre>
+</main>
+<footer>© OpenJS Foundation</footer></body></html>"""
+    got = sections(tmp_path / "buffer.html", html)
+    assert got == [
+        ("Buffer", "Buffers hold bytes."),
+        (
+            "Buffer › Buffer.alloc(size)",
+            "Allocates a new buffer of size bytes.\n\n"
+            "```\nconst a = Buffer.alloc(10);\nconsole.log(a);\n```\n\n"
+            "```\nconst b = Buffer.alloc(5, 1);\n```",
+        ),
+    ]
+
+
+def test_pdf_pages_are_locations(tmp_path: Path):
+    got = sections(tmp_path / "manual.pdf", tiny_pdf(["Cover page", "The printer code is 4711"]))
+    assert got == [("page 1", "Cover page"), ("page 2", "The printer code is 4711")]
+
+
+def test_a_long_text_is_read_in_blocks(tmp_path: Path):
+    paragraph = "word " * 199 + "end.\n\n"
+    got = sections(tmp_path / "long.txt", paragraph * 200)  # 200 kB, no heading
+    assert len(got) > 2 and all(len(text) < 70_000 for _, text in got)
+    assert sum(text.count("end.") for _, text in got) == 200
