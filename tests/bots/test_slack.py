@@ -72,15 +72,6 @@ def thread_reply(text: str, ts: str, thread_ts: str = MENTION_TS) -> dict[str, A
     return payload("message_thread_reply", text=text, ts=ts, thread_ts=thread_ts)
 
 
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
 BotFactory = Callable[..., Awaitable[SlackBot]]
 
 
