@@ -28,7 +28,8 @@ from core.pipeline import Pipeline
 from core.retrieval import Passage, Retriever
 from core.settings import Settings
 from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
-from core.turns import Outcome, ReplySink, Resumable, SinkFor, Turn, TurnRunner
+from core.turns import TurnRunner
+from core.types import Outcome, ReplySink, Resumable, SinkFor, Turn
 
 __all__ = [
     "MARKER",

@@ -31,7 +31,8 @@ from core.retrieval import live_version
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from core.turns import Outcome, TurnRunner
+    from core.turns import TurnRunner
+    from core.types import Outcome
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Seconds from an event to its first visible text, and other user-facing waits.

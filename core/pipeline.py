@@ -15,8 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.chain import build_answerer, sources_footer
 from core.errors import QuestionRejected
+from core.lease import Lease
 from core.probe import AnswerProbe
-from core.store import Lease, Store
+from core.store import Store
 
 if TYPE_CHECKING:
     from core.chain import Answerer

@@ -22,9 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import socket
-import uuid
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -34,8 +31,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from core.errors import Busy, HistoryUnavailable, LeaseLost, store_errors
+from core.errors import Busy, HistoryUnavailable, store_errors
 from core.history import RedisHistory, encode
+from core.lease import Lease
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -54,25 +52,9 @@ MAYBE_NOT_SAVED = (
 )
 SEEN_TTL_S = 24 * 3600  # platforms retry an event for minutes, not days
 DONE = "done"
-OWNER = f"{socket.gethostname()}:{os.getpid()}"  # in each token, for whoever reads Redis
 
 log = logging.getLogger(__name__)
 
-# Renew the keys a holder still holds; returns how many it held.
-_RENEW = """
-local held = 0
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
-    redis.call('PEXPIRE', key, ARGV[2])
-    held = held + 1
-  end
-end
-return held
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 # Claim an event: new, resumed (a dead holder left an in-flight record), busy, or done.
 _CLAIM = """
 local seen = redis.call('GET', KEYS[1])
@@ -92,70 +74,6 @@ redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[3])
 return 1
 """
-
-
-class Lease:
-    """One turn's hold on Redis keys (its event's claim, its conversation's lock).
-
-    Each key holds the lease's token for `lease_s`; a heartbeat renews them every third of that
-    from the first key taken until `aclose`, also while the model has not said anything yet.
-    When a renewal finds a key gone or someone else's, the lease is `lost`: the turn stopped
-    being its holder's (it stalled past the lease) and must not save or show anything more.
-    """
-
-    def __init__(self, redis: Redis, lease_s: float) -> None:
-        self.token = f"lease:{OWNER}:{uuid.uuid4().hex}"
-        self._redis = redis
-        self.lease_ms = max(int(lease_s * 1000), 1)
-        self._keys: list[str] = []
-        self._heartbeat: asyncio.Task[None] | None = None
-        self.lost = False
-
-    def check(self) -> None:
-        if self.lost:
-            raise LeaseLost("the lease expired while this process stalled")
-
-    async def take(self, key: str) -> bool:
-        """Take `key` if nobody holds it."""
-        with store_errors(f"taking {key}"):
-            taken = await self._redis.set(key, self.token, nx=True, px=self.lease_ms)
-        if taken:
-            self.held(key)
-        return bool(taken)
-
-    def held(self, key: str) -> None:
-        """`key` was set to this lease's token (by a script): keep it alive from now on."""
-        self._keys.append(key)
-        if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._beat())
-
-    async def release(self, key: str) -> None:
-        """Give `key` up at once (the next holder need not wait out the lease)."""
-        if key in self._keys:
-            self._keys.remove(key)
-        with contextlib.suppress(RedisError):
-            await self._redis.eval(_RELEASE, 1, key, self.token)
-
-    async def aclose(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_ms / 3000)
-            keys = list(self._keys)
-            if not keys:
-                continue
-            try:
-                held = await self._redis.eval(_RENEW, len(keys), *keys, self.token, self.lease_ms)
-            except RedisError as exc:  # down or frozen: the keys may outlive this, or not
-                log.warning("could not renew a lease (%s); retrying", exc)
-                continue
-            if int(held) < len(keys):
-                log.warning("lease lost on %s: this process stalled past it", keys)
-                self.lost = True
-                return
 
 
 @dataclass(frozen=True)

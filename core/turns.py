@@ -10,22 +10,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, cast
 
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, ThreadbotError
+from core.lease import Lease
 from core.logs import bind_turn, unbind
-from core.store import Claim, Lease
-from core.streaming import (
-    AppendSink,
-    Preparing,
-    Reply,
-    Sink,
-    StreamingEditor,
-    close_stream,
-    with_warning,
-)
+from core.store import Claim
+from core.streaming import AppendSink, Sink, StreamingEditor, close_stream, with_warning
 from core.tasks import SessionTasks
+from core.types import Outcome, ReplySink, Resumable, SinkFor, Turn
 
 if TYPE_CHECKING:
     from core.pipeline import Pipeline
@@ -34,86 +28,6 @@ log = logging.getLogger(__name__)
 
 NO_ANSWER = "I have no answer to that. Please rephrase the question."
 GONE = "I stopped answering because the answer message was deleted."
-
-TurnAction = Literal["answer", "reset", "reset_all"]
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One thing a person asked of the bot, as every adapter and the console give it."""
-
-    platform: str
-    session_id: str
-    question: str = ""
-    user: str = ""
-    place: str = ""  # where, as the asker would say it: "in this thread" ("" in the console)
-    event_key: str | None = None  # the same for every delivery of the event, on every platform
-    retried: bool = False  # the platform says it delivers this event again
-    # "reset" forgets the conversation; "reset_all" it and every one below it (a channel).
-    action: TurnAction = "answer"
-
-
-class ReplySink(Protocol):
-    """How a turn is shown on one platform: a `Sink` (or an `AppendSink`) and the asker.
-
-    `placeholder` is posted at once (then replaced by the answer); `preparing` is shown until
-    the first text (a typing indicator); `fallback` takes over when an append sink refuses to
-    stream. `notify` tells the asker alone where the platform can (an ephemeral message): the
-    result of a reset, or why a reply stopped.
-    """
-
-    @property
-    def placeholder(self) -> str | None: ...
-
-    @property
-    def preparing(self) -> Preparing | None: ...
-
-    @property
-    def fallback(self) -> Sink[Any] | None: ...
-
-    @property
-    def max_len(self) -> int: ...
-
-    async def post(self, text: str) -> Any: ...
-
-    async def notify(self, text: str) -> None: ...
-
-    def begin(self) -> None:
-        """The turn starts now, before anything is awaited: a sink that paces new messages in
-        a channel takes the reply's place in line here, so a burst keeps its order."""
-
-    def end(self) -> None:
-        """The turn is over, however it ended: free what `begin` reserved."""
-
-
-@runtime_checkable
-class Resumable(Protocol):
-    """A sink whose reply another process can finish after a crash: `where` rebuilds the sink
-    (the adapter's `sink_for`), `ref` and `resume` turn its message handles into text and back."""
-
-    @property
-    def where(self) -> dict[str, Any]: ...
-
-    def ref(self, handle: Any) -> str: ...
-
-    def resume(self, ref: str) -> Any: ...
-
-
-SinkFor = Callable[[dict[str, Any]], Awaitable[ReplySink | None]]
-
-
-@dataclass
-class Outcome:
-    """How a turn ended, for listeners (metrics, tests) and the log."""
-
-    turn: Turn
-    received_at: float  # event-loop time the runner was given the turn
-    status: Literal["answered", "failed", "gone", "cancelled", "reset", "duplicate", "ignored"] = (
-        "ignored"
-    )
-    reply: Reply[Any] | None = None
-    error: ThreadbotError | None = None
-    shown: list[str] = field(default_factory=list)  # what the asker was told besides a reply
 
 
 def reset_text(forgot: int, place: str, *, many: bool) -> str:

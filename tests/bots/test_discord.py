@@ -32,7 +32,7 @@ from core.errors import HistoryUnavailable
 from core.pipeline import Pipeline
 from core.sessions import discord_session
 from core.streaming import MARKER, Reply
-from core.turns import Outcome
+from core.types import Outcome
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 

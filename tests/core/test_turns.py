@@ -11,7 +11,8 @@ import pytest
 from core.errors import HistoryUnavailable, ModelFailed, NoAccess, ThreadbotError
 from core.pipeline import Pipeline
 from core.streaming import MARKER
-from core.turns import GONE, NO_ANSWER, Outcome, Turn, TurnRunner
+from core.turns import GONE, NO_ANSWER, TurnRunner
+from core.types import Outcome, Turn
 from tests.conftest import MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 

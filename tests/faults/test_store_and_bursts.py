@@ -19,7 +19,8 @@ from bots.slack import build_slack_bot, make_client
 from core.errors import HistoryUnavailable
 from core.pipeline import Pipeline
 from core.store import MAYBE_NOT_SAVED
-from core.turns import Turn, TurnRunner
+from core.turns import TurnRunner
+from core.types import Turn
 from tests.bots.test_cli_startup import threadbot
 from tests.conftest import MakeSettings
 from tests.core.test_turns import RecordingSink

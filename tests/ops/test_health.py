@@ -11,7 +11,8 @@ from core.health import Health
 from core.logs import REDACTED, TextFormatter, bind_turn, unbind
 from core.metrics import route_of
 from core.pipeline import Pipeline
-from core.turns import Turn, TurnRunner
+from core.turns import TurnRunner
+from core.types import Turn
 from tests.conftest import MakeSettings
 
 
