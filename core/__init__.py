@@ -25,8 +25,10 @@ from core.ingest import ingest
 from core.metrics import Metrics
 from core.pacing import Pacer, Ticket
 from core.pipeline import Pipeline
+from core.redis_server import EmbeddedServerBusy
 from core.retrieval import Passage, Retriever
 from core.settings import Settings
+from core.status import index_summary
 from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
 from core.turns import Outcome, ReplySink, Resumable, SinkFor, Turn, TurnRunner
 
@@ -34,6 +36,7 @@ __all__ = [
     "MARKER",
     "AppendSink",
     "Busy",
+    "EmbeddedServerBusy",
     "Health",
     "HistoryUnavailable",
     "MessageGone",
@@ -64,6 +67,7 @@ __all__ = [
     "Turn",
     "TurnRunner",
     "build_embeddings",
+    "index_summary",
     "ingest",
     "sessions",
 ]
