@@ -53,7 +53,7 @@ def shown_url(url: str) -> str:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {TIMEOUT_S:g} s"
-    return str(exc).strip() or type(exc).__name__
+    return str(exc).strip().rstrip(".") or type(exc).__name__
 
 
 async def _get_json(url: str, headers: dict[str, str]) -> tuple[int, Any]:
