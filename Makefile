@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 		{ echo "threadbot needs Python 3.11 or newer: make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# setuptools warns about the folders named like the packages: that is this checkout's layout.
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 ## Set up, index the sample documents on first start, and chat in the terminal.

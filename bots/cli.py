@@ -18,7 +18,9 @@ from pydantic import ValidationError
 from core import Settings
 from core.logs import configure_logging
 from core.redis_server import EmbeddedServerBusy
+from core.retrieval import printable
 from core.settings import explain
+from core.settings import load as load_settings
 
 if TYPE_CHECKING:
     from core.ingest import IngestReport
@@ -86,9 +88,9 @@ def _summary(settings: Settings, report: IngestReport, name: str) -> int:
     )
     for reason, sources in sorted(report.skipped.items()):
         for source in sources:
-            sys.stdout.write(f"  skipped ({reason}): {source}\n")
+            sys.stdout.write(f"  skipped ({reason}): {printable(source)}\n")
     for source, error in report.failed.items():
-        sys.stdout.write(f"  failed: {source}: {error}\n")
+        sys.stdout.write(f"  failed: {printable(source)}: {printable(str(error))}\n")
     return 0
 
 
@@ -144,7 +146,9 @@ def _index_list(settings: Settings) -> int:
         f"built {index.created}, in {settings.index_dir}\n"
     )
     for entry in index.files:
-        sys.stdout.write(f"{entry.passages:6d}  {entry.source}  ({entry.path})\n")
+        sys.stdout.write(
+            f"{entry.passages:6d}  {printable(entry.source)}  ({printable(str(entry.path))})\n"
+        )
     return 0
 
 
@@ -200,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings()
+        settings, ignored = load_settings(args.command)
     except ValidationError as exc:
         if args.command == "doctor":
             from bots.doctor import invalid_settings
@@ -209,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         problems = "".join(f"  {line}\n" for line in explain(exc))
         sys.stderr.write(f"threadbot: invalid settings (environment or .env):\n{problems}")
         return 2
+    for line in ignored if args.command != "doctor" else []:  # the doctor reports them
+        sys.stderr.write(f"threadbot: ignoring a setting `{args.command}` does not use: {line}\n")
     # The console is for reading answers: only warnings unless asked for more.
     quiet = args.command in {"chat", "ingest", "search", "index"} and not args.verbose
     level = logging.WARNING if quiet else settings.log_level.upper()
@@ -230,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             from bots.doctor import main as doctor_main
 
-            return doctor_main(settings)
+            return doctor_main(settings, ignored)
         if args.command == "conversations":
             from bots.conversations import main as conversations_main
 

@@ -168,6 +168,8 @@ def _logs_above_the_prompt(console: Console) -> Iterator[None]:
     if replaced:
         handler.setLevel(replaced[0].level)
         handler.setFormatter(replaced[0].formatter)
+        for keep in replaced[0].filters:  # what configure_logging keeps out of the log
+            handler.addFilter(keep)
     for old in replaced:
         root.removeHandler(old)
     root.addHandler(handler)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.messages import message_to_dict
 
-from core import Pipeline, Settings, ThreadbotError
+from core import Pipeline, Settings, ThreadbotError, printable
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -31,19 +31,12 @@ def expiry(ttl_s: int) -> str:
     return f"{hours}h {rest // 60}m" if hours else f"{rest // 60}m {rest % 60}s"
 
 
-def printable(text: str) -> str:
-    """Stored text as it may reach a terminal: control characters (an ANSI escape pasted into
-    Slack) are shown escaped, never run."""
-    return "".join(
-        c if c.isprintable() or c in "\n\t" else c.encode("unicode_escape").decode() for c in text
-    )
-
-
 def _show(session_id: str, messages: list[BaseMessage]) -> str:
     out = [f"{printable(session_id)}: {len(messages)} messages"]
     for message in messages:
         speaker = SPEAKERS.get(message.type, message.type)
-        first, *rest = printable(message.text).splitlines() or [""]
+        # Line by line: a stored control character is shown escaped, never run.
+        first, *rest = [printable(line) for line in message.text.splitlines()] or [""]
         out.append(f"{speaker}> {first}")
         out += [f"{' ' * (len(speaker) + 2)}{line}" for line in rest]
     return "\n".join(out) + "\n"

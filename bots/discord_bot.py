@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -14,7 +15,7 @@ from discord.ext import commands
 from bots.discord_endpoint import use_discord_api
 from bots.discord_reply import NO_MENTIONS, DiscordSink, InteractionSink, rate_limit_trace
 from bots.discord_turn import DiscordRules, place_words, role_ids, turn_from_discord
-from bots.lifecycle import cannot_start, until_stopped
+from bots.lifecycle import EXIT_UNREACHABLE, cannot_start, until_stopped
 from core import Health, NoAccess, Pipeline, Settings, Turn, TurnRunner, sessions
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,11 @@ async def serve(settings: Settings) -> int:
     missing = missing_settings(settings)
     if missing or settings.discord_token is None:
         return cannot_start("discord", missing)
-    restore = await use_discord_api(settings.discord_api_url)
+    where = settings.discord_api_url or "discord.com"
+    try:
+        restore = await use_discord_api(settings.discord_api_url)
+    except (aiohttp.ClientError, OSError) as exc:
+        return _unreachable(where, exc)
     try:
         async with await Pipeline.create(settings) as pipeline:
             bot = build_discord_bot(settings, pipeline)
@@ -216,6 +221,8 @@ async def serve(settings: Settings) -> int:
                 except discord.PrivilegedIntentsRequired:
                     log.error(MESSAGE_CONTENT_HELP)
                     return 3
+                except (aiohttp.ClientError, OSError) as exc:  # no network before logging in
+                    return _unreachable(where, exc)
                 finally:
                     # No more events are read once connect() has ended; answers in flight still
                     # need the client to show their last edits (/readyz says 503 meanwhile).
@@ -224,6 +231,11 @@ async def serve(settings: Settings) -> int:
     finally:
         restore()
     return 0
+
+
+def _unreachable(where: str, exc: BaseException) -> int:
+    log.error("cannot reach Discord at %s (%s): check the network, or DISCORD_API_URL.", where, exc)
+    return EXIT_UNREACHABLE
 
 
 def _gateway_up(bot: DiscordBot) -> Callable[[], Awaitable[bool]]:

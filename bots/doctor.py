@@ -36,8 +36,8 @@ class Check:
 
     @property
     def line(self) -> str:
-        fix = f" Fix: {self.fix}" if self.fix and self.verdict != "ok" else ""
-        return f"{self.verdict:<4}  {self.name:<8}  {self.text}{fix}\n"
+        end = f". Fix: {self.fix}" if self.fix and self.verdict != "ok" else "."
+        return f"{self.verdict:<4}  {self.name:<8}  {self.text.rstrip('.')}{end}\n"
 
 
 def shown_url(url: str) -> str:
@@ -159,9 +159,9 @@ async def check_model(settings: Settings) -> Check:
 async def check_slack(settings: Settings) -> Check:
     if settings.slack_bot_token is None:
         return Check("slack", "ok", "not configured (SLACK_BOT_TOKEN is not set).")
-    from slack_sdk.errors import SlackApiError
+    from slack_sdk.errors import SlackApiError, SlackClientError
 
-    from bots.slack import make_client, missing_settings
+    from bots.slack_setup import make_client, missing_settings
 
     client = make_client(settings)
     client.timeout = int(TIMEOUT_S)
@@ -174,7 +174,7 @@ async def check_slack(settings: Settings) -> Check:
             "copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page "
             "into SLACK_BOT_TOKEN.",
         )  # fmt: skip
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+    except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
         return Check(
             "slack", "fail", f"cannot reach {where} ({_reason(exc)}).",
             "check the network (and SLACK_API_URL).",
@@ -233,10 +233,20 @@ async def _guarded(name: str, check: Callable[[Settings], Awaitable[Check]], s: 
         )
 
 
-async def diagnose(settings: Settings) -> bool:
-    """Run every check, printing each verdict as it comes; True when none failed."""
-    results = [Check("settings", "ok", "loaded from the environment and .env.")]
-    sys.stdout.write(results[0].line)
+def _settings_checks(problems: list[str]) -> list[Check]:
+    if not problems:
+        return [Check("settings", "ok", "loaded from the environment and .env.")]
+    return [
+        Check("settings", "fail", problem, "fix it in .env or the environment.")
+        for problem in problems
+    ]
+
+
+async def diagnose(settings: Settings, problems: list[str]) -> bool:
+    """Run every check, printing each verdict as it comes; True when none failed. `problems`
+    are bad settings of one platform (the other commands run with its defaults meanwhile)."""
+    results = _settings_checks(problems)
+    sys.stdout.write("".join(r.line for r in results))
     for name, check in CHECKS.items():
         results.append(await _guarded(name, check, settings))
         sys.stdout.write(results[-1].line)
@@ -244,16 +254,13 @@ async def diagnose(settings: Settings) -> bool:
     return all(r.verdict != "fail" for r in results)
 
 
-def main(settings: Settings) -> int:
+def main(settings: Settings, problems: list[str]) -> int:
     """`threadbot doctor`: 0 when nothing failed, 1 otherwise."""
-    return 0 if asyncio.run(diagnose(settings)) else 1
+    return 0 if asyncio.run(diagnose(settings, problems)) else 1
 
 
 def invalid_settings(problems: list[str]) -> int:
-    """The settings do not load: say why, one line each (the other checks need them)."""
-    for problem in problems:
-        sys.stdout.write(
-            Check("settings", "fail", problem, "fix it in .env or the environment.").line
-        )
+    """The settings do not load at all: say why, one line each (the other checks need them)."""
+    sys.stdout.write("".join(r.line for r in _settings_checks(problems)))
     sys.stdout.write("The other checks need valid settings; fix these first.\n")
     return 1

@@ -11,7 +11,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-EXIT_MISCONFIGURED = 2
+EXIT_MISCONFIGURED = 2  # a setting is missing or a token was rejected
+EXIT_UNREACHABLE = 4  # the platform could not be reached (network, URL)
 
 
 def cannot_start(command: str, missing: list[str]) -> int:

@@ -13,11 +13,11 @@ from slack_bolt.app.async_server import AsyncSlackAppServer
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.lifecycle import cannot_start, until_stopped
 from bots.slack_reply import SlackSink, SlackStreamSink, SlashResponse
+from bots.slack_setup import make_client, missing_settings, rejected
 from bots.slack_turn import SlackPlace, place_words, turn_from_slack
 from core import (
     Health,
@@ -185,27 +185,6 @@ class SlackBot:
         self.runner.submit(turn, SlackSink(self.client, channel, thread_ts, user, pacer=self.pacer))
 
 
-def make_client(
-    settings: Settings, *, session: aiohttp.ClientSession | None = None
-) -> AsyncWebClient:
-    """The Web API client, pointed at SLACK_API_URL, without slack_sdk's rate-limit retries.
-
-    slack_sdk can sleep through a 429 itself; the streaming editor must see the 429 instead, so
-    it can coalesce edits rather than queue them. `session` (one kept open, with a metrics
-    trace) replaces slack_sdk's session per request.
-    """
-    token = settings.slack_bot_token
-    client = AsyncWebClient(
-        token=token.get_secret_value() if token is not None else None,
-        base_url=settings.slack_api_url,
-        session=session,
-    )
-    client.retry_handlers = [
-        h for h in client.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)
-    ]
-    return client
-
-
 def build_slack_bot(
     settings: Settings, pipeline: Pipeline, *, client: AsyncWebClient | None = None
 ) -> SlackBot:
@@ -217,21 +196,6 @@ def build_slack_bot(
         post_deadline_s=settings.answer_timeout_s,
     )
     return SlackBot(settings, runner, client if client is not None else make_client(settings))
-
-
-def missing_settings(settings: Settings) -> list[str]:
-    """What `threadbot slack` still needs, named as the user sets it in .env."""
-    missing = []
-    if settings.slack_bot_token is None:
-        missing.append("SLACK_BOT_TOKEN (xoxb-…)")
-    elif not settings.slack_bot_token.get_secret_value().startswith("xoxb-"):
-        missing.append("SLACK_BOT_TOKEN must be the bot token (xoxb-…)")
-    app_token = settings.slack_app_token
-    if app_token is not None and not app_token.get_secret_value().startswith("xapp-"):
-        missing.append("SLACK_APP_TOKEN must be an app-level token (xapp-…)")
-    if app_token is None and settings.slack_signing_secret is None:
-        missing.append("SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode)")
-    return missing
 
 
 async def serve(settings: Settings) -> int:
@@ -247,6 +211,9 @@ async def serve(settings: Settings) -> int:
         aiohttp.ClientSession(timeout=timeout, trace_configs=traced) as http,
         build_slack_bot(settings, pipeline, client=make_client(settings, session=http)) as bot,
     ):
+        problem = await rejected(bot.client, settings)
+        if problem is not None:
+            return problem
         bot.runner.start_recovery(bot.sink_for)
         health = Health.watching(bot.runner, settings, metrics)
         if settings.slack_app_token is not None:
@@ -268,8 +235,13 @@ async def serve(settings: Settings) -> int:
         await runner.setup()
         async with health.serving():
             try:
-                await web.TCPSite(runner, port=settings.slack_port).start()
-                log.info("Slack bot listening on :%d%s", settings.slack_port, EVENTS_PATH)
+                await web.TCPSite(runner, settings.slack_host, settings.slack_port).start()
+                log.info(
+                    "Slack bot listening on %s:%d%s",
+                    settings.slack_host,
+                    settings.slack_port,
+                    EVENTS_PATH,
+                )
                 await asyncio.Event().wait()
             finally:
                 await bot.runner.aclose()  # answers finish while new events get 503

@@ -26,7 +26,7 @@ from core.metrics import Metrics
 from core.pacing import Pacer, Ticket
 from core.pipeline import Pipeline
 from core.redis_server import EmbeddedServerBusy
-from core.retrieval import Passage, Retriever
+from core.retrieval import Passage, Retriever, printable
 from core.settings import Settings
 from core.status import index_summary
 from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
@@ -69,5 +69,6 @@ __all__ = [
     "build_embeddings",
     "index_summary",
     "ingest",
+    "printable",
     "sessions",
 ]

@@ -46,6 +46,9 @@ class Answerer(Protocol):
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
     ) -> AsyncIterator[str]: ...
 
+    def remembered(self, answer: str, passages: Sequence[Passage]) -> str:
+        """What the conversation keeps of an answer (what a model should see as history)."""
+
 
 def format_context(passages: Sequence[Passage]) -> str:
     if not passages:
@@ -65,6 +68,9 @@ class ModelAnswerer:
     """A chat model at any OpenAI-compatible endpoint (OpenAI, Azure, Ollama, vLLM, LM Studio)."""
 
     cites_inline = False
+
+    def remembered(self, answer: str, passages: Sequence[Passage]) -> str:
+        return answer
 
     def __init__(self, settings: Settings) -> None:
         from langchain_openai import ChatOpenAI
@@ -131,12 +137,20 @@ class RetrievalOnlyAnswerer:
 
     cites_inline = True
 
+    def remembered(self, answer: str, passages: Sequence[Passage]) -> str:
+        """Not the passages themselves: a model configured later would get them as history, a
+        dump of old search results. A line saying what was shown is enough."""
+        if not passages:
+            return "(Retrieval-only answer: nothing in the documents matched.)"
+        citations = "; ".join(dict.fromkeys(p.chunk.citation for p in passages))
+        return f"(Retrieval-only answer: showed the passages {citations}.)"
+
     async def stream(
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
     ) -> AsyncIterator[str]:
         if not passages:
             yield "I found nothing about that in the documents.\n\n"
-        for n, passage in enumerate(passages[:3], start=1):
+        for n, passage in enumerate(passages, start=1):
             yield f"**[{n}] {passage.chunk.citation}**\n{passage.chunk.text}\n\n"
         yield RETRIEVAL_ONLY_NOTE
 

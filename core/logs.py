@@ -101,6 +101,22 @@ class JsonFormatter(_Redacting):
         return self.redact(json.dumps(entry, ensure_ascii=False))
 
 
+# Lines that are true and harmless for threadbot, and only worry someone reading the log:
+# threadbot has no voice, the Slack client it gives bolt is its own (bolt also sees the token in
+# the environment), and which CPU kernel faiss loads is nobody's business.
+_NOISE = (
+    "voice will NOT be supported",
+    "As you gave `client` as well, `token` will be unused.",
+)
+_QUIET_LOGGERS = ("faiss.loader",)
+
+
+class _Quiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in _NOISE)
+
+
 def configure_logging(
     settings: Settings, *, level: int | str, stream: TextIO = sys.stderr
 ) -> logging.Handler:
@@ -110,6 +126,9 @@ def configure_logging(
     formatter = JsonFormatter(secrets) if kind == "json" else TextFormatter(secrets)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
+    handler.addFilter(_Quiet())
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

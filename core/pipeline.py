@@ -144,7 +144,8 @@ class Pipeline:
                         parts.append(chunk)
                         yield chunk
                 held.check()
-                turn = [HumanMessage(question), AIMessage("".join(parts))]
+                answer = self._answerer.remembered("".join(parts), passages)
+                turn = [HumanMessage(question), AIMessage(answer)]
                 await self.store.save_turn(session_id, turn, resets_before, user=user)
         finally:
             if lease is None:

@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +41,15 @@ RRF_K = 60
 _DEPTH = 30  # candidates taken from each ranking before they are fused
 
 
+def printable(text: str) -> str:
+    """`text` safe to show in a terminal or a chat: control characters (an escape sequence that
+    recolours a terminal, a newline that fakes a line of its own) become visible escapes."""
+    return "".join(
+        ch if ch == " " or not unicodedata.category(ch).startswith(("C", "Z")) else ascii(ch)[1:-1]
+        for ch in text
+    )
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One indexed passage and where it came from."""
@@ -52,7 +62,9 @@ class Chunk:
 
     @property
     def citation(self) -> str:
-        return f"{self.source} › {self.location}" if self.location else self.source
+        """Where the passage comes from, as shown to people (file names may hold anything)."""
+        where = f"{self.source} › {self.location}" if self.location else self.source
+        return printable(where)
 
     @property
     def indexed_text(self) -> str:

@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    slack_host: str = "0.0.0.0"
     slack_port: int = 3000
     slack_streaming: Literal["edit", "native"] = "edit"
     slack_edit_interval_ms: int = Field(default=1000, ge=0)
@@ -127,6 +128,16 @@ class Settings(BaseSettings):
     )(_split_ids)
     _patterns = field_validator("ingest_ignore", mode="before")(_split_patterns)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _a_redis_url(cls, value: str | None) -> str | None:
+        schemes = ("redis://", "rediss://", "unix://")
+        if value is not None and not value.startswith(schemes):
+            raise ValueError(
+                "must start with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _shards_need_a_count(self) -> Settings:
         if self.discord_shard_ids and self.discord_shard_count is None:
@@ -147,10 +158,9 @@ class Settings(BaseSettings):
 
     @property
     def embeddings_kind(self) -> Literal["local", "openai"]:
-        """`local` unless an API key says a hosted embedding model is available."""
-        if self.embeddings is not None:
-            return self.embeddings
-        return "openai" if self.openai_api_key is not None else "local"
+        """`local` unless `EMBEDDINGS=openai` says otherwise: adding a chat model's key must not
+        change how documents are embedded (an index built offline would not be searched)."""
+        return self.embeddings or "local"
 
     @property
     def generates_answers(self) -> bool:
@@ -167,3 +177,32 @@ def explain(error: ValidationError) -> list[str]:
         message = problem["msg"].removeprefix("Value error, ")
         lines.append(f"{name}: {message}" if name else message)
     return lines
+
+
+def load(command: str) -> tuple[Settings, list[str]]:
+    """The settings for `threadbot COMMAND`, and the problems it may ignore: a bad setting of a
+    platform the command does not run (`SLACK_STREAMING=fast` for `threadbot chat`) is reported,
+    not fatal. Raises `ValidationError` for anything else."""
+    try:
+        return Settings(), []
+    except ValidationError as error:
+        foreign = _foreign_fields(error, command)
+        if foreign is None:
+            raise
+        defaults = {
+            name: Settings.model_fields[name].get_default(call_default_factory=True)
+            for name in foreign
+        }
+        return Settings(**defaults), explain(error)
+
+
+def _foreign_fields(error: ValidationError, command: str) -> set[str] | None:
+    """The fields in error when all belong to a platform other than `command`'s, else None."""
+    names = set()
+    for problem in error.errors(include_url=False, include_input=False):
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        platform = name.split("_")[0]
+        if platform not in ("slack", "discord") or platform == command:
+            return None
+        names.add(name)
+    return names

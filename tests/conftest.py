@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from core.pipeline import Pipeline
 from core.settings import Settings
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.fake_slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DOCS = ROOT / "examples" / "docs"
@@ -34,6 +35,15 @@ def redis_url() -> Iterator[str]:
         yield server.connection_url
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = await FakeSlack().start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
 
 
 @pytest.fixture

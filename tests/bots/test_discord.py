@@ -606,3 +606,23 @@ async def test_refuses_to_start_without_a_token_or_the_message_content_intent(
         assert await serve(settings) == 3
     assert "Message Content Intent" in caplog.text
     assert "scope=bot+applications.commands" in caplog.text  # the invite URL was shown
+
+
+async def test_no_network_is_one_line_and_exit_4(
+    make_settings: Any, caplog: pytest.LogCaptureFixture, unused_tcp_port: int
+) -> None:
+    for api_url in (f"http://127.0.0.1:{unused_tcp_port}/api/v10", None):
+        caplog.clear()
+        settings = make_settings(discord_token="fake-token", discord_api_url=api_url)
+        if api_url is None:  # the real Discord: made unreachable by a proxy nothing listens on
+            import discord.http
+
+            real = discord.http.Route.BASE
+            discord.http.Route.BASE = f"http://127.0.0.1:{unused_tcp_port}/api/v10"
+        try:
+            assert await asyncio.wait_for(serve(settings), TIMEOUT_S) == 4
+        finally:
+            if api_url is None:
+                discord.http.Route.BASE = real
+        [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert "cannot reach Discord" in record.getMessage() and record.exc_info is None

@@ -21,15 +21,6 @@ SECRETS = {
 
 
 @pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
-@pytest.fixture
 async def fake_discord() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as fake:
         yield fake
@@ -94,7 +85,7 @@ async def test_redis_down_and_refused_tokens_are_one_line_each(
         REDIS_URL="redis://:redis-password@127.0.0.1:1/0?password=redis-password",
         CHAT_MODEL="not-served",
     )
-    fake_slack.fail_next("auth.test", "invalid_auth")
+    fake_slack.rejected_tokens.add(SECRETS["SLACK_BOT_TOKEN"])
     fake_discord.fail("GET", "/users/@me", 401)
 
     out, err, code = await threadbot("doctor", env=env)
@@ -120,9 +111,16 @@ async def test_redis_down_and_refused_tokens_are_one_line_each(
 
 
 async def test_invalid_settings_are_named_and_fail(tmp_path: Path) -> None:
-    env = env_for(tmp_path, SLACK_STREAMING="fast", SLACK_BOT_TOKEN="xoxb-secret-slack")
+    out, err, code = await threadbot("doctor", env=env_for(tmp_path, REDIS_URL="not-a-url"))
+    assert (code, err) == (1, "")
+    assert out.splitlines() == [
+        "fail  settings  REDIS_URL: must start with redis://, rediss:// or unix:// "
+        "(e.g. redis://localhost:6379/0). Fix: fix it in .env or the environment.",
+        "The other checks need valid settings; fix these first.",
+    ]
+    # A bad Slack setting does not stop the other commands, but the doctor names it.
+    env = env_for(tmp_path, THREADBOT_DATA_DIR=str(tmp_path / "data"), SLACK_STREAMING="fast")
     out, err, code = await threadbot("doctor", env=env)
-    assert code == 1
-    assert err == ""
+    assert (code, err) == (1, "")
     assert out.startswith("fail  settings  SLACK_STREAMING: Input should be 'edit' or 'native'")
-    assert "xoxb-secret-slack" not in out
+    assert verdicts(out)["redis"] == "ok"  # the embedded server, started for the check

@@ -72,15 +72,6 @@ def thread_reply(text: str, ts: str, thread_ts: str = MENTION_TS) -> dict[str, A
     return payload("message_thread_reply", text=text, ts=ts, thread_ts=thread_ts)
 
 
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
 BotFactory = Callable[..., Awaitable[SlackBot]]
 
 
@@ -242,6 +233,27 @@ def test_main_refuses_to_start_without_tokens(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.ERROR):
         assert main(wrong) == 2
     assert "xoxb-" in caplog.text
+
+
+@pytest.mark.parametrize("fault", ["rejected", "unreachable"])
+async def test_serve_stops_with_one_line_when_slack_refuses_or_cannot_be_reached(
+    fault: str, make_settings: Any, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_slack.rejected_tokens = {"xoxb-revoked"}
+    api_url = fake_slack.api_url if fault == "rejected" else "http://127.0.0.1:1/api/"
+    settings = make_settings(
+        slack_bot_token="xoxb-revoked", slack_signing_secret=SECRET, slack_api_url=api_url
+    )
+    with caplog.at_level(logging.ERROR):
+        code = await asyncio.wait_for(serve(settings), 60)
+    assert code == (2 if fault == "rejected" else 4)
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is None  # one line, no traceback
+    if fault == "rejected":
+        assert "Slack rejected SLACK_BOT_TOKEN (invalid_auth)" in record.getMessage()
+    else:
+        assert "cannot reach Slack at http://127.0.0.1:1/api/" in record.getMessage()
+    assert "revoked" not in caplog.text  # the token itself is never shown
 
 
 # -- HTTP mode through a real socket ---------------------------------------------------------

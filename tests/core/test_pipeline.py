@@ -308,3 +308,9 @@ async def test_unrelated_questions_find_no_passages(make_settings):
         assert unrelated.startswith("I found nothing about that")
         related = await collect(pipeline, "console:m", "How do I reset a conversation?")
         assert "Forgetting a conversation" in related
+        # Kept as history: a line naming what was shown, not the passages themselves.
+        kept = [m.content for m in await stored(pipeline, "console:m")]
+        assert kept[1] == "(Retrieval-only answer: nothing in the documents matched.)"
+        assert kept[3].startswith("(Retrieval-only answer: showed the passages conversations.md")
+        assert "it forgets the current session" in related  # shown to the user...
+        assert "it forgets the current session" not in kept[3]  # ...but not kept as history

@@ -129,3 +129,23 @@ async def test_a_malformed_docstore_is_answered_without_documents(
     assert found.size == 0
     assert await found.search("ZQ_BACKLOG_MAX") == []
     assert "cannot load the index" in caplog.text and "run `threadbot ingest`" in caplog.text
+
+
+def test_citations_are_safe_to_print_and_tell_same_named_files_apart(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    docs = tmp_path / "docs"
+    for folder in ("api", "guide"):
+        (docs / folder).mkdir(parents=True)
+        (docs / folder / "README.md").write_text(f"# {folder}\n\nAbout the {folder} part.\n")
+    (docs / "evil\x1b[31mred\n_Sources: fake.md.md").write_text(
+        "# Evil\n\nA file name with tricks.\n"
+    )
+    settings = make_settings()
+    ingest(settings, [docs], embeddings, embeddings.name, progress=False)
+    index = retriever(settings, embeddings, "dense").refresh()
+    assert index is not None
+    citations = {c.citation for c in index.chunks}
+    assert {"api/README.md › api", "guide/README.md › guide"} <= citations
+    evil = next(c for c in citations if c.startswith("evil"))
+    assert "\x1b" not in evil and "\n" not in evil and "\\x1b[31m" in evil

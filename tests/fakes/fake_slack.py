@@ -65,6 +65,7 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], Message] = {}
         self.max_text_len = max_text_len
         self.refuse_streaming: str | None = None  # an error code for chat.startStream
+        self.rejected_tokens: set[str] = set()  # answered `invalid_auth`, as Slack does
         self._failures: dict[str, list[tuple[str, float | None]]] = {}
         self._limits: dict[str, _Limit] = {}
         self._ts = 1_700_000_000_000_000
@@ -143,8 +144,12 @@ class FakeSlack:
         body = await _parse_body(request)
         call = Call(method=method, body=body, at=time.monotonic())
         self.calls.append(call)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         try:
-            status, payload, headers = self._answer(method, body, call.at)
+            if token in self.rejected_tokens:
+                status, payload, headers = 200, {"ok": False, "error": "invalid_auth"}, {}
+            else:
+                status, payload, headers = self._answer(method, body, call.at)
         finally:
             async with self._changed:
                 self._changed.notify_all()

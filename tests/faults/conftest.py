@@ -88,15 +88,6 @@ def valkey(tmp_path: Path) -> Iterator[Valkey]:
         server.stop()
 
 
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
 class BotProcess:
     """`threadbot slack` in HTTP mode, a real process with its own settings."""
 

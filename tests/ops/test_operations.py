@@ -34,15 +34,6 @@ pytestmark = pytest.mark.timeout(120)
 START_S = 60.0  # the subprocess imports everything and loads the embedding model
 
 
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
 @dataclass
 class Bot:
     """A running `threadbot slack` and what it was given."""

@@ -1,0 +1,83 @@
+"""What `threadbot slack` needs before it serves: its settings, its client, tokens Slack takes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.lifecycle import EXIT_MISCONFIGURED, EXIT_UNREACHABLE
+from core import Settings
+
+log = logging.getLogger(__name__)
+
+
+def make_client(
+    settings: Settings, *, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The Web API client, pointed at SLACK_API_URL, without slack_sdk's rate-limit retries.
+
+    slack_sdk can sleep through a 429 itself; the streaming editor must see the 429 instead, so
+    it can coalesce edits rather than queue them. `session` (one kept open, with a metrics
+    trace) replaces slack_sdk's session per request.
+    """
+    token = settings.slack_bot_token
+    client = AsyncWebClient(
+        token=token.get_secret_value() if token is not None else None,
+        base_url=settings.slack_api_url,
+        session=session,
+    )
+    client.retry_handlers = [
+        h for h in client.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)
+    ]
+    return client
+
+
+def missing_settings(settings: Settings) -> list[str]:
+    """What `threadbot slack` still needs, named as the user sets it in .env."""
+    missing = []
+    if settings.slack_bot_token is None:
+        missing.append("SLACK_BOT_TOKEN (xoxb-…)")
+    elif not settings.slack_bot_token.get_secret_value().startswith("xoxb-"):
+        missing.append("SLACK_BOT_TOKEN must be the bot token (xoxb-…)")
+    app_token = settings.slack_app_token
+    if app_token is not None and not app_token.get_secret_value().startswith("xapp-"):
+        missing.append("SLACK_APP_TOKEN must be an app-level token (xapp-…)")
+    if app_token is None and settings.slack_signing_secret is None:
+        missing.append("SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode)")
+    return missing
+
+
+async def rejected(client: AsyncWebClient, settings: Settings) -> int | None:
+    """Ask Slack once whether it takes the tokens: one clear line and an exit code if not,
+    rather than a client retrying with a traceback every few seconds."""
+    app_token = settings.slack_app_token
+    checks: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("SLACK_BOT_TOKEN", client.auth_test)
+    ]
+    if app_token is not None:
+        open_socket = partial(client.apps_connections_open, app_token=app_token.get_secret_value())
+        checks.append(("SLACK_APP_TOKEN", open_socket))
+    for name, check in checks:
+        try:
+            await check()
+        except SlackApiError as exc:
+            log.error(
+                "Slack rejected %s (%s): copy it again from the app's settings (docs/slack.md).",
+                name,
+                exc.response.get("error"),
+            )
+            return EXIT_MISCONFIGURED
+        except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.error(
+                "cannot reach Slack at %s (%s): check the network, or SLACK_API_URL.",
+                settings.slack_api_url,
+                exc or type(exc).__name__,
+            )
+            return EXIT_UNREACHABLE
+    return None
