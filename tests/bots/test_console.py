@@ -126,7 +126,7 @@ async def test_redis_down_keeps_the_console_running(tmp_path: Path, fake_openai:
 async def test_if_empty_reindexes_an_index_from_another_model(
     tmp_path: Path, fake_openai: FakeOpenAI
 ):
-    """After a keyless first run, adding a key switches embeddings: the sample docs are
+    """After a keyless first run, EMBEDDINGS=openai switches embeddings: the sample docs are
     indexed again rather than left in an index the bot would refuse to search."""
     data = {"THREADBOT_DATA_DIR": str(tmp_path / "data")}
     _, err, code = await threadbot(
@@ -134,7 +134,11 @@ async def test_if_empty_reindexes_an_index_from_another_model(
     )
     assert code == 0, err
     keyed = env_for(
-        tmp_path, **data, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url
+        tmp_path,
+        **data,
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        EMBEDDINGS="openai",  # a key alone no longer changes the embeddings
     )
     out, err, code = await threadbot("ingest", "--if-empty", str(SAMPLE_DOCS), env=keyed)
     assert code == 0, err
@@ -152,7 +156,11 @@ async def test_if_empty_never_replaces_someone_elses_documents(
     _, err, code = await threadbot("ingest", str(own), env=env_for(tmp_path, **data))
     assert code == 0, err
     keyed = env_for(
-        tmp_path, **data, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url
+        tmp_path,
+        **data,
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        EMBEDDINGS="openai",  # a key alone no longer changes the embeddings
     )
     out, err, code = await threadbot("ingest", "--if-empty", str(SAMPLE_DOCS), env=keyed)
     assert code == 0, err
