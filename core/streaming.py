@@ -217,6 +217,7 @@ class StreamingEditor(Generic[H]):
         self._started = 0.0
         self._changed = asyncio.Event()
         self._has_text = asyncio.Event()
+        self._stopping = False
 
     @property
     def sink(self) -> Sink[H] | AppendSink[H]:
@@ -252,6 +253,7 @@ class StreamingEditor(Generic[H]):
             log.info("reply message deleted mid-stream; stopping the answer")
             self.reply.gone = True
         finally:
+            self._stopping = True
             for task in (reader, preparing):
                 if task is not None and not task.done():
                     task.cancel()
@@ -271,6 +273,11 @@ class StreamingEditor(Generic[H]):
     async def _read(self, chunks: AsyncIterator[str]) -> None:
         try:
             async for chunk in chunks:
+                if self._stopping:
+                    # Stopped (the message was deleted, the turn cancelled) but the stream went
+                    # on: a client library swallowed the cancellation. Leaving the loop closes
+                    # the answer, which then saves nothing.
+                    break
                 if chunk:
                     self._buffer += chunk
                     self._has_text.set()

@@ -126,8 +126,8 @@ async def test_redis_down_keeps_the_console_running(tmp_path: Path, fake_openai:
 async def test_if_empty_reindexes_an_index_from_another_model(
     tmp_path: Path, fake_openai: FakeOpenAI
 ):
-    """After a keyless first run, EMBEDDINGS=openai switches embeddings: the sample docs are
-    indexed again rather than left in an index the bot would refuse to search."""
+    """After an offline first run, choosing EMBEDDINGS=openai: the sample docs are indexed
+    again rather than left in an index the bot would refuse to search."""
     data = {"THREADBOT_DATA_DIR": str(tmp_path / "data")}
     _, err, code = await threadbot(
         "ingest", "--if-empty", str(SAMPLE_DOCS), env=env_for(tmp_path, **data)
@@ -138,7 +138,7 @@ async def test_if_empty_reindexes_an_index_from_another_model(
         **data,
         OPENAI_API_KEY="test-key",
         OPENAI_BASE_URL=fake_openai.base_url,
-        EMBEDDINGS="openai",  # a key alone no longer changes the embeddings
+        EMBEDDINGS="openai",  # a key alone no longer changes how documents are embedded
     )
     out, err, code = await threadbot("ingest", "--if-empty", str(SAMPLE_DOCS), env=keyed)
     assert code == 0, err
@@ -160,7 +160,7 @@ async def test_if_empty_never_replaces_someone_elses_documents(
         **data,
         OPENAI_API_KEY="test-key",
         OPENAI_BASE_URL=fake_openai.base_url,
-        EMBEDDINGS="openai",  # a key alone no longer changes the embeddings
+        EMBEDDINGS="openai",  # a key alone no longer changes how documents are embedded
     )
     out, err, code = await threadbot("ingest", "--if-empty", str(SAMPLE_DOCS), env=keyed)
     assert code == 0, err
