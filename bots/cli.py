@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import itertools
 import json
 import logging
@@ -154,6 +155,11 @@ def _index_list(settings: Settings) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="threadbot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at LOG_LEVEL")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"threadbot {importlib.metadata.version('threadbot')}",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     ingest = commands.add_parser("ingest", help="index documents (md, txt, rst, html, pdf)")
     ingest.add_argument("paths", nargs="+", type=Path, help="files or folders")
@@ -176,6 +182,20 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("action", choices=["list"], help="list: files, passages, model, when")
     chat = commands.add_parser("chat", help="chat in the terminal (one question per line)")
     chat.add_argument("--session", default="default", help="conversation name to use")
+    commands.add_parser(
+        "doctor", help="check Redis, the index, the model and the Slack and Discord tokens"
+    )
+    conversations = commands.add_parser(
+        "conversations", help="list, show, export or forget stored conversations"
+    )
+    actions = conversations.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="session ids, messages and time to expiry")
+    for action, what in (("show", "print a conversation"), ("export", "print it as JSON")):
+        actions.add_parser(action, help=what).add_argument("session_id", metavar="ID")
+    forget = actions.add_parser("forget", help="forget a conversation, or all of a user's")
+    whom = forget.add_mutually_exclusive_group(required=True)
+    whom.add_argument("session_id", metavar="ID", nargs="?", help="a session id, as listed")
+    whom.add_argument("--user", help="every conversation USER (e.g. slack:U0123) took part in")
     commands.add_parser("slack", help="run the Slack bot")
     commands.add_parser("discord", help="run the Discord bot")
     return parser
@@ -186,14 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings, ignored = load_settings(args.command)
     except ValidationError as exc:
+        if args.command == "doctor":
+            from bots.doctor import invalid_settings
+
+            return invalid_settings(explain(exc))
         problems = "".join(f"  {line}\n" for line in explain(exc))
         sys.stderr.write(f"threadbot: invalid settings (environment or .env):\n{problems}")
         return 2
-    for line in ignored:
+    for line in ignored if args.command != "doctor" else []:  # the doctor reports them
         sys.stderr.write(f"threadbot: ignoring a setting `{args.command}` does not use: {line}\n")
     # The console is for reading answers: only warnings unless asked for more.
     quiet = args.command in {"chat", "ingest", "search", "index"} and not args.verbose
-    configure_logging(settings, level=logging.WARNING if quiet else settings.log_level.upper())
+    level = logging.WARNING if quiet else settings.log_level.upper()
+    if args.command in {"doctor", "conversations"} and not args.verbose:
+        # They report every problem themselves: a log line would repeat one out of place.
+        level = logging.CRITICAL if args.command == "doctor" else logging.ERROR
+    configure_logging(settings, level=level)
     # systemd, docker stop and a closed terminal send SIGTERM / SIGHUP: stop as on Ctrl-C, so
     # answers in flight finish and the embedded server shuts down with us.
     for number in (signal.SIGTERM, signal.SIGHUP):
@@ -205,6 +233,19 @@ def main(argv: list[str] | None = None) -> int:
             return _search(settings, args)
         if args.command == "index":
             return _index_list(settings)
+        if args.command == "doctor":
+            from bots.doctor import main as doctor_main
+
+            return doctor_main(settings, ignored)
+        if args.command == "conversations":
+            from bots.conversations import main as conversations_main
+
+            return conversations_main(
+                settings,
+                args.action,
+                getattr(args, "session_id", None),
+                getattr(args, "user", None),
+            )
         if args.command == "chat":
             from bots.console import chat
 

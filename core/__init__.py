@@ -25,8 +25,10 @@ from core.ingest import ingest
 from core.metrics import Metrics
 from core.pacing import Pacer, Ticket
 from core.pipeline import Pipeline
-from core.retrieval import Passage, Retriever
+from core.redis_server import EmbeddedServerBusy
+from core.retrieval import Passage, Retriever, printable
 from core.settings import Settings
+from core.status import index_summary
 from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
 from core.turns import TurnRunner
 from core.types import Outcome, ReplySink, Resumable, SinkFor, Turn
@@ -35,6 +37,7 @@ __all__ = [
     "MARKER",
     "AppendSink",
     "Busy",
+    "EmbeddedServerBusy",
     "Health",
     "HistoryUnavailable",
     "MessageGone",
@@ -65,6 +68,8 @@ __all__ = [
     "Turn",
     "TurnRunner",
     "build_embeddings",
+    "index_summary",
     "ingest",
+    "printable",
     "sessions",
 ]

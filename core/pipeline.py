@@ -103,14 +103,15 @@ class Pipeline:
             await asyncio.to_thread(self._embedded.stop)
 
     async def answer(
-        self, session_id: str, question: str, *, lease: Lease | None = None
+        self, session_id: str, question: str, *, lease: Lease | None = None, user: str = ""
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to `question` in the conversation `session_id`.
 
         The human and AI messages are saved together once the answer is complete; an answer
         that fails or is cancelled midway (the model errs, the user deletes the message) saves
         nothing, so the history never holds half a turn. The conversation is held with `lease`
-        (the turn's, which may already hold its event), or a lease of its own.
+        (the turn's, which may already hold its event), or a lease of its own. `user`, the
+        asker as `platform:id`, is noted with the session so their conversations can be found.
         """
         # Lone surrogates (undecodable terminal input, JSON "\ud800") would break the tokenizer.
         question = question.encode("utf-8", "replace").decode("utf-8").strip()
@@ -146,7 +147,7 @@ class Pipeline:
                 held.check()
                 answer = self._answerer.remembered("".join(parts), passages)
                 turn = [HumanMessage(question), AIMessage(answer)]
-                await self.store.save_turn(session_id, turn, resets_before)
+                await self.store.save_turn(session_id, turn, resets_before, user=user)
         finally:
             if lease is None:
                 await held.aclose()

@@ -8,6 +8,7 @@ Keys (`{ns}` is `REDIS_NAMESPACE`, `{hp}` is `HISTORY_KEY_PREFIX`):
 | `{ns}lock:{session}` | string | the conversation's lease: a holder's token, `LEASE_S` long |
 | `{ns}reset:{prefix}` | counter | bumped by each reset of a session or of a prefix (a channel) |
 | `{ns}sessions:{prefix}` | set | the sessions below a prefix, for a channel-wide reset |
+| `{ns}user:{platform}:{user}` | set | the sessions a user asked in, for `forget --user` |
 | `{ns}seen:{event}` | string | an event's claim (a holder's token, `LEASE_S` long), then `done` |
 | `{ns}inflight:{event}` | string | JSON: the turn and its messages, until its reply is final |
 | `{ns}inflight` | set | the events with an in-flight record, for recovery |
@@ -220,9 +221,18 @@ class Store:
             return list(await self.redis.mget(keys))
 
     async def save_turn(
-        self, session_id: str, messages: Sequence[BaseMessage], resets_before: list[Any]
+        self,
+        session_id: str,
+        messages: Sequence[BaseMessage],
+        resets_before: list[Any],
+        *,
+        user: str = "",
     ) -> None:
-        """Save a whole turn in one transaction, unless a reset came in since `resets_before`."""
+        """Save a whole turn in one transaction, unless a reset came in since `resets_before`.
+
+        `user` (`platform:id`, the asker) gets the session in their index, so that everything
+        they took part in can be forgotten on request.
+        """
         history = self.history(session_id)
         ttl_s = self._settings.history_ttl_seconds
 
@@ -232,6 +242,9 @@ class Store:
             for group in self._groups(session_id):
                 tx.sadd(group, session_id)
                 tx.expire(group, ttl_s)
+            if user:
+                tx.sadd(self._user_key(user), session_id)
+                tx.expire(self._user_key(user), ttl_s)
             tx.mget(self._reset_keys(session_id))
 
         try:
@@ -299,3 +312,73 @@ class Store:
     async def has_history(self, session_id: str) -> bool:
         with store_errors(f"exists {session_id}"):
             return bool(await self.redis.exists(self.history(session_id).key))
+
+    # Operator tools (`threadbot conversations`): read what is stored, forget on request.
+
+    def _user_key(self, user: str) -> str:
+        return f"{self._ns}user:{user}"
+
+    async def conversations(self) -> list[Conversation]:
+        """Every stored history: a SCAN over `HISTORY_KEY_PREFIX*`, for an operator, never in a
+        turn (it walks the whole keyspace)."""
+        prefix = self._settings.history_key_prefix
+        with store_errors("listing conversations"):
+            keys = [
+                k.decode() if isinstance(k, bytes) else str(k)
+                async for k in self.redis.scan_iter(match=_glob_escape(prefix) + "*", count=500)
+            ]
+            async with self.redis.pipeline(transaction=False) as tx:
+                for key in keys:
+                    tx.llen(key)
+                    tx.ttl(key)
+                # Another program's key under the same prefix is not a list: skipped, not fatal.
+                results = await tx.execute(raise_on_error=False)
+        found = [
+            Conversation(key.removeprefix(prefix), int(count), int(ttl))
+            for key, count, ttl in zip(keys, results[::2], results[1::2], strict=True)
+            if isinstance(count, int) and isinstance(ttl, int)
+        ]
+        return sorted(found, key=lambda c: c.session_id)
+
+    async def _user_keys(self, user: str) -> list[str]:
+        """The index of `user` (`platform:id`), or of a bare id on every platform."""
+        if ":" in user:
+            return [self._user_key(user)]
+        pattern = self._user_key("*:" + _glob_escape(user))
+        return [
+            k.decode() if isinstance(k, bytes) else str(k)
+            async for k in self.redis.scan_iter(match=pattern, count=500)
+        ]
+
+    async def sessions_of(self, user: str) -> list[str]:
+        """The sessions `user` asked in, as far back as the history's TTL."""
+        sessions: set[str] = set()
+        with store_errors(f"reading the sessions of {user}"):
+            for key in await self._user_keys(user):
+                members = await self.redis.smembers(key)
+                sessions |= {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+        return sorted(sessions)
+
+    async def forget_user(self, user: str) -> list[str]:
+        """Forget every conversation `user` took part in (each through `reset`, so an answer
+        still streaming is forgotten too), then their index; returns the sessions forgotten."""
+        forgotten = [s for s in await self.sessions_of(user) if await self.reset(s)]
+        with store_errors(f"forgetting {user}"):
+            keys = await self._user_keys(user)
+            if keys:
+                await self.redis.delete(*keys)
+        return forgotten
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A stored history as `threadbot conversations list` shows it."""
+
+    session_id: str
+    messages: int
+    ttl_s: int  # seconds until Redis expires it; -1: never
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a SCAN pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

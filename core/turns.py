@@ -268,7 +268,8 @@ class TurnRunner:
     ) -> None:
         # However showing ends (done, deleted, failed), the editor closes the answer: that
         # cancels the model and releases the conversation.
-        answer = self.pipeline.answer(turn.session_id, turn.question, lease=lease)
+        asker = f"{turn.platform}:{turn.user}" if turn.user else ""
+        answer = self.pipeline.answer(turn.session_id, turn.question, lease=lease, user=asker)
         reply = await editor.run(_or_no_answer(answer))
         outcome.reply = reply
         if reply.gone:

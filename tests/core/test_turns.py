@@ -203,7 +203,9 @@ async def test_closing_the_runner_cancels_what_outlives_the_grace(
     sink = RecordingSink()
     async with TurnRunner(pipeline, interval_s=0, grace_s=0.2) as runner:
         runner.submit(turn(), sink)
-        await asyncio.sleep(0.3)  # streaming, not done
+        async with asyncio.timeout(30):
+            while not sink.messages:  # streaming (however loaded the machine), not done
+                await asyncio.sleep(0.01)
     await fake_openai.wait_for_cancel()
     assert fake_openai.cancelled == 1
     assert not await pipeline.has_history(SESSION)  # a cancelled turn saves nothing
