@@ -21,6 +21,21 @@ def env_for(settings_dir: Path, **values: str) -> dict[str, str]:
     return env
 
 
+def model_env(
+    tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI, prefix: str
+) -> dict[str, str]:
+    """A console with a chat model (the local server), on the test Redis, under a test prefix."""
+    return env_for(
+        tmp_path,
+        THREADBOT_DATA_DIR=str(tmp_path / "data"),
+        REDIS_URL=redis_url,
+        HISTORY_KEY_PREFIX=prefix,
+        OPENAI_BASE_URL=fake_openai.base_url,
+        OPENAI_API_KEY="test-key",
+        EMBEDDINGS="local",
+    )
+
+
 async def threadbot(*args: str, env: dict[str, str], stdin: str = "") -> tuple[str, str, int]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -42,15 +57,7 @@ async def test_two_questions_and_reset_with_a_model(
     tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI, make_settings: MakeSettings
 ):
     prefix = make_settings().history_key_prefix
-    env = env_for(
-        tmp_path,
-        THREADBOT_DATA_DIR=str(tmp_path / "data"),
-        REDIS_URL=redis_url,
-        HISTORY_KEY_PREFIX=prefix,
-        OPENAI_BASE_URL=fake_openai.base_url,
-        OPENAI_API_KEY="test-key",
-        EMBEDDINGS="local",
-    )
+    env = model_env(tmp_path, redis_url, fake_openai, prefix)
     _, err, code = await threadbot("ingest", str(SAMPLE_DOCS), env=env)
     assert code == 0, err
     fake_openai.script("Use /reset to forget.", chunk_size=3, delay_s=0.005)

@@ -11,7 +11,7 @@ import pexpect
 import pytest
 from redis.asyncio import Redis
 
-from tests.bots.test_console import env_for
+from tests.bots.test_console import model_env
 from tests.conftest import ROOT, MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -42,15 +42,7 @@ async def test_ctrl_c_stops_the_answer_a_paste_is_one_question_and_ctrl_c_leaves
     tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI, make_settings: MakeSettings
 ) -> None:
     prefix = make_settings().history_key_prefix
-    env = env_for(
-        tmp_path,
-        THREADBOT_DATA_DIR=str(tmp_path / "data"),
-        REDIS_URL=redis_url,
-        HISTORY_KEY_PREFIX=prefix,
-        OPENAI_BASE_URL=fake_openai.base_url,
-        OPENAI_API_KEY="test-key",
-        EMBEDDINGS="local",
-    )
+    env = model_env(tmp_path, redis_url, fake_openai, prefix)
     fake_openai.script("**Slowly** " * 300, chunk_size=4, delay_s=0.02)  # ~15 s if not stopped
     child = await spawn(env)
     child.send("tell me everything\r")

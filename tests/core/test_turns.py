@@ -30,10 +30,12 @@ class RecordingSink:
         self.messages: list[str] = []
         self.notices: list[str] = []
         self.failures: list[Exception] = []  # raised by the next posts and edits, in order
+        self.posted = asyncio.Event()
 
     async def post(self, text: str) -> int:
         self._maybe_fail()
         self.messages.append(text)
+        self.posted.set()
         return len(self.messages) - 1
 
     async def edit(self, handle: int, text: str) -> None:
@@ -204,8 +206,7 @@ async def test_closing_the_runner_cancels_what_outlives_the_grace(
     async with TurnRunner(pipeline, interval_s=0, grace_s=0.2) as runner:
         runner.submit(turn(), sink)
         async with asyncio.timeout(30):
-            while not sink.messages:  # streaming (however loaded the machine), not done
-                await asyncio.sleep(0.01)
+            await sink.posted.wait()  # streaming (however loaded the machine), not done
     await fake_openai.wait_for_cancel()
     assert fake_openai.cancelled == 1
     assert not await pipeline.has_history(SESSION)  # a cancelled turn saves nothing
