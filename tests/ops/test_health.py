@@ -80,3 +80,30 @@ def test_text_lines_name_the_session_and_never_a_secret() -> None:
     inside, outside = stream.getvalue().splitlines()
     assert inside.endswith(f"calling with {REDACTED} [slack:T1:C1:1.0]")
     assert outside.endswith("tests.ops.text: outside a turn")
+
+
+def test_harmless_library_noise_never_reaches_the_log() -> None:
+    from core.logs import configure_logging
+    from core.settings import Settings
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(Settings(_env_file=None), level=logging.INFO, stream=stream)  # type: ignore[call-arg]
+        logging.getLogger("discord.client").warning(
+            "PyNaCl is not installed, voice will NOT be supported"
+        )
+        logging.getLogger("discord.client").warning(
+            "davey is not installed, voice will NOT be supported"
+        )
+        logging.getLogger("bots.slack").warning(
+            "As you gave `client` as well, `token` will be unused."
+        )
+        logging.getLogger("faiss.loader").info("Loading faiss with AVX512 support.")
+        logging.getLogger("bots.slack").warning("a real warning")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert stream.getvalue().splitlines()[-1].endswith("a real warning")
+    assert len(stream.getvalue().splitlines()) == 1
