@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._table import print_table
 from core import Pipeline, Settings, build_embeddings, ingest
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -74,11 +75,7 @@ async def main() -> None:
         f"RETRIEVAL_K={settings.retrieval_k}  CHUNK_SIZE_CHARS={settings.chunk_size_chars}  "
         "docs: examples/docs"
     )
-    width = max(len(r[0]) for r in rows)
-    print(f"{'step'.ljust(width)} | time")
-    print(f"{'-' * width}-|-------")
-    for step, value in rows:
-        print(f"{step.ljust(width)} | {value}")
+    print_table(("step", "time"), rows)
 
 
 if __name__ == "__main__":

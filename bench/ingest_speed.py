@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench._docsets import SAMPLE_DOCS, django_docs
+from bench._table import print_table
 from core import Retriever, Settings, build_embeddings
 
 SAMPLE = 256
@@ -86,11 +87,7 @@ def main() -> None:
             f"{again:.1f} s ({'nothing' if 'nothing written' in summary_again else 'WROTE'})",
         ),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure'.ljust(width)} | value")
-    print(f"{'-' * width}-|------")
-    for name, value in rows:
-        print(f"{name.ljust(width)} | {value}")
+    print_table(("measure", "value"), rows)
 
 
 if __name__ == "__main__":

@@ -260,10 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         return discord_main(settings)
     except KeyboardInterrupt:
         return 130
-    except EmbeddedServerBusy as exc:
-        sys.stderr.write(f"threadbot: {exc}\n")
-        return 2
-    except FileNotFoundError as exc:
+    except (EmbeddedServerBusy, FileNotFoundError) as exc:
         sys.stderr.write(f"threadbot: {exc}\n")
         return 2
     except OSError as exc:
