@@ -62,7 +62,9 @@ class ThreadbotCog(commands.Cog):
 
         # discord.py runs each event in its own task: submitted before anything is awaited, so
         # two messages in one conversation are answered in the order they came.
-        self.runner.submit(turn, DiscordSink(message.channel, question=message), only_if=may_post)
+        await self.runner.submit(
+            turn, DiscordSink(message.channel, question=message), only_if=may_post
+        )
 
     @app_commands.command(name="ask", description="Ask a question; the answer is posted here.")
     @app_commands.describe(question="What you want to know")
@@ -72,7 +74,7 @@ class ThreadbotCog(commands.Cog):
             await interaction.response.send_message(NOT_ALLOWED, ephemeral=True)
             return
         await interaction.response.defer(thinking=True)  # Discord allows 3 s to respond
-        self.runner.submit(turn, InteractionSink(interaction))
+        await self.runner.submit(turn, InteractionSink(interaction))
 
     @app_commands.command(name="reset", description="Forget the conversation of this channel.")
     async def reset(self, interaction: discord.Interaction) -> None:

@@ -112,7 +112,7 @@ class SlackBot:
             return await self._bot_in_thread(turn.session_id, place, me)
 
         only_if = bot_in_thread if place.needs_thread_check else None
-        self.runner.submit(turn, self._sink(turn, place), only_if=only_if)
+        await self.runner.submit(turn, self._sink(turn, place), only_if=only_if)
 
     def _sink(self, turn: Turn, place: SlackPlace) -> SlackSink | SlackStreamSink:
         if self.settings.slack_streaming == "native" and place.thread_ts:
@@ -182,7 +182,9 @@ class SlackBot:
             place=place_words(thread_ts, is_dm),
             action="reset",
         )
-        self.runner.submit(turn, SlackSink(self.client, channel, thread_ts, user, pacer=self.pacer))
+        await self.runner.submit(
+            turn, SlackSink(self.client, channel, thread_ts, user, pacer=self.pacer)
+        )
 
 
 def build_slack_bot(

@@ -77,11 +77,13 @@ class RedisHistory(BaseChatMessageHistory):
         with store_errors(f"writing {self.key}"):
             async with self._client.pipeline(transaction=True) as tx:
                 tx.lpush(self.key, *payload)
+                own = 1
                 if self._max_messages is not None:
                     tx.ltrim(self.key, 0, self._max_messages - 1)
+                    own += 1
                 if self._ttl_s is not None:
                     tx.expire(self.key, self._ttl_s)
-                own = len(tx.command_stack)
+                    own += 1
                 if also is not None:
                     also(tx)
                 results = await tx.execute()

@@ -21,16 +21,11 @@ log = logging.getLogger(__name__)
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}"  # in each token, for whoever reads Redis
 
-# Renew the keys a holder still holds; returns how many it held.
+# Renew a key if the holder still holds it (one key per call: a lease's keys are in several
+# Redis Cluster slots).
 _RENEW = """
-local held = 0
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
-    redis.call('PEXPIRE', key, ARGV[2])
-    held = held + 1
-  end
-end
-return held
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -39,7 +34,8 @@ return 0
 
 
 class Lease:
-    """One turn's hold on Redis keys (its event's claim, its conversation's lock).
+    """One turn's hold on Redis keys (its event's claim, its place in its conversation's line,
+    then its conversation's lock).
 
     Each key holds the lease's token for `lease_s`; a heartbeat renews them every third of that
     from the first key taken until `aclose`, also while the model has not said anything yet.
@@ -52,6 +48,7 @@ class Lease:
         self._redis = redis
         self.lease_ms = max(int(lease_s * 1000), 1)
         self._keys: list[str] = []
+        self.lines: dict[str, str] = {}  # `waiting` key -> the line it keeps a place in
         self._heartbeat: asyncio.Task[None] | None = None
         self.lost = False
 
@@ -73,6 +70,17 @@ class Lease:
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._beat())
 
+    def queued(self, waiting: str, line: str) -> None:
+        """This lease has a place in `line`, alive as long as `waiting` (renewed with the rest)."""
+        self.lines[waiting] = line
+        self.held(waiting)
+
+    def dequeued(self, waiting: str) -> None:
+        """The place was used up (a script took it and deleted `waiting`)."""
+        self.lines.pop(waiting, None)
+        if waiting in self._keys:
+            self._keys.remove(waiting)
+
     async def release(self, key: str) -> None:
         """Give `key` up at once (the next holder need not wait out the lease)."""
         if key in self._keys:
@@ -81,9 +89,16 @@ class Lease:
             await self._redis.eval(_RELEASE, 1, key, self.token)
 
     async def aclose(self) -> None:
+        """Stop renewing; a place in line never used (a duplicate, a turn that failed first)
+        is given up so the turns behind it need not wait out the lease."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
+        for waiting, line in list(self.lines.items()):
+            with contextlib.suppress(RedisError):
+                await self._redis.zrem(line, self.token)
+            await self.release(waiting)
+            del self.lines[waiting]
 
     async def _beat(self) -> None:
         while True:
@@ -92,11 +107,16 @@ class Lease:
             if not keys:
                 continue
             try:
-                held = await self._redis.eval(_RENEW, len(keys), *keys, self.token, self.lease_ms)
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.eval(_RENEW, 1, key, self.token, self.lease_ms)
+                    renewed = await pipe.execute()
             except RedisError as exc:  # down or frozen: the keys may outlive this, or not
                 log.warning("could not renew a lease (%s); retrying", exc)
                 continue
-            if int(held) < len(keys):
-                log.warning("lease lost on %s: this process stalled past it", keys)
+            # A key let go meanwhile (a place in line used up, a lock released) is not lost.
+            lost = [k for k, n in zip(keys, renewed, strict=True) if not n and k in self._keys]
+            if lost:
+                log.warning("lease lost on %s: this process stalled past it", lost)
                 self.lost = True
                 return

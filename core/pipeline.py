@@ -8,15 +8,12 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.chain import build_answerer, sources_footer
 from core.errors import QuestionRejected
 from core.lease import Lease
 from core.probe import AnswerProbe
+from core.redis_client import connect
 from core.store import Store
 
 if TYPE_CHECKING:
@@ -72,18 +69,7 @@ class Pipeline:
             mode=settings.retrieval_mode,
         )
         await asyncio.to_thread(retriever.refresh)
-        # A burst of questions waits for a free connection rather than failing past the cap. A
-        # pooled connection that a restarted server closed fails on first use: that is retried
-        # once on a new connection (a timeout never is: the command may have been applied).
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=settings.redis_max_connections,
-            timeout=settings.redis_pool_timeout_s,
-            socket_connect_timeout=min(5.0, settings.redis_timeout_s),
-            socket_timeout=settings.redis_timeout_s,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        store = Store(Redis.from_pool(pool), settings)
+        store = Store(connect(settings, url), settings)
         return cls(settings, store, retriever, build_answerer(settings), embedded=embedded)
 
     async def __aenter__(self) -> Pipeline:

@@ -131,11 +131,20 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _a_redis_url(cls, value: str | None) -> str | None:
-        schemes = ("redis://", "rediss://", "unix://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
         if value is not None and not value.startswith(schemes):
             raise ValueError(
-                "must start with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0)"
+                "must start with redis://, rediss:// or unix:// (one server, e.g. "
+                "redis://localhost:6379/0) or redis+cluster:// or rediss+cluster:// (a cluster)"
             )
+        return value
+
+    @field_validator("redis_namespace", "history_key_prefix")
+    @classmethod
+    def _no_hash_tag(cls, value: str) -> str:
+        # The first {...} of a key picks its Redis Cluster slot: that must be the session's.
+        if "{" in value or "}" in value:
+            raise ValueError("must not contain { or } (they pick a key's Redis Cluster slot)")
         return value
 
     @model_validator(mode="after")

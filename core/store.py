@@ -1,17 +1,28 @@
 """threadbot's Redis: the key layout and every command threadbot sends, errors mapped once.
 
-Keys (`{ns}` is `REDIS_NAMESPACE`, `{hp}` is `HISTORY_KEY_PREFIX`):
+Keys (`{ns}` is `REDIS_NAMESPACE`, `{hp}` is `HISTORY_KEY_PREFIX`; a session id carries its
+channel as a Redis Cluster hash tag, `slack:{T:C}:ts`, see `core/sessions.py`):
 
-| key | type | what |
-|---|---|---|
-| `{hp}{session}` | list | the history, as LangChain's `RedisChatMessageHistory` writes it |
-| `{ns}lock:{session}` | string | the conversation's lease: a holder's token, `LEASE_S` long |
-| `{ns}reset:{prefix}` | counter | bumped by each reset of a session or of a prefix (a channel) |
-| `{ns}sessions:{prefix}` | set | the sessions below a prefix, for a channel-wide reset |
-| `{ns}user:{platform}:{user}` | set | the sessions a user asked in, for `forget --user` |
-| `{ns}seen:{event}` | string | an event's claim (a holder's token, `LEASE_S` long), then `done` |
-| `{ns}inflight:{event}` | string | JSON: the turn and its messages, until its reply is final |
-| `{ns}inflight` | set | the events with an in-flight record, for recovery |
+| key | type | slot | what |
+|---|---|---|---|
+| `{hp}{session}` | list | channel | the history, as `RedisChatMessageHistory` writes it |
+| `{ns}lock:{session}` | string | channel | the conversation's lease: its holder's token |
+| `{ns}line:{session}` | sorted set | channel | the turns waiting for the conversation, by ticket |
+| `{ns}tickets:{session}` | counter | channel | the last ticket given in this conversation |
+| `{ns}waiting:{session}:{token}` | string | channel | a waiter's lease: it lives, keep its place |
+| `{ns}reset:{prefix}` | counter | channel | bumped by each reset of a session or of its channel |
+| `{ns}sessions:{prefix}` | set | channel | the sessions below a channel, for a channel-wide reset |
+| `{ns}user:{platform}:{user}` | set | its own | the sessions a user asked in, for `forget --user` |
+| `{ns}seen:{{event}}` | string | event | an event's claim (its holder's token), then `done` |
+| `{ns}inflight:{{event}}` | string | event | JSON: the turn and its messages, until it is final |
+| `{ns}inflight` | set | its own | the events with an in-flight record, for recovery |
+
+Every multi-key step is within one slot: a turn's save (history, the channel's session set, the
+reset counters it compares), a reset and its counter, a channel-wide reset, taking the
+conversation in ticket order, and an event's claim and completion. What spans slots is written
+so that a crash between its steps leaves only a harmless extra: a user's index entry is added
+before the save, an event is listed in `{ns}inflight` before its record is written and unlisted
+after it is gone.
 
 A lease is renewed by its holder's heartbeat every third of `LEASE_S`: a live holder keeps it as
 long as it needs, a crashed one loses it within one lease (a Redis restart keeps the expiry).
@@ -35,6 +46,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from core.errors import Busy, HistoryUnavailable, store_errors
 from core.history import RedisHistory, encode
 from core.lease import Lease
+from core.sessions import levels
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -72,8 +84,37 @@ _COMPLETE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], 'done', 'EX', ARGV[2])
 redis.call('DEL', KEYS[2])
-redis.call('SREM', KEYS[3], ARGV[3])
 return 1
+"""
+# Take a ticket: a place at the end of the conversation's line, kept while the waiter lives.
+_LINE_UP = """
+local ticket = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[1], ticket, ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
+return ticket
+"""
+# The next step for a waiter (ARGV[1]): KEYS are the line, the conversation's lock, and the
+# `waiting` key of ARGV[2], the waiter the caller believes is first. `taken`: the conversation
+# is ours. `wait`: first is alive (or is us, and the lock is held). `skipped`: first was dead
+# and left the line. `first`: the caller was wrong about who is first (its name follows).
+# `gone`: we are no longer in line (we stalled past our lease and were skipped).
+_NEXT = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'gone'} end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+if first ~= ARGV[2] then return {'first', first} end
+if first == ARGV[1] then
+  if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) then
+    redis.call('ZREM', KEYS[1], ARGV[1])
+    redis.call('DEL', KEYS[3])
+    return {'taken'}
+  end
+  return {'wait'}
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'wait'} end
+redis.call('ZREM', KEYS[1], first)
+return {'skipped'}
 """
 
 
@@ -94,9 +135,13 @@ class Store:
         self._settings = settings
         self._ns = settings.redis_namespace
         self._inflight = f"{self._ns}inflight"
-        # In-process locks keep arrival order (asyncio.Lock is FIFO); the Redis lock extends
-        # the exclusion to other processes sharing the store.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Tickets are taken in the order `line_up` is called (asyncio.Lock is FIFO), even when
+        # two calls' commands go out on two connections; a local release wakes local waiters
+        # at once (other processes' waiters poll).
+        self._arrivals: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        self._released: dict[str, asyncio.Event] = {}
 
     async def aclose(self) -> None:
         await self.redis.aclose()
@@ -118,35 +163,71 @@ class Store:
     def lease(self) -> Lease:
         return Lease(self.redis, self._settings.lease_s)
 
+    async def line_up(self, session_id: str, lease: Lease) -> None:
+        """Take the conversation's next ticket for `lease`: the turn will have the conversation
+        after every turn that lined up before it, in any process. A waiter that dies loses its
+        place within one lease."""
+        line, tickets, waiting = self._line_keys(session_id, lease)
+        arrival = self._arrivals.setdefault(session_id, asyncio.Lock())
+        async with arrival:
+            with store_errors(f"lining up for {session_id}"):
+                await self.redis.eval(
+                    _LINE_UP, 3, line, tickets, waiting, lease.token, lease.lease_ms, SEEN_TTL_S
+                )
+        lease.queued(waiting, line)
+
     @contextlib.asynccontextmanager
     async def conversation(self, session_id: str, lease: Lease) -> AsyncIterator[None]:
-        """Hold the conversation for one answer, waiting at most `answer_timeout_s` for it.
-
-        Within a process, waiters go in arrival order; across processes, the conversation's key
-        is a lease (a crashed holder frees it within `lease_s`).
-        """
+        """Hold the conversation for one answer, in ticket order, waiting at most
+        `answer_timeout_s` for it (a crashed holder or waiter frees it within `lease_s`)."""
+        line, _, waiting = self._line_keys(session_id, lease)
+        if waiting not in lease.lines:
+            await self.line_up(session_id, lease)
+        lock = f"{self._ns}lock:{session_id}"
         wait_s = self._settings.answer_timeout_s
-        local = self._locks.setdefault(session_id, asyncio.Lock())
-        try:
-            async with asyncio.timeout(wait_s):
-                await local.acquire()
-        except TimeoutError as exc:
-            raise Busy(f"{session_id} busy for {wait_s}s") from exc
-        key = f"{self._ns}lock:{session_id}"
-        try:
-            loop = asyncio.get_running_loop()
-            deadline, pause = loop.time() + wait_s, 0.02
-            while not await lease.take(key):
+        loop = asyncio.get_running_loop()
+        deadline, pause, first = loop.time() + wait_s, 0.01, lease.token
+        while True:
+            with store_errors(f"waiting for {session_id}"):
+                step = await self.redis.eval(
+                    _NEXT, 3, line, lock, self._waiting_key(session_id, first),
+                    lease.token, first, lease.lease_ms,
+                )  # fmt: skip
+            status = _text(step[0])
+            if status == "taken":
+                lease.dequeued(waiting)
+                lease.held(lock)
+                break
+            if status == "first":
+                first = _text(step[1])
+                continue
+            if status == "gone":  # stalled past our lease and skipped: line up again
+                log.warning("%s: lost its place in line while stalled; lining up again", session_id)
+                await self.line_up(session_id, lease)
+            elif status == "wait":
                 if loop.time() > deadline:
-                    raise Busy(f"lock on {session_id} not acquired in {wait_s}s")
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.5)
-            try:
-                yield
-            finally:
-                await lease.release(key)
+                    raise Busy(f"{session_id} busy for {wait_s}s")
+                released = self._released.setdefault(session_id, asyncio.Event())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await released.wait()
+                pause = min(pause * 2, 0.25)
+        try:
+            yield
         finally:
-            local.release()
+            await lease.release(lock)
+            if (wake := self._released.pop(session_id, None)) is not None:
+                wake.set()
+
+    def _line_keys(self, session_id: str, lease: Lease) -> tuple[str, str, str]:
+        return (
+            f"{self._ns}line:{session_id}",
+            f"{self._ns}tickets:{session_id}",
+            self._waiting_key(session_id, lease.token),
+        )
+
+    def _waiting_key(self, session_id: str, token: str) -> str:
+        return f"{self._ns}waiting:{session_id}:{token}"
 
     async def claim(self, event_key: str, lease: Lease) -> Claim:
         """Claim an event for `lease`, unless a live holder has it or it was answered."""
@@ -166,18 +247,15 @@ class Store:
         """Keep what a recovery needs to finish this event's reply (until `complete`)."""
         _, record_key = self._event_keys(event_key)
         with store_errors(f"recording {event_key}"):
-            async with self.redis.pipeline(transaction=True) as tx:
-                tx.set(record_key, json.dumps(record), ex=SEEN_TTL_S)
-                tx.sadd(self._inflight, event_key)
-                await tx.execute()
+            await self.redis.sadd(self._inflight, event_key)  # listed first: never missed
+            await self.redis.set(record_key, json.dumps(record), ex=SEEN_TTL_S)
 
     async def complete(self, event_key: str, lease: Lease) -> None:
         """The event's reply is final: never answer it again, forget its in-flight record."""
         seen, record_key = self._event_keys(event_key)
         with store_errors(f"completing {event_key}"):
-            await self.redis.eval(
-                _COMPLETE, 3, seen, record_key, self._inflight, lease.token, SEEN_TTL_S, event_key
-            )
+            if await self.redis.eval(_COMPLETE, 2, seen, record_key, lease.token, SEEN_TTL_S):
+                await self.redis.srem(self._inflight, event_key)
         await lease.release(seen)  # it says done now: the release finds another value
 
     async def orphans(self) -> list[tuple[str, dict[str, Any]]]:
@@ -201,18 +279,17 @@ class Store:
         return found
 
     def _event_keys(self, event_key: str) -> tuple[str, str]:
-        return f"{self._ns}seen:{event_key}", f"{self._ns}inflight:{event_key}"
+        """An event's claim and record, tagged with the event: one slot for both."""
+        return f"{self._ns}seen:{{{event_key}}}", f"{self._ns}inflight:{{{event_key}}}"
 
     def _reset_keys(self, session_id: str) -> list[str]:
-        """The reset counters that concern a session: its own and each of its prefixes'
-        (`slack:T:C` is reset by a channel's /reset, `slack:T:C:ts` by the thread's)."""
-        parts = session_id.split(":")
-        return [f"{self._ns}reset:{':'.join(parts[:n])}" for n in range(1, len(parts) + 1)]
+        """The reset counters that concern a session: its own and its channel's
+        (`slack:{T:C}` is reset by a channel's /reset, `slack:{T:C}:ts` by the thread's)."""
+        return [f"{self._ns}reset:{level}" for level in levels(session_id)]
 
     def _groups(self, session_id: str) -> list[str]:
-        """The sets that list a session under each of its proper prefixes."""
-        parts = session_id.split(":")
-        return [f"{self._ns}sessions:{':'.join(parts[:n])}" for n in range(2, len(parts))]
+        """The sets that list a session under each of its proper prefixes (its channel)."""
+        return [f"{self._ns}sessions:{level}" for level in levels(session_id)[:-1]]
 
     async def resets(self, session_id: str) -> list[Any]:
         """The reset counters of a session as they are now; `save_turn` compares them."""
@@ -235,17 +312,20 @@ class Store:
         """
         history = self.history(session_id)
         ttl_s = self._settings.history_ttl_seconds
+        if user:  # in another slot: indexed first, so a forget request never misses the turn
+            with store_errors(f"indexing {session_id}", user_message=NOT_SAVED):
+                async with self.redis.pipeline(transaction=True) as tx:
+                    tx.sadd(self._user_key(user), session_id)
+                    tx.expire(self._user_key(user), ttl_s)
+                    await tx.execute()
 
         def bookkeeping(tx: RedisPipeline) -> None:
-            # Index the session under each of its prefixes (a channel's /reset finds its
-            # threads without a SCAN), and read the reset counters as the save sees them.
+            # Index the session under its channel (a channel's /reset finds its threads
+            # without a SCAN), and read the reset counters as the save sees them.
             for group in self._groups(session_id):
                 tx.sadd(group, session_id)
                 tx.expire(group, ttl_s)
-            if user:
-                tx.sadd(self._user_key(user), session_id)
-                tx.expire(self._user_key(user), ttl_s)
-            tx.mget(self._reset_keys(session_id))
+            tx.execute_command("MGET", *self._reset_keys(session_id))
 
         try:
             with store_errors(f"saving {session_id}", user_message=NOT_SAVED):
@@ -382,3 +462,7 @@ class Conversation:
 def _glob_escape(text: str) -> str:
     """`text` matched literally by a SCAN pattern."""
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 NO_ANSWER = "I have no answer to that. Please rephrase the question."
 GONE = "I stopped answering because the answer message was deleted."
+# How long `submit` waits for a turn's ticket: an ack must not wait long on a slow store (the
+# order across processes is then best effort for that turn).
+LINE_UP_WAIT_S = 1.0
 
 
 def reset_text(forgot: int, place: str, *, many: bool) -> str:
@@ -95,28 +98,43 @@ class TurnRunner:
         """Call `listener` with the outcome of every turn, as it ends."""
         self._listeners.append(listener)
 
-    def submit(
+    async def submit(
         self,
         turn: Turn,
         sink: ReplySink,
         *,
         only_if: Callable[[], Awaitable[bool]] | None = None,
     ) -> asyncio.Task[None]:
-        """Run the turn in the background, after the turns submitted before it in its session.
+        """Run the turn in the background, after the turns that reached any bot sharing the
+        store before it in its session; return once it has its place in line.
 
-        Call it before awaiting anything, so that arrival order is kept. `only_if` decides, in
-        the turn's place in line, whether the bot takes part at all (nobody is told anything
-        when it says no).
+        Call it before awaiting anything, and acknowledge the event after it: the order events
+        are acknowledged in is the order they are answered, across processes. `only_if`
+        decides, in the turn's place in line, whether the bot takes part at all (nobody is told
+        anything when it says no).
         """
-
         received_at = asyncio.get_running_loop().time()
+        lease = self.pipeline.store.lease()
         self.waiting += 1  # (a turn cancelled before it started stays counted: we are exiting)
+        lined = asyncio.create_task(self._line_up(turn, lease))  # tickets go in submit order
 
         async def work() -> None:
             self.waiting -= 1
-            await self.run(turn, sink, only_if=only_if, received_at=received_at)
+            await asyncio.gather(lined, return_exceptions=True)
+            await self.run(turn, sink, only_if=only_if, received_at=received_at, lease=lease)
 
-        return self._tasks.submit(turn.session_id, work())
+        task = self._tasks.submit(turn.session_id, work())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(lined), LINE_UP_WAIT_S)
+        return task
+
+    async def _line_up(self, turn: Turn, lease: Lease) -> None:
+        if turn.action != "answer":  # a reset takes no conversation: it wins whenever it comes
+            return
+        try:
+            await self.pipeline.store.line_up(turn.session_id, lease)
+        except ThreadbotError as exc:  # the turn tries again, and tells its asker if it fails
+            log.info("could not line up for %s: %s", turn.session_id, exc)
 
     async def run(
         self,
@@ -125,6 +143,7 @@ class TurnRunner:
         *,
         only_if: Callable[[], Awaitable[bool]] | None = None,
         received_at: float | None = None,
+        lease: Lease | None = None,
     ) -> Outcome:
         """Run one turn now; never raises but for cancellation.
 
@@ -136,7 +155,7 @@ class TurnRunner:
             received_at = asyncio.get_running_loop().time()
         outcome = Outcome(turn, received_at)
         editor: StreamingEditor[Any] | None = None
-        lease = self.pipeline.store.lease()
+        lease = lease if lease is not None else self.pipeline.store.lease()
         final = True  # the reply ends here, whatever happened; not when the lease was lost
         sink.begin()
         self.in_flight += 1
@@ -197,7 +216,7 @@ class TurnRunner:
             if sink is not None:
                 turn = Turn(**record["turn"])
                 log.info("finishing the reply to %s that a crash interrupted", turn.event_key)
-                self.submit(turn, sink)
+                await self.submit(turn, sink)
                 taken += 1
         return taken
 

@@ -80,7 +80,7 @@ async def test_two_questions_and_reset_with_a_model(
         "And in Slack?",
     ]
     client = Redis.from_url(redis_url)
-    history = RedisHistory(client, "console:t1", key_prefix=prefix)
+    history = RedisHistory(client, "console:{t1}", key_prefix=prefix)
     assert await history.aget_messages() == [
         HumanMessage("How do I forget a conversation?"),
         AIMessage("Use /reset to forget."),

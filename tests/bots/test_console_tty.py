@@ -75,7 +75,7 @@ async def test_ctrl_c_stops_the_answer_a_paste_is_one_question_and_ctrl_c_leaves
     assert child.exitstatus == 0, child.before
 
     async with Redis.from_url(redis_url) as redis:  # the stopped answer saved nothing
-        assert await redis.llen(f"{prefix}console:tty") == 2
+        assert await redis.llen(f"{prefix}console:{{tty}}") == 2
 
     child = await spawn(env)  # the next start says the conversation goes on
     assert "continues (2 earlier messages" in child.before

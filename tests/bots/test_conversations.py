@@ -45,40 +45,40 @@ async def test_list_show_export_forget_after_console_turns(
     lines = out.splitlines()
     assert lines[0].split() == ["session", "messages", "expires", "in"]
     assert [line.split()[:2] for line in lines[1:3]] == [
-        ["console:home", "2"],
-        ["console:work", "4"],
+        ["console:{home}", "2"],
+        ["console:{work}", "4"],
     ]
     assert all(line.endswith("29d 23h") for line in lines[1:3])  # HISTORY_TTL_SECONDS: 30 days
     assert lines[3] == "2 conversations."
 
-    out, err, code = await threadbot("conversations", "show", "console:work", env=env)
+    out, err, code = await threadbot("conversations", "show", "console:{work}", env=env)
     assert code == 0, err
     assert out.splitlines() == [
-        "console:work: 4 messages",
+        "console:{work}: 4 messages",
         "user> first question",
         "bot> You said: first question",
         "user> second one",
         "bot> You said: second one",
     ]
 
-    out, err, code = await threadbot("conversations", "export", "console:home", env=env)
+    out, err, code = await threadbot("conversations", "export", "console:{home}", env=env)
     assert code == 0, err
     assert json.loads(out) == {
-        "session_id": "console:home",
+        "session_id": "console:{home}",
         "messages": [
             message_to_dict(HumanMessage("hello")),
             message_to_dict(AIMessage("You said: hello")),
         ],
     }
 
-    out, err, code = await threadbot("conversations", "forget", "console:work", env=env)
-    assert (out, code) == ("Forgot console:work.\n", 0), err
-    out, err, code = await threadbot("conversations", "show", "console:work", env=env)
-    assert (out, err, code) == ("", "threadbot: no conversation console:work\n", 1)
-    out, err, code = await threadbot("conversations", "forget", "console:work", env=env)
-    assert out == "Nothing to forget: no console:work.\n"
+    out, err, code = await threadbot("conversations", "forget", "console:{work}", env=env)
+    assert (out, code) == ("Forgot console:{work}.\n", 0), err
+    out, err, code = await threadbot("conversations", "show", "console:{work}", env=env)
+    assert (out, err, code) == ("", "threadbot: no conversation console:{work}\n", 1)
+    out, err, code = await threadbot("conversations", "forget", "console:{work}", env=env)
+    assert out == "Nothing to forget: no console:{work}.\n"
     out, err, code = await threadbot("conversations", "list", env=env)
-    assert [line.split()[0] for line in out.splitlines()[1:-1]] == ["console:home"]
+    assert [line.split()[0] for line in out.splitlines()[1:-1]] == ["console:{home}"]
 
 
 async def test_forget_user_forgets_every_conversation_they_took_part_in(

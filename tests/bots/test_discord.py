@@ -164,7 +164,7 @@ def test_turn_from_discord_strips_the_mention_and_names_the_session() -> None:
     turn = turn_from_discord(parse(fake, payload), bot_id=fake.bot_id, rules=DiscordRules())
 
     assert turn is not None and turn.question == "how do I deploy?  thanks"
-    assert turn.session_id == f"discord:{fake.guild_id}:{fake.channel_id}"
+    assert turn.session_id == f"discord:{{{fake.guild_id}:{fake.channel_id}}}"
     assert turn.event_key == f"discord:message:{payload['id']}"
     by_role = fake.message_create(f"<@&{fake.bot_role_id}> hello")  # the bot's managed role
     role_turn = turn_from_discord(parse(fake, by_role), bot_id=fake.bot_id, rules=DiscordRules())
@@ -194,9 +194,9 @@ def test_turn_from_discord_answers_replies_listed_threads_dms_and_allowed_roles(
         return turn_from_discord(parse(fake, payload), bot_id=fake.bot_id, rules=rules)
 
     assert turn(reply, DiscordRules()).question == "and then?"
-    assert turn(in_thread, by_category).session_id.endswith(f":{fake.thread_id}")
+    assert turn(in_thread, by_category).session_id.endswith(f":{fake.thread_id}}}")
     assert turn(dm, DiscordRules()) is None
-    assert turn(dm, DiscordRules(allow_dms=True)).session_id == "discord:dm:555"
+    assert turn(dm, DiscordRules(allow_dms=True)).session_id == "discord:{dm:555}"
     role_only = DiscordRules(roles=frozenset({fake.bot_role_id}))
     member = fake.message_create("hi", mention_bot=True, roles=[fake.bot_role_id])
     assert turn(member, role_only) is not None
@@ -541,7 +541,7 @@ async def test_dms_are_answered_only_when_allowed(
     dm = fake_discord.message_create("hello in private", channel_id=555, guild=False)
     if allow_dms:
         session_id, reply = await exchange(fake_discord, client, "MESSAGE_CREATE", dm)
-        assert session_id == discord_session(None, 555) == "discord:dm:555"
+        assert session_id == discord_session(None, 555) == "discord:{dm:555}"
         assert reply is not None and shown(fake_discord, 555) == ["You said: hello in private"]
     else:
         await fake_discord.dispatch("MESSAGE_CREATE", dm)

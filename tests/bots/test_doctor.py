@@ -114,8 +114,9 @@ async def test_invalid_settings_are_named_and_fail(tmp_path: Path) -> None:
     out, err, code = await threadbot("doctor", env=env_for(tmp_path, REDIS_URL="not-a-url"))
     assert (code, err) == (1, "")
     assert out.splitlines() == [
-        "fail  settings  REDIS_URL: must start with redis://, rediss:// or unix:// "
-        "(e.g. redis://localhost:6379/0). Fix: fix it in .env or the environment.",
+        "fail  settings  REDIS_URL: must start with redis://, rediss:// or unix:// (one server, "
+        "e.g. redis://localhost:6379/0) or redis+cluster:// or rediss+cluster:// (a cluster). "
+        "Fix: fix it in .env or the environment.",
         "The other checks need valid settings; fix these first.",
     ]
     # A bad Slack setting does not stop the other commands, but the doctor names it.

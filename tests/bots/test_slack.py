@@ -175,7 +175,7 @@ def test_turn_from_recorded_payloads() -> None:
     top, where = parsed
     assert top.question == "how do I install threadbot?"
     assert where.thread_ts == MENTION_TS
-    assert top.session_id == f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}"
+    assert top.session_id == f"slack:{{{TEAM_ID}:{CHANNEL}}}:{MENTION_TS}"
     assert top.event_key is not None and top.event_key.startswith("slack:Ev")
     assert not where.needs_thread_check
 
@@ -188,11 +188,15 @@ def test_turn_from_recorded_payloads() -> None:
     parsed = turn_from_slack(payload("message_im"), BOT_USER_ID, retried=True)
     assert parsed is not None
     dm, where = parsed
-    assert (dm.session_id, where.thread_ts, where.is_dm) == (f"slack:{TEAM_ID}:{DM}", None, True)
+    assert (dm.session_id, where.thread_ts, where.is_dm) == (
+        f"slack:{{{TEAM_ID}:{DM}}}",
+        None,
+        True,
+    )
     assert dm.retried and dm.place == "in this DM"
     parsed = turn_from_slack(payload("message_im", thread_ts="1712345600.000001"), BOT_USER_ID)
     assert parsed is not None
-    assert parsed[0].session_id == f"slack:{TEAM_ID}:{DM}:1712345600.000001"
+    assert parsed[0].session_id == f"slack:{{{TEAM_ID}:{DM}}}:1712345600.000001"
 
     assert turn_from_slack(payload("message_bot"), BOT_USER_ID) is None
     assert turn_from_slack(payload("message_changed"), BOT_USER_ID) is None
@@ -336,8 +340,8 @@ async def test_http_slash_reset_in_channel_forgets_every_thread(
         assert r.status == 200
         reply = await r.text()  # a plain-text ack body: Slack shows it to the user only
     assert reply == "Forgot 2 conversations in this channel."
-    assert not await bot.pipeline.has_history(f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}")
-    assert await bot.pipeline.has_history(f"slack:{TEAM_ID}:{DM}")  # other conversations stay
+    assert not await bot.pipeline.has_history(f"slack:{{{TEAM_ID}:{CHANNEL}}}:{MENTION_TS}")
+    assert await bot.pipeline.has_history(f"slack:{{{TEAM_ID}:{DM}}}")  # other conversations stay
 
 
 async def test_serve_runs_http_mode_on_slack_port(
@@ -512,7 +516,7 @@ async def test_slash_reset_in_dm_is_ephemeral_with_a_count(
     command.update(channel_id=DM, channel_name="directmessage")
     response = await via_socket_mode(bot, command)
     assert response.body == "Forgot 1 conversation in this DM."
-    assert not await bot.pipeline.has_history(f"slack:{TEAM_ID}:{DM}")
+    assert not await bot.pipeline.has_history(f"slack:{{{TEAM_ID}:{DM}}}")
     again = await via_socket_mode(bot, command)
     assert again.body == "Forgot 0 conversations in this DM."
 
@@ -522,7 +526,7 @@ async def test_mention_reset_in_thread_forgets_that_thread(
 ) -> None:
     bot = await make_bot()
     await answer_via_socket(bot, mention())
-    session = f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}"
+    session = f"slack:{{{TEAM_ID}:{CHANNEL}}}:{MENTION_TS}"
     assert await bot.pipeline.has_history(session)
     await answer_via_socket(bot, mention("reset", ts="1712345699.000100", thread_ts=MENTION_TS))
     assert not await bot.pipeline.has_history(session)
@@ -538,7 +542,7 @@ async def test_reset_shortcut_forgets_the_thread(
     bot = await make_bot()
     await answer_via_socket(bot, mention())
     await answer_via_socket(bot, payload("shortcut_reset"))
-    assert not await bot.pipeline.has_history(f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}")
+    assert not await bot.pipeline.has_history(f"slack:{{{TEAM_ID}:{CHANNEL}}}:{MENTION_TS}")
     texts = [e.body["text"] for e in fake_slack.calls_to("chat.postEphemeral")]
     assert texts == ["Forgot our conversation in this thread."]
 
@@ -624,7 +628,7 @@ async def test_placeholder_deleted_mid_stream_stops_the_answer(
     assert any(c.error == "message_not_found" for c in fake_slack.calls_to("chat.update"))
     texts = [e.body["text"] for e in fake_slack.calls_to("chat.postEphemeral")]
     assert texts == ["I stopped answering because the answer message was deleted."]
-    assert not await bot.pipeline.has_history(f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}")
+    assert not await bot.pipeline.has_history(f"slack:{{{TEAM_ID}:{CHANNEL}}}:{MENTION_TS}")
 
 
 async def test_model_failure_ends_with_a_short_message(
@@ -699,8 +703,10 @@ async def test_native_streaming_failure_closes_the_answer_before_apologizing(
     assert texts == [f"⚠️ {ThreadbotError.user_message}"]
     # The answer was closed with the event, not whenever the garbage collector gets to it:
     # the conversation is free for the next question at once.
-    lock = bot.pipeline.store._locks.get(f"slack:{TEAM_ID}:{CHANNEL}:{MENTION_TS}")
-    assert lock is None or not lock.locked()
+    session = f"slack:{{{TEAM_ID}:{CHANNEL}}}:{MENTION_TS}"
+    assert not await bot.pipeline.store.redis.exists(
+        f"{bot.settings.redis_namespace}lock:{session}"
+    )
     await fake_openai.wait_for_cancel()
     assert fake_openai.cancelled == 1
 

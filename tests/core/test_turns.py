@@ -204,7 +204,7 @@ async def test_closing_the_runner_cancels_what_outlives_the_grace(
     fake_openai.script("slow " * 400, chunk_size=5, delay_s=0.01)  # about 4 s
     sink = RecordingSink()
     async with TurnRunner(pipeline, interval_s=0, grace_s=0.2) as runner:
-        runner.submit(turn(), sink)
+        await runner.submit(turn(), sink)
         async with asyncio.timeout(30):
             await sink.posted.wait()  # streaming (however loaded the machine), not done
     await fake_openai.wait_for_cancel()
@@ -217,8 +217,8 @@ async def test_turns_of_one_session_run_in_the_order_submitted(
 ) -> None:
     fake_openai.script("first, slowly", chunk_size=2, delay_s=0.01)
     sink = RecordingSink()
-    runner.submit(turn("q1"), sink)
-    runner.submit(turn("q2"), sink)
+    await runner.submit(turn("q1"), sink)
+    await runner.submit(turn("q2"), sink)
     await runner.drain()
     stored = await pipeline.store.history(SESSION).aget_messages()
     assert [m.content for m in stored] == ["q1", "first, slowly", "q2", "You said: q2"]

@@ -57,7 +57,7 @@ async def test_a_bot_killed_mid_answer_is_finished_in_place_and_blocks_nobody(
     # Answered again in place: the same message, no second one, the model asked once more.
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
     assert len(fake_openai.requests) == 2
-    session = "slack:T0FAULTS:C0FAULTS:100.000001"
+    session = "slack:{T0FAULTS:C0FAULTS}:100.000001"
     assert len(await history_of(valkey, session)) == 2  # one whole turn, not two
     fault_report(faults=1, blocked_s=stuck_s, **tally(fake_slack, CHANNEL, {"100.000001": 1}))
 

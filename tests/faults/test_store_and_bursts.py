@@ -84,7 +84,7 @@ async def test_a_burst_of_500_questions_in_one_process_is_all_answered(
         sinks = [RecordingSink() for _ in range(500)]
         for n, sink in enumerate(sinks):
             turn = Turn("test", f"test:T:C:{n}", f"question {n}", event_key=f"test:burst:{n}")
-            runner.submit(turn, sink)
+            await runner.submit(turn, sink)
         await runner.drain()
     assert len(outcomes) == 500
     assert {o.status for o in outcomes} == {"answered"}, [o.error for o in outcomes if o.error]

@@ -227,9 +227,8 @@ async def test_scripted_run_metrics_and_json_logs(
     assert count("threadbot_model_first_token_seconds_count") == 2
     assert count("threadbot_retrieval_seconds_count") == 2
     assert count("threadbot_retrieval_passages_sum") == 0  # nothing ingested
-    # A turn: its in-flight record when claimed and when its reply's first message is posted,
-    # and its save: three transactions.
-    assert count("threadbot_redis_command_seconds_count", command="MULTI") == 6
+    # A turn: its save, and the asker's index beside it (another slot): two transactions.
+    assert count("threadbot_redis_command_seconds_count", command="MULTI") == 4
     assert not [k for k in metrics if k[0] == "threadbot_redis_errors_total"]
     assert count("threadbot_answers_in_flight") == 0
     assert count("threadbot_questions_waiting") == 0
@@ -240,7 +239,7 @@ async def test_scripted_run_metrics_and_json_logs(
     # The log: one JSON object a line; the turn's lines name their session and event.
     entries = [json.loads(line) for line in bot.stderr]
     assert entries and all({"time", "level", "logger", "message"} <= e.keys() for e in entries)
-    session = f"slack:{TEAM_ID}:{CHANNEL}:1712345678.000100"
+    session = f"slack:{{{TEAM_ID}:{CHANNEL}}}:1712345678.000100"
     mine = [e for e in entries if e.get("session_id") == session]
     assert any("rate limited" in e["message"] for e in mine)  # the 429, inside the first turn
     assert all(e["platform"] == "slack" and e["event_id"].startswith("slack:Ev") for e in mine)

@@ -1,0 +1,129 @@
+"""The one Redis client threadbot uses: one server (`redis://`, `rediss://`, `unix://`) or a
+Redis Cluster named by seed nodes (`redis+cluster://host:port[,host:port...]`, or
+`rediss+cluster://` for TLS).
+
+Both wait for a free connection under a burst rather than fail past the cap, and both retry a
+command once on a new connection when a restarted server closed the pooled one (a timeout never
+is: the command may have been applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+DEFAULT_PORT = 6379
+
+
+def is_cluster(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def connect(settings: Settings, url: str) -> Redis:
+    """A client for `url` with the pool settings of `settings`."""
+    connect_timeout = min(5.0, settings.redis_timeout_s)
+    if is_cluster(url):
+        return _cluster(url, settings, connect_timeout)
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_s,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=settings.redis_timeout_s,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+    return Redis.from_pool(pool)
+
+
+def seed_nodes(url: str) -> list[tuple[str, int]]:
+    """The `host:port` pairs of a cluster URL (its netloc after any `user:password@`)."""
+    hosts = urlsplit(url).netloc.rpartition("@")[2]
+    nodes = []
+    for item in hosts.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        if not colon:
+            host, port = port, ""
+        host = host.strip("[]") or "localhost"
+        nodes.append((host, int(port) if port else DEFAULT_PORT))
+    return nodes
+
+
+def _cluster(url: str, settings: Settings, connect_timeout: float) -> Redis:
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    username, _, password = userinfo.partition(":") if ":" in userinfo else ("", "", userinfo)
+    client = _BoundedCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in seed_nodes(url)],
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=url.startswith("rediss+"),
+        max_connections=settings.redis_max_connections,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=settings.redis_timeout_s,
+        # MOVED/ASK and a failed-over node are followed by the cluster client itself.
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+    )
+    client.permits = asyncio.Semaphore(settings.redis_max_connections)
+    client.permit_wait_s = settings.redis_pool_timeout_s
+    # The commands threadbot sends are those of `Redis`; the cluster client routes them.
+    return client  # type: ignore[return-value]
+
+
+_holding: contextvars.ContextVar[bool] = contextvars.ContextVar("holding", default=False)
+
+
+class _BoundedCluster(RedisCluster):
+    """redis-py's cluster client raises `MaxConnectionsError` the moment a node's connections
+    are all busy; a burst of questions must wait for one instead, as the single-server pool
+    does. Each command or pipeline holds one of `max_connections` permits, so no node is ever
+    asked for more connections than it has."""
+
+    permits: asyncio.Semaphore
+    permit_wait_s: float
+
+    @contextlib.asynccontextmanager
+    async def permit(self) -> AsyncIterator[None]:
+        if _holding.get():  # a pipeline's fallback to single commands: already counted
+            yield
+            return
+        try:
+            async with asyncio.timeout(self.permit_wait_s):
+                await self.permits.acquire()
+        except TimeoutError as exc:
+            raise RedisConnectionError("no free Redis Cluster connection") from exc
+        token = _holding.set(True)
+        try:
+            yield
+        finally:
+            _holding.reset(token)
+            self.permits.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.permit():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(
+        self, transaction: Any | None = None, shard_hint: Any | None = None
+    ) -> ClusterPipeline:
+        return _BoundedPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _BoundedPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        client: _BoundedCluster = self.cluster_client  # type: ignore[assignment]
+        async with client.permit():
+            return await super().execute(raise_on_error, allow_redirections)
