@@ -251,7 +251,9 @@ class Metrics(AnswerProbe):
         def timed_pipeline(*args: Any, **kwargs: Any) -> Any:
             pipe = make_pipeline(*args, **kwargs)
             run = pipe.execute
-            name = "MULTI" if pipe.is_transaction else "PIPELINE"
+            # (what `Redis.pipeline` defaults to; threadbot always says, for the cluster's sake)
+            transaction = kwargs.get("transaction", args[0] if args else True)
+            name = "MULTI" if transaction else "PIPELINE"
 
             async def timed_execute(raise_on_error: bool = True) -> Any:
                 return await self._timed(name, lambda: run(raise_on_error))

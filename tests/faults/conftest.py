@@ -181,11 +181,13 @@ def bot_env(
 
 @pytest.fixture
 async def start_bot(bot_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Any]:
-    """Start bot processes on one port in turn (a restart takes the same port)."""
-    port = free_port()
+    """Start bot processes on one port in turn (a restart takes the same port), or on a port
+    of their own (`port=`: another worker, beside the first)."""
+    default_port = free_port()
     started: list[BotProcess] = []
 
-    async def start(**overrides: str) -> BotProcess:
+    async def start(*, port: int | None = None, **overrides: str) -> BotProcess:
+        port = port or default_port
         env = {**bot_env, "SLACK_PORT": str(port), **overrides}
         bot = BotProcess(env, port, tmp_path / f"bot-{len(started)}.log")
         started.append(bot)
