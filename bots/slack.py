@@ -237,7 +237,12 @@ async def serve(settings: Settings) -> int:
         await runner.setup()
         async with health.serving():
             try:
-                await web.TCPSite(runner, settings.slack_host, settings.slack_port).start()
+                await web.TCPSite(
+                    runner,
+                    settings.slack_host,
+                    settings.slack_port,
+                    reuse_port=settings.slack_reuse_port,
+                ).start()
                 log.info(
                     "Slack bot listening on %s:%d%s",
                     settings.slack_host,

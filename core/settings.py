@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_host: str = "0.0.0.0"
     slack_port: int = 3000
+    slack_reuse_port: bool = False
     slack_streaming: Literal["edit", "native"] = "edit"
     slack_edit_interval_ms: int = Field(default=1000, ge=0)
     slack_post_interval_ms: int = Field(default=1000, ge=0)

@@ -1,4 +1,5 @@
-"""A local emulation of the Slack Web API (aiohttp on loopback) that records every call.
+"""A local emulation of the Slack Web API (aiohttp on loopback) that records every call, with
+Socket Mode beside it (`fake.socket_mode`, tests/fakes/fake_slack_socket.py).
 
 It speaks the real wire format (form or JSON bodies, `{"ok": ...}` answers, HTTP 429 with
 `Retry-After`), keeps the messages it was sent so tests can read a thread as a user would, and can
@@ -18,20 +19,26 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.fake_slack_socket import SocketMode
+
 TEAM_ID = "T0TEAM"
 BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
 # Slack refuses `chat.update` text near 4,000 characters with msg_too_long.
 MAX_TEXT_LEN = 4000
+# The one method an app-level token (xapp-) may call; other methods refuse it, as Slack does.
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 
 @dataclass
 class Call:
-    """One Web API call as received: the method, its parsed body, and when it arrived."""
+    """One Web API call as received: the method, its parsed body, when it arrived, and the token
+    it was made with (which process made it, when each has its own)."""
 
     method: str
     body: dict[str, Any]
     at: float
+    token: str = ""
     status: int = 200
     error: str | None = None
 
@@ -70,6 +77,7 @@ class FakeSlack:
         self._limits: dict[str, _Limit] = {}
         self._ts = 1_700_000_000_000_000
         self._changed = asyncio.Condition()
+        self.socket_mode = SocketMode(self._changed)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -79,6 +87,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
         app.router.add_get("/api/{method}", self._handle)  # slack_sdk GETs a few read methods
+        app.router.add_get("/link/", self.socket_mode.handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -87,12 +96,17 @@ class FakeSlack:
         return self
 
     async def close(self) -> None:
+        await self.socket_mode.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
+
+    @property
+    def _ws_base(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
 
     # -- programming failures ----------------------------------------------------------------
 
@@ -142,14 +156,14 @@ class FakeSlack:
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         body = await _parse_body(request)
-        call = Call(method=method, body=body, at=time.monotonic())
-        self.calls.append(call)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        call = Call(method=method, body=body, at=time.monotonic(), token=token)
+        self.calls.append(call)
         try:
             if token in self.rejected_tokens:
                 status, payload, headers = 200, {"ok": False, "error": "invalid_auth"}, {}
             else:
-                status, payload, headers = self._answer(method, body, call.at)
+                status, payload, headers = self._answer(method, body, call.at, token)
         finally:
             async with self._changed:
                 self._changed.notify_all()
@@ -158,7 +172,7 @@ class FakeSlack:
         return web.json_response(payload, status=status, headers=headers)
 
     def _answer(
-        self, method: str, body: dict[str, Any], now: float
+        self, method: str, body: dict[str, Any], now: float, token: str
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         limit = self._limits.get(method)
         if limit is not None:
@@ -173,6 +187,10 @@ class FakeSlack:
             if retry_after is not None:
                 return _ratelimited(retry_after)
             return 200, {"ok": False, "error": error}, {}
+        if token.startswith("xapp-") != (method in APP_TOKEN_METHODS):
+            return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
+        if method == "apps.connections.open":  # the URL is the app token's (tests tell apps apart)
+            return 200, {"ok": True, "url": self.socket_mode.url(self._ws_base, token)}, {}
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}

@@ -88,8 +88,13 @@ def valkey(tmp_path: Path) -> Iterator[Valkey]:
         server.stop()
 
 
+# What `threadbot slack` logs once it takes events: HTTP mode listens, Socket Mode is connected.
+READY_LINES = ("Slack bot listening on", "Bolt app is running!")
+
+
 class BotProcess:
-    """`threadbot slack` in HTTP mode, a real process with its own settings."""
+    """`threadbot slack` (HTTP mode, or Socket Mode with SLACK_APP_TOKEN), a real process with its
+    own settings."""
 
     def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
         self.env = env
@@ -110,15 +115,13 @@ class BotProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        # Its own log line, not a connection to the port: workers may share one.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
+            if any(line in self.log_path.read_text() for line in READY_LINES):
                 return self
-            except OSError:
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)
         raise TimeoutError(self.log_path.read_text())
 
     def kill(self) -> None:
@@ -126,8 +129,18 @@ class BotProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP: its connections stay open, and it answers nothing (a stalled process)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.thaw()  # a frozen process would not act on SIGTERM
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
@@ -194,8 +207,10 @@ async def start_bot(bot_env: dict[str, str], tmp_path: Path) -> AsyncIterator[An
         return await bot.start()
 
     yield start
+    # All at once, and off the event loop: the fake Slack in this loop must still answer a
+    # Socket Mode worker's close handshake.
+    await asyncio.gather(*(asyncio.to_thread(bot.stop) for bot in started))
     for bot in started:
-        bot.stop()
         # Shown by pytest when the test failed: what each bot process logged.
         print(f"--- {bot.log_path.name}\n{bot.log_path.read_text()[-6000:]}")
 
