@@ -8,19 +8,17 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.chain import build_answerer, sources_footer
 from core.errors import QuestionRejected
 from core.lease import Lease
 from core.probe import AnswerProbe
+from core.redis_client import connect
 from core.store import Store
 
 if TYPE_CHECKING:
     from core.chain import Answerer
+    from core.index_follower import IndexFollower
     from core.redis_server import EmbeddedRedis
     from core.retrieval import Retriever
     from core.settings import Settings
@@ -43,17 +41,20 @@ class Pipeline:
         answerer: Answerer,
         *,
         embedded: EmbeddedRedis | None = None,
+        follower: IndexFollower | None = None,
     ) -> None:
         self._settings = settings
         self.store = store
         self._retriever = retriever
         self._answerer = answerer
         self._embedded = embedded
+        self._follower = follower  # keeps the retriever on the index published in Redis
         self.probe = AnswerProbe()  # told retrieval and model timings (metrics)
 
     @classmethod
     async def create(cls, settings: Settings) -> Pipeline:
         from core.embeddings import build_embeddings
+        from core.index_follower import IndexFollower
         from core.redis_server import EmbeddedRedis
         from core.retrieval import Retriever
 
@@ -62,6 +63,7 @@ class Pipeline:
         if url is None:
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
+        redis = connect(settings, url)
         embeddings, name = await asyncio.to_thread(build_embeddings, settings)
         retriever = Retriever(
             settings.index_dir,
@@ -71,20 +73,18 @@ class Pipeline:
             min_score=settings.retrieval_min_score,
             mode=settings.retrieval_mode,
         )
+        follower = None
+        if settings.redis_url is not None:  # a shared server: serve the published index
+            follower = IndexFollower(redis, settings, retriever)
+            await follower.sync()
         await asyncio.to_thread(retriever.refresh)
-        # A burst of questions waits for a free connection rather than failing past the cap. A
-        # pooled connection that a restarted server closed fails on first use: that is retried
-        # once on a new connection (a timeout never is: the command may have been applied).
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=settings.redis_max_connections,
-            timeout=settings.redis_pool_timeout_s,
-            socket_connect_timeout=min(5.0, settings.redis_timeout_s),
-            socket_timeout=settings.redis_timeout_s,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        store = Store(Redis.from_pool(pool), settings)
-        return cls(settings, store, retriever, build_answerer(settings), embedded=embedded)
+        if follower is not None:
+            follower.start()
+        store = Store(redis, settings)
+        return cls(
+            settings, store, retriever, build_answerer(settings), embedded=embedded,
+            follower=follower,
+        )  # fmt: skip
 
     async def __aenter__(self) -> Pipeline:
         return self
@@ -98,6 +98,8 @@ class Pipeline:
         return self._retriever.size
 
     async def aclose(self) -> None:
+        if self._follower is not None:
+            await self._follower.aclose()
         await self.store.aclose()
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)
