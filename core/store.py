@@ -12,6 +12,7 @@ Keys (`{ns}` is `REDIS_NAMESPACE`, `{hp}` is `HISTORY_KEY_PREFIX`):
 | `{ns}seen:{event}` | string | an event's claim (a holder's token, `LEASE_S` long), then `done` |
 | `{ns}inflight:{event}` | string | JSON: the turn and its messages, until its reply is final |
 | `{ns}inflight` | set | the events with an in-flight record, for recovery |
+| `{ns}index:…` | | the shared document index, in parts: see core/shared_index.py |
 
 A lease is renewed by its holder's heartbeat every third of `LEASE_S`: a live holder keeps it as
 long as it needs, a crashed one loses it within one lease (a Redis restart keeps the expiry).

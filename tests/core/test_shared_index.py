@@ -115,6 +115,16 @@ async def test_a_worker_with_an_empty_data_folder_answers_from_the_published_ind
     assert await sources(again, "ZQ_BACKLOG_MAX") == ["queues.md"]
 
 
+async def test_with_nothing_published_the_local_index_is_used(first, embeddings, redis):
+    folder = first.data_dir / "docs"
+    folder.mkdir(parents=True)
+    (folder / "pets.md").write_text(DOCS["pets.md"])
+    ingest(first, [folder], embeddings, embeddings.name, progress=False)  # no publish
+    found = retriever(first, embeddings)
+    assert not await IndexFollower(redis, first, found).sync()
+    assert await sources(found, "can I bring my dog?") == ["pets.md"]
+
+
 async def test_a_new_publish_is_followed_and_the_one_before_kept_one_round(
     first, worker, embeddings, redis
 ):
