@@ -24,12 +24,21 @@ from core.settings import load as load_settings
 
 if TYPE_CHECKING:
     from core.ingest import IngestReport
-    from core.retrieval import Passage
+    from core.retrieval import Passage, Retriever
+    from core.shared_index import Manifest
 
 _SEARCH_BATCH = 256  # questions embedded together by `threadbot search`
 
 
 def _ingest(settings: Settings, args: argparse.Namespace) -> int:
+    """Index locally; with a REDIS_URL, publish the result, where every worker picks it up."""
+    code = _index_locally(settings, args)
+    if code != 0 or settings.redis_url is None:
+        return code
+    return _publish(settings)
+
+
+def _index_locally(settings: Settings, args: argparse.Namespace) -> int:
     from core.embeddings import build_embeddings
     from core.ingest import IngestRefused, ingest, remove
     from core.retrieval import Index, IndexMismatch
@@ -72,6 +81,38 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     return _summary(settings, report, name)
 
 
+def _publish(settings: Settings) -> int:
+    from redis.exceptions import RedisError
+
+    from core.redis_client import connect
+    from core.shared_index import SharedIndexError, publish_live
+
+    async def publish() -> Manifest | None:
+        redis = connect(settings)
+        try:
+            return await publish_live(redis, settings)
+        finally:
+            await redis.aclose()
+
+    try:
+        published = asyncio.run(publish())
+    except (RedisError, SharedIndexError) as exc:
+        sys.stderr.write(
+            f"threadbot: the index is saved in {settings.index_dir} but was not published to "
+            f"Redis ({exc}); workers keep the index they have. Run the command again to "
+            "publish it.\n"
+        )
+        return 4
+    if published is None:
+        sys.stdout.write("Redis already serves this index to every worker.\n")
+    else:
+        sys.stdout.write(
+            f"Published {published.version} to Redis ({published.size / 1e6:.1f} MB in "
+            f"{published.parts} parts): workers switch to it within {settings.index_poll_s:g} s.\n"
+        )
+    return 0
+
+
 def _summary(settings: Settings, report: IngestReport, name: str) -> int:
     """One line of counts (indexed, skipped by reason, failed), then each file not indexed."""
     skipped = sum(len(s) for s in report.skipped.values())
@@ -104,6 +145,8 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
         settings.index_dir, embeddings, name, k=args.k or settings.retrieval_k,
         min_score=settings.retrieval_min_score, mode=settings.retrieval_mode,
     )  # fmt: skip
+    if settings.redis_url is not None:
+        asyncio.run(_follow_once(settings, retriever))
     if retriever.refresh() is None:
         sys.stderr.write(f"threadbot: no usable index in {settings.index_dir}\n")
         return 2
@@ -113,6 +156,18 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
             sys.stdout.write(_format(question, passages, as_json=args.json))
         sys.stdout.flush()
     return 0
+
+
+async def _follow_once(settings: Settings, retriever: Retriever) -> None:
+    """Search what the bots serve: the index published in Redis, fetched if it is not here."""
+    from core.index_follower import IndexFollower
+    from core.redis_client import connect
+
+    redis = connect(settings)
+    try:
+        await IndexFollower(redis, settings, retriever).sync()
+    finally:
+        await redis.aclose()
 
 
 def _format(question: str, passages: list[Passage], *, as_json: bool) -> str:

@@ -4,7 +4,7 @@ Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names
 (tests/test_public_surface.py checks it).
 """
 
-from core import sessions
+from core import redis_client, sessions, shared_index
 from core.embeddings import build_embeddings
 from core.errors import (
     Busy,
@@ -22,11 +22,12 @@ from core.errors import (
 )
 from core.health import Health
 from core.ingest import ingest
+from core.keywords import KeywordIndex
 from core.metrics import Metrics
 from core.pacing import Pacer, Ticket
 from core.pipeline import Pipeline
-from core.redis_server import EmbeddedServerBusy
-from core.retrieval import Passage, Retriever, printable
+from core.redis_server import EmbeddedRedis, EmbeddedServerBusy
+from core.retrieval import Chunk, Index, Passage, Retriever, printable
 from core.settings import Settings
 from core.status import index_summary
 from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
@@ -37,9 +38,13 @@ __all__ = [
     "MARKER",
     "AppendSink",
     "Busy",
+    "Chunk",
+    "EmbeddedRedis",
     "EmbeddedServerBusy",
     "Health",
     "HistoryUnavailable",
+    "Index",
+    "KeywordIndex",
     "MessageGone",
     "MessageTooLong",
     "Metrics",
@@ -71,5 +76,7 @@ __all__ = [
     "index_summary",
     "ingest",
     "printable",
+    "redis_client",
     "sessions",
+    "shared_index",
 ]

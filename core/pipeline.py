@@ -18,6 +18,7 @@ from core.store import Store
 
 if TYPE_CHECKING:
     from core.chain import Answerer
+    from core.index_follower import IndexFollower
     from core.redis_server import EmbeddedRedis
     from core.retrieval import Retriever
     from core.settings import Settings
@@ -40,17 +41,20 @@ class Pipeline:
         answerer: Answerer,
         *,
         embedded: EmbeddedRedis | None = None,
+        follower: IndexFollower | None = None,
     ) -> None:
         self._settings = settings
         self.store = store
         self._retriever = retriever
         self._answerer = answerer
         self._embedded = embedded
+        self._follower = follower  # keeps the retriever on the index published in Redis
         self.probe = AnswerProbe()  # told retrieval and model timings (metrics)
 
     @classmethod
     async def create(cls, settings: Settings) -> Pipeline:
         from core.embeddings import build_embeddings
+        from core.index_follower import IndexFollower
         from core.redis_server import EmbeddedRedis
         from core.retrieval import Retriever
 
@@ -59,6 +63,7 @@ class Pipeline:
         if url is None:
             embedded = EmbeddedRedis(settings.data_dir)
             url = await asyncio.to_thread(embedded.start)
+        redis = connect(settings, url)
         embeddings, name = await asyncio.to_thread(build_embeddings, settings)
         retriever = Retriever(
             settings.index_dir,
@@ -68,9 +73,18 @@ class Pipeline:
             min_score=settings.retrieval_min_score,
             mode=settings.retrieval_mode,
         )
+        follower = None
+        if settings.redis_url is not None:  # a shared server: serve the published index
+            follower = IndexFollower(redis, settings, retriever)
+            await follower.sync()
         await asyncio.to_thread(retriever.refresh)
-        store = Store(connect(settings, url), settings)
-        return cls(settings, store, retriever, build_answerer(settings), embedded=embedded)
+        if follower is not None:
+            follower.start()
+        store = Store(redis, settings)
+        return cls(
+            settings, store, retriever, build_answerer(settings), embedded=embedded,
+            follower=follower,
+        )  # fmt: skip
 
     async def __aenter__(self) -> Pipeline:
         return self
@@ -84,6 +98,8 @@ class Pipeline:
         return self._retriever.size
 
     async def aclose(self) -> None:
+        if self._follower is not None:
+            await self._follower.aclose()
         await self.store.aclose()
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)

@@ -33,8 +33,13 @@ def is_cluster(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEMES)
 
 
-def connect(settings: Settings, url: str) -> Redis:
-    """A client for `url` with the pool settings of `settings`."""
+def connect(settings: Settings, url: str | None = None) -> Redis:
+    """A client for `url` (default `REDIS_URL`) with the pool settings of `settings`; it
+    connects on first use, so this never blocks. Replies are bytes (no decoding): the shared
+    index travels as binary parts."""
+    url = url if url is not None else settings.redis_url
+    if url is None:
+        raise ValueError("no Redis URL: set REDIS_URL, or start the embedded server")
     connect_timeout = min(5.0, settings.redis_timeout_s)
     if is_cluster(url):
         return _cluster(url, settings, connect_timeout)

@@ -97,8 +97,24 @@ def live_version(root: Path) -> str | None:
         return None
 
 
+def go_live(root: Path, version: str) -> None:
+    """Point `current` at the folder `version` in one rename, and delete all but it and the
+    version it replaced (that one stays one more round: a bot may be reading it right now)."""
+    link = root / f".link-{os.getpid()}-{time.time_ns()}"
+    link.symlink_to(version)
+    previous = live_version(root)
+    os.replace(link, root / CURRENT)
+    for old in root.glob("v-*"):
+        if old.name not in {version, previous}:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 class IndexMismatch(Exception):
     """The index was built with another embedding model; searching it would return noise."""
+
+
+class IndexUnusable(Exception):
+    """An index folder that cannot be searched here: unreadable, or made with other embeddings."""
 
 
 @dataclass
@@ -176,14 +192,7 @@ class Index:
         with (staging / DOCSTORE_FILE).open("w", encoding="utf-8") as out:
             json.dump(store, out, ensure_ascii=False)
         staging.rename(version)
-        link = root / f".link-{os.getpid()}-{time.time_ns()}"
-        link.symlink_to(version.name)
-        previous = live_version(root)
-        os.replace(link, root / CURRENT)
-        # The version just replaced stays one more round: a bot may be reading it right now.
-        for old in root.glob("v-*"):
-            if old.name not in {version.name, previous}:
-                shutil.rmtree(old, ignore_errors=True)
+        go_live(root, version.name)
         return version
 
     def search(
@@ -239,8 +248,10 @@ class Retriever:
     """Finds the passages for a question in the live index under `root`.
 
     Each search first checks which version `current` points at (one readlink), so a running bot
-    picks up a new `threadbot ingest` without a restart. Loading, embedding and searching run
-    in a worker thread: none of it touches the event loop.
+    picks up a new `threadbot ingest` without a restart; while one thread loads it, the others
+    go on searching the index in hand. `switch` loads a version before it goes live, so no
+    search waits for it. Loading, embedding and searching run in a worker thread: none of it
+    touches the event loop.
     """
 
     def __init__(
@@ -268,28 +279,66 @@ class Retriever:
         """Passages in the index as last loaded (0: nothing ingested yet)."""
         return 0 if self._index is None else len(self._index.chunks)
 
+    @property
+    def version(self) -> str | None:
+        """The version folder searched now (None: no index loaded)."""
+        return self._version
+
+    @property
+    def embeddings_name(self) -> str:
+        return self._embeddings_name
+
     def refresh(self) -> Index | None:
-        """Load the live index if `current` moved since the last look. Blocking."""
-        with self._loading:
+        """Load the live index if `current` moved since the last look. Blocking.
+
+        Only a retriever with no index yet waits for another thread's load; one with an index
+        searches it meanwhile.
+        """
+        if live_version(self._root) == self._version:
+            return self._index
+        if not self._loading.acquire(blocking=self._index is None):
+            return self._index
+        try:
             version = live_version(self._root)
             if version != self._version:
-                self._index = self._load(version)
+                self._index = self._load(version)  # the index first: see `switch`
                 self._version = version
             return self._index
+        finally:
+            self._loading.release()
+
+    def switch(self, version: str) -> None:
+        """Load the folder `version` under `root`, then make it live, here and in `current`.
+
+        Blocking. Searches go on with the index in hand until the new one is loaded. Raises
+        `IndexUnusable`, leaving everything as it was, when the folder cannot be searched here.
+        """
+        index = self._open(version)
+        with self._loading:  # a search seeing `current` move meanwhile keeps the index in hand
+            go_live(self._root, version)
+            self._index = index
+            self._version = version
+        log.info("loaded %d passages from %s (%s)", len(index.chunks), self._root, version)
+
+    def _open(self, version: str) -> Index:
+        try:
+            index = Index.load(self._root, version)
+        except (IndexMismatch, OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise IndexUnusable(f"cannot load the index in {self._root} ({exc})") from exc
+        if index is None:
+            raise IndexUnusable(f"cannot load the index in {self._root} (no {version})")
+        if index.embeddings_name != self._embeddings_name:
+            raise IndexUnusable(
+                f"the index was built with {index.embeddings_name} but the configured "
+                f"embeddings are {self._embeddings_name}"
+            )
+        return index
 
     def _load(self, version: str | None) -> Index | None:
         try:
-            index = Index.load(self._root, version) if version is not None else None
-        except (IndexMismatch, OSError, ValueError, KeyError, RuntimeError) as exc:
-            log.error("cannot load the index in %s (%s); run `threadbot ingest`", self._root, exc)
-            index = None
-        if index is not None and index.embeddings_name != self._embeddings_name:
-            log.error(
-                "the index was built with %s but the configured embeddings are %s; "
-                "run `threadbot ingest` again. Answering without documents until then.",
-                index.embeddings_name,
-                self._embeddings_name,
-            )
+            index = self._open(version) if version is not None else None
+        except IndexUnusable as exc:
+            log.error("%s; run `threadbot ingest` again", exc)
             index = None
         if index is None:
             log.warning("no usable document index: answering without documents")

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=64, ge=2)
     redis_pool_timeout_s: float = Field(default=20.0, gt=0)
     redis_timeout_s: float = Field(default=10.0, gt=0)
+    index_poll_s: float = Field(default=10.0, gt=0)
+    index_part_mb: float = Field(default=4.0, gt=0, le=512)
 
     # Retrieval
     embeddings: Literal["local", "openai"] | None = None
@@ -161,6 +163,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.threadbot_data_dir / "index"
+
+    @property
+    def index_part_bytes(self) -> int:
+        return max(1, int(self.index_part_mb * 1024 * 1024))
 
     @property
     def ingest_max_file_bytes(self) -> int:

@@ -16,6 +16,7 @@ channel as a Redis Cluster hash tag, `slack:{T:C}:ts`, see `core/sessions.py`):
 | `{ns}seen:{{event}}` | string | event | an event's claim (its holder's token), then `done` |
 | `{ns}inflight:{{event}}` | string | event | JSON: the turn and its messages, until it is final |
 | `{ns}inflight` | set | its own | the events with an in-flight record, for recovery |
+| `{ns}index:…` | | spread | the shared document index, in parts: see `core/shared_index.py` |
 
 Every multi-key step is within one slot: a turn's save (history, the channel's session set, the
 reset counters it compares), a reset and its counter, a channel-wide reset, taking the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,31 @@ async def test_ingest_summary_add_remove_and_index_list(tmp_path: Path, env: dic
     assert code == 0, err
     out, _, _ = await threadbot("index", "list", env=env)
     assert out.startswith("0 files, 0 passages")
+
+
+async def test_a_second_machine_searches_what_the_first_ingested(
+    tmp_path: Path, redis_url: str, make_settings
+):
+    namespace = make_settings().redis_namespace  # this test's own keys on the shared server
+    shared = {"REDIS_URL": redis_url, "REDIS_NAMESPACE": namespace, "INDEX_PART_MB": "0.01"}
+    first = env_for(tmp_path, THREADBOT_DATA_DIR=str(tmp_path / "first"), EMBEDDINGS="local")
+    out, err, code = await threadbot("ingest", str(SAMPLE_DOCS), env={**first, **shared})
+    assert code == 0, err
+    published = out.splitlines()[1]
+    assert published.startswith("Published v-") and "parts): workers switch to it within" in out
+
+    second = env_for(tmp_path, THREADBOT_DATA_DIR=str(tmp_path / "second"), EMBEDDINGS="local")
+    out, err, code = await threadbot("search", "where is history kept?", env={**second, **shared})
+    assert code == 0, err
+    assert "conversations.md › Conversations and memory › What threadbot remembers" in out
+
+
+async def test_an_ingest_that_cannot_publish_says_so(tmp_path: Path, env: dict[str, str]):
+    with socket.socket() as unused:  # bound, never listening: connecting is refused
+        unused.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{unused.getsockname()[1]}/0"
+        out, err, code = await threadbot("ingest", str(SAMPLE_DOCS), env={**env, "REDIS_URL": url})
+    assert code == 4 and out.startswith("Indexed ")  # the progress bar, then one line:
+    line = err.splitlines()[-1]
+    assert line.startswith(f"threadbot: the index is saved in {tmp_path / 'data' / 'index'} ")
+    assert "but was not published to Redis (" in line and "Run the command again" in line
