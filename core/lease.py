@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -49,23 +50,35 @@ class Lease:
         self.lease_ms = max(int(lease_s * 1000), 1)
         self._keys: list[str] = []
         self.lines: dict[str, str] = {}  # `waiting` key -> the line it keeps a place in
+        # Until when the keys are surely still ours: the last renewal's start plus the lease.
+        self._valid_until: float | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self.lost = False
 
     def check(self) -> None:
+        """Raise `LeaseLost` when the keys may have expired: a renewal found them gone, or none
+        succeeded for a whole lease (the process stalled, or Redis was unreachable). Checked
+        before each step that shows or saves, so a process that wakes from a stall touches
+        nothing another process may have taken over, even before its heartbeat runs again."""
+        if not self.lost and self._valid_until is not None:
+            self.lost = time.monotonic() > self._valid_until
         if self.lost:
             raise LeaseLost("the lease expired while this process stalled")
 
     async def take(self, key: str) -> bool:
         """Take `key` if nobody holds it."""
+        started = time.monotonic()
         with store_errors(f"taking {key}"):
             taken = await self._redis.set(key, self.token, nx=True, px=self.lease_ms)
         if taken:
-            self.held(key)
+            self.held(key, since=started)
         return bool(taken)
 
-    def held(self, key: str) -> None:
-        """`key` was set to this lease's token (by a script): keep it alive from now on."""
+    def held(self, key: str, *, since: float | None = None) -> None:
+        """`key` was set to this lease's token (by a script, sent at `since`): keep it alive
+        from now on."""
+        if not self._keys:
+            self._valid_until = (since or time.monotonic()) + self.lease_ms / 1000
         self._keys.append(key)
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._beat())
@@ -78,13 +91,17 @@ class Lease:
     def dequeued(self, waiting: str) -> None:
         """The place was used up (a script took it and deleted `waiting`)."""
         self.lines.pop(waiting, None)
-        if waiting in self._keys:
-            self._keys.remove(waiting)
+        self._drop(waiting)
+
+    def _drop(self, key: str) -> None:
+        if key in self._keys:
+            self._keys.remove(key)
+        if not self._keys:  # nothing held: nothing to lose
+            self._valid_until = None
 
     async def release(self, key: str) -> None:
         """Give `key` up at once (the next holder need not wait out the lease)."""
-        if key in self._keys:
-            self._keys.remove(key)
+        self._drop(key)
         with contextlib.suppress(RedisError):
             await self._redis.eval(_RELEASE, 1, key, self.token)
 
@@ -106,6 +123,7 @@ class Lease:
             keys = list(self._keys)
             if not keys:
                 continue
+            started = time.monotonic()
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for key in keys:
@@ -120,3 +138,5 @@ class Lease:
                 log.warning("lease lost on %s: this process stalled past it", lost)
                 self.lost = True
                 return
+            if self._keys:
+                self._valid_until = started + self.lease_ms / 1000

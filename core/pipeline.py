@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
 
 from core.chain import build_answerer, sources_footer
-from core.errors import QuestionRejected
+from core.errors import HistoryUnavailable, QuestionRejected
 from core.lease import Lease
 from core.probe import AnswerProbe
-from core.redis_client import connect
+from core.redis_client import connect, is_cluster
 from core.store import Store
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from core.redis_server import EmbeddedRedis
     from core.retrieval import Retriever
     from core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 EMPTY_QUESTION = "Ask me a question about the team's documents, and I'll answer here."
 
@@ -81,6 +84,11 @@ class Pipeline:
         if follower is not None:
             follower.start()
         store = Store(redis, settings)
+        if not is_cluster(url):
+            try:
+                await store.migrate()
+            except HistoryUnavailable as exc:  # told again, plainly, at the first question
+                log.warning("could not check the stored conversations' key layout: %s", exc)
         return cls(
             settings, store, retriever, build_answerer(settings), embedded=embedded,
             follower=follower,

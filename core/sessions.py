@@ -37,3 +37,20 @@ def levels(session_id: str) -> list[str]:
     first = next((i for i, part in enumerate(parts) if part.startswith("{")), 0) + 1
     first = min(max(first, 2), len(parts))
     return [":".join(parts[:n]) for n in range(first, len(parts) + 1)]
+
+
+def tagged(session_id: str) -> str:
+    """The id a session had before ids carried their channel as a hash tag, as it is now:
+    `slack:T:C:ts` is `slack:{T:C}:ts`. Ids already tagged, or of an unknown shape, are kept."""
+    if "{" in session_id:
+        return session_id
+    platform, _, rest = session_id.partition(":")
+    parts = rest.split(":")
+    if platform == "slack" and len(parts) in (2, 3):
+        return slack_session(*parts)
+    if platform == "discord" and len(parts) == 2:
+        guild, channel = parts
+        return discord_session(None if guild == "dm" else guild, channel)
+    if platform == "console" and rest:
+        return console_session(rest)
+    return session_id

@@ -41,13 +41,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.errors import Busy, HistoryUnavailable, store_errors
 from core.history import RedisHistory, encode
 from core.lease import Lease
-from core.sessions import levels
+from core.sessions import levels, tagged
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -66,6 +66,7 @@ MAYBE_NOT_SAVED = (
 )
 SEEN_TTL_S = 24 * 3600  # platforms retry an event for minutes, not days
 DONE = "done"
+LAYOUT = "2"  # `{ns}layout`: the session ids carry their hash tag (see `migrate`)
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +390,42 @@ class Store:
                 tx.delete(group)
                 forgot, _ = await tx.execute()
             return int(forgot)
+
+    async def migrate(self) -> int:
+        """Move what was saved before session ids carried their channel as a hash tag to the
+        tagged ids, once per store: histories, and the indexes of channels and users. Returns
+        how many histories moved. (A cluster never held the old ids: they could not be used
+        there.)"""
+        prefix, marker = self._settings.history_key_prefix, f"{self._ns}layout"
+        ttl_s = self._settings.history_ttl_seconds
+        moved = 0
+        with store_errors("moving to the tagged key layout"):
+            if _text(await self.redis.get(marker) or b"") == LAYOUT:
+                return 0
+            async for raw in self.redis.scan_iter(match=_glob_escape(prefix) + "*", count=500):
+                old = _text(raw).removeprefix(prefix)
+                new = tagged(old)
+                if new == old:
+                    continue
+                try:
+                    if not await self.redis.renamenx(prefix + old, prefix + new):
+                        continue  # already there: the newer conversation wins
+                except ResponseError:  # another worker moved it first
+                    continue
+                moved += 1
+                for group in self._groups(new):
+                    await self.redis.sadd(group, new)
+                    await self.redis.expire(group, ttl_s)
+            async for raw in self.redis.scan_iter(match=_glob_escape(self._user_key("")) + "*"):
+                key = _text(raw)
+                for member in [_text(m) for m in await self.redis.smembers(key)]:
+                    if tagged(member) != member:
+                        await self.redis.sadd(key, tagged(member))
+                        await self.redis.srem(key, member)
+            await self.redis.set(marker, LAYOUT)
+        if moved:
+            log.info("moved %d conversations to session ids with a hash tag", moved)
+        return moved
 
     async def has_history(self, session_id: str) -> bool:
         with store_errors(f"exists {session_id}"):

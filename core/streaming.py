@@ -182,6 +182,8 @@ class StreamingEditor(Generic[H]):
     `resume` gives the messages of a reply that a crash interrupted: they are reused, in order,
     before anything new is posted (the first at once, as the placeholder). `on_post` hears of
     each message the reply takes. Rate limits are waited out for at most `post_deadline_s`.
+    `check` runs before each call that shows something: it raises (`LeaseLost`) when this
+    process may no longer touch the reply (another one took the turn over while it stalled).
     """
 
     def __init__(
@@ -196,6 +198,7 @@ class StreamingEditor(Generic[H]):
         on_post: Callable[[H], Awaitable[None]] | None = None,
         post_deadline_s: float = float("inf"),
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        check: Callable[[], None] = lambda: None,
     ) -> None:
         self._sink: Sink[H] | AppendSink[H] = sink
         self._interval_s = interval_s
@@ -206,6 +209,7 @@ class StreamingEditor(Generic[H]):
         self._on_post = on_post
         self._post_deadline_s = post_deadline_s
         self._sleep = sleep
+        self._check = check
         self._limit = max(sink.max_len - _RESERVE, _MIN_LIMIT)
         self.reply: Reply[H] = Reply()
         self._buffer = ""  # everything the stream has given
@@ -315,6 +319,7 @@ class StreamingEditor(Generic[H]):
     async def _post_placeholder(self) -> None:
         """Post the placeholder, the reply's first message, which the first text replaces."""
         placeholder = self._placeholder or "…"
+        self._check()
         while True:
             try:
                 await self._new_message(placeholder, "")
@@ -369,6 +374,7 @@ class StreamingEditor(Generic[H]):
             await self._show(text, final=final)
 
     async def _show(self, text: str, *, final: bool) -> None:
+        self._check()
         if isinstance(self._sink, AppendSink):  # text as given: what is appended stays
             try:
                 await self._append(self._sink, text, final=final)

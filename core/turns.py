@@ -275,6 +275,7 @@ class TurnRunner:
             resume=resume,
             on_post=on_post,
             post_deadline_s=self._post_deadline_s,
+            check=lease.check,
         )
 
     async def _answer(

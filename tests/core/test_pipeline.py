@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
+from core import sessions
 from core.errors import HistoryUnavailable, MessageGone, ModelFailed, QuestionRejected
 from core.history import RedisHistory
 from core.pipeline import Pipeline
@@ -314,3 +315,29 @@ async def test_unrelated_questions_find_no_passages(make_settings):
         assert kept[3].startswith("(Retrieval-only answer: showed the passages conversations.md")
         assert "it forgets the current session" in related  # shown to the user...
         assert "it forgets the current session" not in kept[3]  # ...but not kept as history
+
+
+async def test_histories_saved_under_untagged_session_ids_move_once(make_settings):
+    """An upgrade keeps every conversation: what an older threadbot saved under `slack:T:C:ts`
+    is found under `slack:{T:C}:ts`, and a channel's /reset and a user's forget still reach it."""
+    settings = make_settings()
+    old = ["slack:T:C:1.0", "slack:T:D", "discord:7:8", "discord:dm:9", "console:home"]
+    async with await Pipeline.create(settings) as before:
+        redis = before.store.redis
+        await redis.delete(f"{settings.redis_namespace}layout")  # as an older version left it
+        for session in old:
+            await before.store.history(session).aadd_messages([HumanMessage("q"), AIMessage("a")])
+        await redis.sadd(f"{settings.redis_namespace}user:slack:U1", "slack:T:C:1.0")
+    async with await Pipeline.create(settings) as after:
+        new = [
+            sessions.slack_session("T", "C", "1.0"),
+            sessions.slack_session("T", "D"),
+            sessions.discord_session(7, 8),
+            sessions.discord_session(None, 9),
+            sessions.console_session("home"),
+        ]
+        assert [await after.has_history(s) for s in new] == [True] * 5
+        assert [await after.has_history(s) for s in old] == [False] * 5
+        assert await after.store.sessions_of("slack:U1") == [new[0]]
+        assert await after.reset_many(sessions.slack_session("T", "C")) == 1
+        assert await after.store.migrate() == 0  # once
