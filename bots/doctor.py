@@ -41,13 +41,13 @@ class Check:
 
 
 def shown_url(url: str) -> str:
-    """`url` as it may be printed: scheme, host, port and path only."""
+    """`url` as it may be printed: scheme, hosts (a cluster names several), ports and path."""
     try:
         parts = urlsplit(url)
-        host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
     except ValueError:
         return "(a URL that cannot be parsed)"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else "(a URL with no scheme)"
+    hosts = parts.netloc.rpartition("@")[2]  # never the user or the password
+    return f"{parts.scheme}://{hosts}{parts.path}" if parts.scheme else "(a URL with no scheme)"
 
 
 def _reason(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bots.doctor import shown_url
 from tests.bots.test_console import env_for, threadbot
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
@@ -125,3 +126,9 @@ async def test_invalid_settings_are_named_and_fail(tmp_path: Path) -> None:
     assert (code, err) == (1, "")
     assert out.startswith("fail  settings  SLACK_STREAMING: Input should be 'edit' or 'native'")
     assert verdicts(out)["redis"] == "ok"  # the embedded server, started for the check
+
+
+def test_a_redis_url_is_shown_without_its_credentials() -> None:
+    assert shown_url("redis://user:s3cret@cache:6380/2") == "redis://cache:6380/2"
+    cluster = "rediss+cluster://:s3cret@node1:6379,node2:6379"
+    assert shown_url(cluster) == "rediss+cluster://node1:6379,node2:6379"
