@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -21,6 +21,8 @@ from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -80,7 +82,9 @@ def _cluster(url: str, settings: Settings, connect_timeout: float) -> Redis:
         socket_connect_timeout=connect_timeout,
         socket_timeout=settings.redis_timeout_s,
         # MOVED/ASK and a failed-over node are followed by the cluster client itself.
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry=_NoTimeoutRetry(
+            ExponentialBackoff(cap=1.0, base=0.05), 3, supported_errors=(RedisConnectionError,)
+        ),
     )
     client.permits = asyncio.Semaphore(settings.redis_max_connections)
     client.permit_wait_s = settings.redis_pool_timeout_s
@@ -91,12 +95,24 @@ def _cluster(url: str, settings: Settings, connect_timeout: float) -> Redis:
 _holding: contextvars.ContextVar[bool] = contextvars.ContextVar("holding", default=False)
 
 
+class _NoTimeoutRetry(Retry):
+    """Never retries a timeout, whatever the cluster client adds: a transaction that timed out
+    may have been applied, and a turn must not be saved twice (the store reads it back)."""
+
+    def update_supported_errors(self, specified_errors: Iterable[type[RedisError]]) -> None:
+        kept = [e for e in specified_errors if not issubclass(e, RedisTimeoutError)]
+        super().update_supported_errors(kept)
+
+
 class _BoundedCluster(RedisCluster):
     """redis-py's cluster client raises `MaxConnectionsError` the moment a node's connections
     are all busy; a burst of questions must wait for one instead, as the single-server pool
     does. Each command or pipeline holds one of `max_connections` permits, so no node is ever
-    asked for more connections than it has."""
+    asked for more connections than it has. A command that timed out is not sent again."""
 
+    ERRORS_ALLOW_RETRY = tuple(  # type: ignore[assignment]
+        e for e in RedisCluster.ERRORS_ALLOW_RETRY if not issubclass(e, RedisTimeoutError)
+    )
     permits: asyncio.Semaphore
     permit_wait_s: float
 
