@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from core.errors import LeaseLost, store_errors
+from core.errors import LeaseLost, ThreadbotError, store_errors
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -52,6 +52,7 @@ class Lease:
         self.lines: dict[str, str] = {}  # `waiting` key -> the line it keeps a place in
         # Until when the keys are surely still ours: the last renewal's start plus the lease.
         self._valid_until: float | None = None
+        self.line_up_failed: ThreadbotError | None = None  # taking a ticket failed: the error
         self._heartbeat: asyncio.Task[None] | None = None
         self.lost = False
 
@@ -77,6 +78,8 @@ class Lease:
     def held(self, key: str, *, since: float | None = None) -> None:
         """`key` was set to this lease's token (by a script, sent at `since`): keep it alive
         from now on."""
+        if key in self._keys:
+            return
         if not self._keys:
             self._valid_until = (since or time.monotonic()) + self.lease_ms / 1000
         self._keys.append(key)
@@ -125,15 +128,21 @@ class Lease:
                 continue
             started = time.monotonic()
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key in keys:
-                        pipe.eval(_RENEW, 1, key, self.token, self.lease_ms)
-                    renewed = await pipe.execute()
+                # One command per key (their slots differ): never a pipeline, which a cluster
+                # client would send again after a timeout, closing every connection first.
+                renewed = await asyncio.gather(
+                    *(self._redis.eval(_RENEW, 1, key, self.token, self.lease_ms) for key in keys)
+                )
             except RedisError as exc:  # down or frozen: the keys may outlive this, or not
                 log.warning("could not renew a lease (%s); retrying", exc)
                 continue
-            # A key let go meanwhile (a place in line used up, a lock released) is not lost.
-            lost = [k for k, n in zip(keys, renewed, strict=True) if not n and k in self._keys]
+            # A key let go meanwhile (a lock released) is not lost, nor is a place in line: a
+            # script deletes it when the place is used, and a place lost shows as `gone`.
+            lost = [
+                k
+                for k, n in zip(keys, renewed, strict=True)
+                if not n and k in self._keys and k not in self.lines
+            ]
             if lost:
                 log.warning("lease lost on %s: this process stalled past it", lost)
                 self.lost = True

@@ -3,8 +3,11 @@ Redis Cluster named by seed nodes (`redis+cluster://host:port[,host:port...]`, o
 `rediss+cluster://` for TLS).
 
 Both wait for a free connection under a burst rather than fail past the cap, and both retry a
-command once on a new connection when a restarted server closed the pooled one (a timeout never
-is: the command may have been applied).
+command once on a new connection when a restarted server closed the pooled one. A single
+command or a transaction that timed out is never sent again (it may have been applied); redis-py
+does resend a cluster's non-transactional pipeline, so threadbot sends only reads and
+idempotent writes that way. The scripts a turn runs (claim, taking the conversation) answer a
+replay as they answered the first call.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ class _BoundedCluster(RedisCluster):
     """redis-py's cluster client raises `MaxConnectionsError` the moment a node's connections
     are all busy; a burst of questions must wait for one instead, as the single-server pool
     does. Each command or pipeline holds one of `max_connections` permits, so no node is ever
-    asked for more connections than it has. A command that timed out is not sent again."""
+    asked for more connections than it has. A single command that timed out is not sent
+    again."""
 
     ERRORS_ALLOW_RETRY = tuple(  # type: ignore[assignment]
         e for e in RedisCluster.ERRORS_ALLOW_RETRY if not issubclass(e, RedisTimeoutError)

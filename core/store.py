@@ -44,7 +44,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from core.errors import Busy, HistoryUnavailable, store_errors
+from core.errors import Busy, HistoryUnavailable, LeaseLost, store_errors
 from core.history import RedisHistory, encode
 from core.lease import Lease
 from core.sessions import levels, tagged
@@ -73,6 +73,10 @@ log = logging.getLogger(__name__)
 # Claim an event: new, resumed (a dead holder left an in-flight record), busy, or done.
 _CLAIM = """
 local seen = redis.call('GET', KEYS[1])
+if seen == ARGV[1] then  -- ours already: this call was sent again after a lost reply
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 'resumed' end
+  return 'new'
+end
 if seen then
   if string.sub(seen, 1, 6) == 'lease:' then return 'busy' end
   return 'done'
@@ -103,6 +107,10 @@ return ticket
 # and left the line. `first`: the caller was wrong about who is first (its name follows).
 # `gone`: we are no longer in line (we stalled past our lease and were skipped).
 _NEXT = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then  -- taken: this call was sent again
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return {'taken'}
+end
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'gone'} end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
 if first ~= ARGV[2] then return {'first', first} end
@@ -143,7 +151,9 @@ class Store:
         self._arrivals: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._released: dict[str, asyncio.Event] = {}
+        self._released: weakref.WeakValueDictionary[str, asyncio.Event] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def aclose(self) -> None:
         await self.redis.aclose()
@@ -184,12 +194,17 @@ class Store:
         `answer_timeout_s` for it (a crashed holder or waiter frees it within `lease_s`)."""
         line, _, waiting = self._line_keys(session_id, lease)
         if waiting not in lease.lines:
+            if lease.line_up_failed is not None:
+                # Lining up now would put this turn behind later ones of its own process,
+                # which wait for it: it fails as the store did, and its asker is told.
+                raise lease.line_up_failed
             await self.line_up(session_id, lease)
         lock = f"{self._ns}lock:{session_id}"
         wait_s = self._settings.answer_timeout_s
         loop = asyncio.get_running_loop()
         deadline, pause, first = loop.time() + wait_s, 0.01, lease.token
         while True:
+            lease.check()
             with store_errors(f"waiting for {session_id}"):
                 step = await self.redis.eval(
                     _NEXT, 3, line, lock, self._waiting_key(session_id, first),
@@ -203,10 +218,9 @@ class Store:
             if status == "first":
                 first = _text(step[1])
                 continue
-            if status == "gone":  # stalled past our lease and skipped: line up again
-                log.warning("%s: lost its place in line while stalled; lining up again", session_id)
-                await self.line_up(session_id, lease)
-            elif status == "wait":
+            if status == "gone":  # stalled past our lease: skipped, as a dead waiter is
+                raise LeaseLost(f"lost its place in line for {session_id} while it stalled")
+            if status == "wait":
                 if loop.time() > deadline:
                     raise Busy(f"{session_id} busy for {wait_s}s")
                 released = self._released.setdefault(session_id, asyncio.Event())

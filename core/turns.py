@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, ThreadbotError
@@ -64,6 +65,8 @@ class TurnRunner:
         self._listeners: list[Callable[[Outcome], None]] = []
         self._no_access_logged: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
+        self._recovering: set[str] = set()  # events this bot is finishing for a crashed one
+        self._closing_leases: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
         self.draining = False  # stopping: /readyz says not ready
         self.in_flight = 0  # turns running now
@@ -83,6 +86,7 @@ class TurnRunner:
             self._recovery.cancel()
             await asyncio.gather(self._recovery, return_exceptions=True)
         await self._tasks.aclose(grace_s=self._grace_s)
+        await asyncio.gather(*self._closing_leases, return_exceptions=True)
 
     def start_recovery(self, sink_for: SinkFor) -> None:
         """From now until `aclose`, finish the replies crashed processes left unfinished: at
@@ -117,13 +121,26 @@ class TurnRunner:
         lease = self.pipeline.store.lease()
         self.waiting += 1  # (a turn cancelled before it started stays counted: we are exiting)
         lined = asyncio.create_task(self._line_up(turn, lease))  # tickets go in submit order
+        started = False
 
         async def work() -> None:
+            nonlocal started
+            started = True
             self.waiting -= 1
             await asyncio.gather(lined, return_exceptions=True)
             await self.run(turn, sink, only_if=only_if, received_at=received_at, lease=lease)
 
+        def never_started(task: asyncio.Task[None]) -> None:
+            # Cancelled in line at shutdown: give the place up, or other workers' turns in
+            # this conversation would wait out its lease.
+            if not started:
+                lined.cancel()
+                closing = asyncio.create_task(lease.aclose())
+                self._closing_leases.add(closing)
+                closing.add_done_callback(self._closing_leases.discard)
+
         task = self._tasks.submit(turn.session_id, work())
+        task.add_done_callback(never_started)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(lined), LINE_UP_WAIT_S)
         return task
@@ -133,8 +150,8 @@ class TurnRunner:
             return
         try:
             await self.pipeline.store.line_up(turn.session_id, lease)
-        except ThreadbotError as exc:  # the turn tries again, and tells its asker if it fails
-            log.info("could not line up for %s: %s", turn.session_id, exc)
+        except ThreadbotError as exc:  # the turn fails with it, in its place: its asker is told
+            lease.line_up_failed = exc
 
     async def run(
         self,
@@ -211,12 +228,16 @@ class TurnRunner:
         """Finish the replies that crashed processes left in progress: each one this bot's
         `sink_for` can rebuild is answered again in place. Returns how many were taken."""
         taken = 0
-        for _, record in await self.pipeline.store.orphans():
+        for event_key, record in await self.pipeline.store.orphans():
+            if event_key in self._recovering:  # submitted already, still waiting its turn
+                continue
             sink = await sink_for(record["where"])
             if sink is not None:
                 turn = Turn(**record["turn"])
                 log.info("finishing the reply to %s that a crash interrupted", turn.event_key)
-                await self.submit(turn, sink)
+                self._recovering.add(event_key)
+                task = await self.submit(turn, sink)
+                task.add_done_callback(partial(_forget, self._recovering, event_key))
                 taken += 1
         return taken
 
@@ -342,6 +363,10 @@ class TurnRunner:
                 await self._tell(sink, text, outcome)
         except Exception as exc:  # the last word of a failed turn: log it, never raise
             log.warning("could not tell %s in %s it failed: %s", turn.user, turn.session_id, exc)
+
+
+def _forget(events: set[str], event_key: str, _: object) -> None:
+    events.discard(event_key)
 
 
 async def _or_no_answer(chunks: AsyncIterator[str]) -> AsyncIterator[str]:

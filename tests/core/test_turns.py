@@ -10,6 +10,7 @@ import pytest
 
 from core.errors import HistoryUnavailable, ModelFailed, NoAccess, ThreadbotError
 from core.pipeline import Pipeline
+from core.store import _NEXT
 from core.streaming import MARKER
 from core.turns import GONE, NO_ANSWER, TurnRunner
 from core.types import Outcome, Turn
@@ -222,3 +223,40 @@ async def test_turns_of_one_session_run_in_the_order_submitted(
     await runner.drain()
     stored = await pipeline.store.history(SESSION).aget_messages()
     assert [m.content for m in stored] == ["q1", "first, slowly", "q2", "You said: q2"]
+
+
+async def test_a_turn_cancelled_in_line_gives_its_place_up(
+    pipeline: Pipeline, fake_openai: FakeOpenAI
+) -> None:
+    """Shut down while a second question waits: its ticket leaves the line at once, so another
+    worker's next question in this conversation need not wait out the lease."""
+    fake_openai.script("slow " * 400, chunk_size=5, delay_s=0.01)
+    sink = RecordingSink()
+    async with TurnRunner(pipeline, interval_s=0, grace_s=0.2) as runner:
+        await runner.submit(turn("q1"), sink)
+        await runner.submit(turn("q2"), sink)  # waits behind q1 in this process
+        async with asyncio.timeout(30):
+            await sink.posted.wait()
+    line = f"{pipeline.store._settings.redis_namespace}line:{SESSION}"
+    assert await pipeline.store.redis.zcard(line) == 0
+    assert [k async for k in pipeline.store.redis.scan_iter(match="*waiting:*")] == []
+
+
+async def test_a_claim_or_a_take_sent_again_answers_as_the_first_did(pipeline: Pipeline) -> None:
+    """A client resends a script whose reply a dropped connection lost: the event stays ours
+    (not a duplicate of itself), and the conversation stays taken (no second place in line)."""
+    store = pipeline.store
+    lease = store.lease()
+    try:
+        assert (await store.claim("test:EvAGAIN", lease)).status == "new"
+        assert (await store.claim("test:EvAGAIN", lease)).status == "new"
+        assert (await store.claim("test:EvAGAIN", store.lease())).status == "busy"
+        async with store.conversation(SESSION, lease):
+            ns = store._settings.redis_namespace
+            step = await store.redis.eval(
+                _NEXT, 3, f"{ns}line:{SESSION}", f"{ns}lock:{SESSION}",
+                f"{ns}waiting:{SESSION}:{lease.token}", lease.token, lease.token, lease.lease_ms,
+            )  # fmt: skip
+            assert step == [b"taken"]
+    finally:
+        await lease.aclose()
