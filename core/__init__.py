@@ -5,6 +5,7 @@ Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names
 """
 
 from core import sessions
+from core.chain import build_answerer
 from core.embeddings import build_embeddings
 from core.errors import (
     Busy,
@@ -25,7 +26,7 @@ from core.ingest import ingest
 from core.metrics import Metrics
 from core.pacing import Pacer, Ticket
 from core.pipeline import Pipeline
-from core.redis_server import EmbeddedServerBusy
+from core.redis_server import EmbeddedRedis, EmbeddedServerBusy
 from core.retrieval import Passage, Retriever, printable
 from core.settings import Settings
 from core.status import index_summary
@@ -37,6 +38,7 @@ __all__ = [
     "MARKER",
     "AppendSink",
     "Busy",
+    "EmbeddedRedis",
     "EmbeddedServerBusy",
     "Health",
     "HistoryUnavailable",
@@ -67,6 +69,7 @@ __all__ = [
     "Ticket",
     "Turn",
     "TurnRunner",
+    "build_answerer",
     "build_embeddings",
     "index_summary",
     "ingest",
