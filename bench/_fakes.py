@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 from typing import Any
 
@@ -52,15 +53,19 @@ def slack_summary(fake: FakeSlack, prefix: str) -> dict[str, Any]:
 
 
 def model_summary(fake: FakeOpenAI, prefix: str) -> dict[str, Any]:
-    """Per question starting with `prefix`: when its answer's first and last text went out."""
-    return {
-        s.question: {"first_at": s.first_at, "last_at": s.last_at, "chunks": s.chunks}
-        for s in fake.streams
-        if s.question.startswith(prefix)
-    }
+    """Per question starting with `prefix`: when its first answer's first and last text went
+    out, and how many times it was answered (more than once: answered again after a failure)."""
+    found: dict[str, Any] = {}
+    for s in fake.streams:
+        if s.question.startswith(prefix):
+            first = {"first_at": s.first_at, "last_at": s.last_at, "chunks": s.chunks, "times": 0}
+            found.setdefault(s.question, first)["times"] += 1
+    return found
 
 
 async def _serve(kind: str, args: argparse.Namespace) -> None:
+    # A stream its client cut off (a failed answer) is counted by the fake, not worth a traceback.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     if kind == "slack":
         slack = await FakeSlack().start()
         url, summary, close = slack.api_url, lambda p: slack_summary(slack, p), slack.close

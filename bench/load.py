@@ -190,6 +190,7 @@ async def _round(
         streams = await r.json()
 
     complete = errors = 0
+    told: dict[str, int] = {}  # each error line users were shown, and how often
     first_lags: list[float] = []
     final_lags: list[float] = []
     chunks = 0
@@ -199,6 +200,9 @@ async def _round(
         said = [text, *shown["ephemeral"]]
         if any(sign in t.lower() for t in said for sign in ERROR_SIGNS):
             errors += 1
+            for line in (line for t in said for line in t.splitlines()):
+                if any(sign in line.lower() for sign in ERROR_SIGNS):
+                    told[line[:90]] = told.get(line[:90], 0) + 1
         stream = streams.get(questions[channel])
         if stream is None or answer_tail not in text or text.endswith(MARKER.strip()):
             continue
@@ -219,6 +223,12 @@ async def _round(
     notes = [] if not bad_acks else [f"N={n}: {bad_acks} events not acknowledged with 200"]
     if complete < n:
         notes.append(f"N={n}: {n - complete} answers not complete after {elapsed:.0f} s")
+    notes += [f"N={n}: {count} told: {line}" for line, count in told.items()]
+    again = sum(s["times"] > 1 for s in streams.values())
+    if again:
+        notes.append(
+            f"N={n}: {again} questions answered more than once (recovered after a failure)"
+        )
     notes.append(
         f"N={n}: ack p99 {ack_p99 * 1000:.0f} ms, worker CPU {cpu:.1f} s in {elapsed:.0f} s"
     )
@@ -279,7 +289,9 @@ async def bench(opts: Options) -> None:
                     rows.append(row)
                     notes += said
                     print(f"N={size} done", file=sys.stderr, flush=True)
-            us = await floor(model["url"], data / "floor", opts.floor_streams, 3)
+            us = {}
+            if opts.floor_streams:
+                us = await floor(model["url"], data / "floor", opts.floor_streams, 2)
             fakes_cpu = {"fake Slack": _cpu_s(slack_p.pid), "fake model": _cpu_s(model_p.pid)}
         finally:
             _stop([p for p, _ in workers])
@@ -309,14 +321,21 @@ async def bench(opts: Options) -> None:
     for note in notes:
         print(f"  {note}")
     print()
-    print_table(
-        ("floor: CPU per streamed chunk, in-process", f"{opts.floor_streams} answers at once"),
+    floor_rows = (
         [
             ("raw openai.AsyncOpenAI (the SDK's defaults)", f"{us['raw']:.0f} µs"),
             ("raw, validating chunks as the bot's client does", f"{us['validated']:.0f} µs"),
             ("bot's LangChain chain (core/chain.py)", f"{us['chain']:.0f} µs"),
             ("ratio LangChain / raw", f"{us['chain'] / us['raw']:.2f}×"),
             ("ratio LangChain / raw validating", f"{us['chain'] / us['validated']:.2f}×"),
+        ]
+        if us
+        else []
+    )
+    print_table(
+        ("floor: CPU per streamed chunk, in-process", f"{opts.floor_streams} answers at once"),
+        [
+            *floor_rows,
             *((f"{name} process CPU, whole run", f"{s:.1f} s") for name, s in fakes_cpu.items()),
         ],
     )
@@ -330,7 +349,7 @@ def main() -> None:
     parser.add_argument("--chars", type=int, help=f"answer length ({CHUNK_CHARS} chars a chunk)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--redis-url", help="an existing Redis (else an embedded one)")
-    parser.add_argument("--floor-streams", type=int, default=50)
+    parser.add_argument("--floor-streams", type=int, default=50, help="0: no floor")
     parser.add_argument("--profile", type=Path, help="cProfile each worker into this folder")
     args = parser.parse_args()
     full = args.full

@@ -76,6 +76,7 @@ class ModelAnswerer:
 
     def __init__(self, settings: Settings) -> None:
         from langchain_openai import ChatOpenAI
+        from openai import DefaultAsyncHttpxClient
 
         from core.openai_client import ChunkValidatingClient
 
@@ -86,6 +87,9 @@ class ModelAnswerer:
             base_url=settings.openai_base_url,
             timeout=settings.chat_timeout_s,
             max_retries=settings.chat_max_retries,
+            # Given, so that the SDK does not wrap one whose __del__ closes it in a task on
+            # whatever event loop runs then (a later one's, in tests: an error logged there).
+            http_client=DefaultAsyncHttpxClient(),
         )
         self._model = ChatOpenAI(
             model=settings.chat_model,
