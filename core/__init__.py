@@ -5,6 +5,7 @@ Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names
 """
 
 from core import redis_client, sessions, shared_index
+from core.chain import build_answerer
 from core.embeddings import build_embeddings
 from core.errors import (
     Busy,
@@ -72,6 +73,7 @@ __all__ = [
     "Ticket",
     "Turn",
     "TurnRunner",
+    "build_answerer",
     "build_embeddings",
     "index_summary",
     "ingest",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -74,17 +76,34 @@ class ModelAnswerer:
 
     def __init__(self, settings: Settings) -> None:
         from langchain_openai import ChatOpenAI
+        from openai import DefaultAsyncHttpxClient
+
+        from core.openai_client import ChunkValidatingClient
 
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        # Local servers (Ollama, vLLM) take any key; the client insists on one.
+        client = ChunkValidatingClient(
+            api_key=key or "not-needed",
+            base_url=settings.openai_base_url,
+            timeout=settings.chat_timeout_s,
+            max_retries=settings.chat_max_retries,
+            # Given, so that the SDK does not wrap one whose __del__ closes it in a task on
+            # whatever event loop runs then (a later one's, in tests: an error logged there).
+            http_client=DefaultAsyncHttpxClient(),
+        )
         self._model = ChatOpenAI(
             model=settings.chat_model,
             base_url=settings.openai_base_url,
-            # Local servers (Ollama, vLLM) take any key; the client insists on one.
             api_key=key or "not-needed",  # type: ignore[arg-type]
+            root_async_client=client,
+            async_client=client.chat.completions,
             temperature=settings.chat_temperature,
             timeout=settings.chat_timeout_s,
             max_retries=settings.chat_max_retries,
             streaming=True,
+            # Its own per-chunk timeout waits for each chunk in a new task (asyncio.wait_for),
+            # the costliest step of a streamed chunk here; `stream` times the silence instead.
+            stream_chunk_timeout=None,
         )
         self._prompt = ChatPromptTemplate.from_messages(
             [
@@ -94,6 +113,8 @@ class ModelAnswerer:
             ]
         )
         self._max_history_tokens = settings.history_max_tokens
+        # Content silence (keep-alive comments don't count) longer than this fails the answer.
+        self._silence_s = settings.chat_timeout_s
 
     async def stream(
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
@@ -109,14 +130,27 @@ class ModelAnswerer:
             start_on="human",
             end_on="ai",
         )
-        chain = self._prompt | self._model
-        inputs = {"context": format_context(passages), "history": recent, "question": question}
+        messages = self._prompt.format_messages(
+            context=format_context(passages), history=recent, question=question
+        )
         finished = False
         try:
-            async for chunk in chain.astream(inputs):
-                finished = finished or bool(chunk.response_metadata.get("finish_reason"))
-                if isinstance(chunk.content, str) and chunk.content:
-                    yield chunk.content
+            # The chat model itself, not `prompt | model`: a runnable sequence awaits each chunk
+            # in a task of its own and keeps them all for its callbacks, work the bot does not
+            # need; the prompt is filled in once.
+            async with contextlib.aclosing(self._model.astream(messages)) as chunks:  # type: ignore[type-var]
+                while True:
+                    try:
+                        async with asyncio.timeout(self._silence_s):
+                            chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    finished = finished or bool(chunk.response_metadata.get("finish_reason"))
+                    if isinstance(chunk.content, str) and chunk.content:
+                        yield chunk.content
+        except TimeoutError as exc:
+            log.warning("chat model sent nothing for %.0fs", self._silence_s)
+            raise ModelFailed(f"no text from the model for {self._silence_s:.0f}s") from exc
         except openai.RateLimitError as exc:
             raise ModelFailed(
                 str(exc),

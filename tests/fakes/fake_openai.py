@@ -1,8 +1,9 @@
 """A local OpenAI-compatible server for tests and benchmarks: real HTTP, real SSE streaming.
 
 The real `ChatOpenAI` client talks to it over loopback. Each chat request is answered by the next
-scripted reply, or, unscripted, by "You said: <last user message>" so a test can see what the
-model was sent. It records every request body.
+scripted reply, else by the `default` reply when one is given (benchmarks: every question gets
+the same long answer), else by "You said: <last user message>" so a test can see what the model
+was sent. It records every request body, and when each stream's first and last text went out.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +32,18 @@ class Scripted:
     fail_mode: str = "error_event"
     status: int | None = None
     retry_after_s: float = 0.0
+    encoded: list[list[bytes]] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """One streamed answer: the question it answered, and when (`time.monotonic()`, the same
+    clock in every process of the machine) its first and last text were written."""
+
+    question: str
+    first_at: float
+    last_at: float
+    chunks: int
 
 
 def _chunk(completion_id: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -44,6 +57,20 @@ def _chunk(completion_id: str, delta: dict[str, Any], finish: str | None = None)
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
+def _encoded(completion_id: str, reply: Scripted) -> list[bytes]:
+    """The text chunks of a reply as sent: encoded once per reply (a benchmark sends one long
+    reply thousands of times), only the completion id set per request."""
+    if reply.encoded is None:
+        text, size = reply.text, reply.chunk_size
+        marker = "@@completion-id@@"
+        reply.encoded = [
+            _chunk(marker, {"content": text[i : i + size]}).split(marker.encode())
+            for i in range(0, len(text), size)
+        ]
+    head = completion_id.encode()
+    return [before + head + after for before, after in reply.encoded]
+
+
 def fake_vector(text: str, dim: int = 64) -> list[float]:
     """A deterministic bag-of-words embedding: texts sharing words point the same way."""
     vector = [0.0] * dim
@@ -55,8 +82,10 @@ def fake_vector(text: str, dim: int = 64) -> list[float]:
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, *, default: Scripted | None = None) -> None:
+        self.default = default
         self.requests: list[dict[str, Any]] = []
+        self.streams: list[Streamed] = []
         self.embedding_requests: list[dict[str, Any]] = []
         self.cancelled = 0  # streams whose client went away before the end
         self._cancel_seen = asyncio.Event()
@@ -107,6 +136,8 @@ class FakeOpenAI:
     def _next(self, body: dict[str, Any]) -> Scripted:
         if self._scripts:
             return self._scripts.popleft()
+        if self.default is not None:
+            return self.default
         users = [m for m in body["messages"] if m["role"] == "user"]
         return Scripted(f"You said: {users[-1]['content'] if users else ''}")
 
@@ -132,13 +163,13 @@ class FakeOpenAI:
             )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        users = [m for m in body["messages"] if m["role"] == "user"]
+        question = str(users[-1]["content"]) if users else ""
+        first_at = 0.0
         try:
             await response.write(_chunk(completion_id, {"role": "assistant", "content": ""}))
-            pieces = [
-                reply.text[i : i + reply.chunk_size]
-                for i in range(0, len(reply.text), reply.chunk_size)
-            ]
-            for n, piece in enumerate(pieces):
+            started = time.monotonic()
+            for n, data in enumerate(_encoded(completion_id, reply)):
                 if reply.fail_after_chunks is not None and n >= reply.fail_after_chunks:
                     if reply.fail_mode == "disconnect":
                         assert request.transport is not None
@@ -151,8 +182,13 @@ class FakeOpenAI:
                     await response.write(f"data: {json.dumps(error)}\n\n".encode())
                     return response
                 if reply.delay_s:
-                    await asyncio.sleep(reply.delay_s)
-                await response.write(_chunk(completion_id, {"content": piece}))
+                    # On a schedule, not a sleep per chunk: a busy server catches up as a real
+                    # one sends what it buffered, and an answer takes its time, not more.
+                    await asyncio.sleep(started + (n + 1) * reply.delay_s - time.monotonic())
+                await response.write(data)
+                first_at = first_at or time.monotonic()
+            if first_at:
+                self.streams.append(Streamed(question, first_at, time.monotonic(), n + 1))
             await response.write(_chunk(completion_id, {}, finish="stop"))
             await response.write(b"data: [DONE]\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
