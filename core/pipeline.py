@@ -53,6 +53,9 @@ class Pipeline:
         self._embedded = embedded
         self._follower = follower  # keeps the retriever on the index published in Redis
         self.probe = AnswerProbe()  # told retrieval and model timings (metrics)
+        # One process streams only so many answers well: past that, all of them slow down and
+        # their leases lapse. The rest wait their turn, each holding its conversation.
+        self._answering = asyncio.Semaphore(settings.max_answers_at_once)
 
     @classmethod
     async def create(cls, settings: Settings) -> Pipeline:
@@ -137,7 +140,8 @@ class Pipeline:
             )
         held = lease if lease is not None else self.store.lease()
         try:
-            async with self.store.conversation(session_id, held):
+            async with self.store.conversation(session_id, held), self._answering:
+                held.check()  # still ours after waiting for a free slot?
                 messages = await self.store.history(session_id).aget_messages()
                 resets_before = await self.store.resets(session_id)
                 started = asyncio.get_running_loop().time()

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     chat_max_retries: int = Field(default=2, ge=0)
     max_question_chars: int = Field(default=4000, ge=1)
     answer_timeout_s: float = Field(default=300.0, gt=0)
+    max_answers_at_once: int = Field(default=100, ge=1)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
 
     # Slack

@@ -65,7 +65,9 @@ class TurnRunner:
         self._listeners: list[Callable[[Outcome], None]] = []
         self._no_access_logged: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
-        self._recovering: set[str] = set()  # events this bot is finishing for a crashed one
+        # Events submitted here and not finished: never "recovered" by this process, even when
+        # a starved event loop let their claim expire (their turn stops on its own).
+        self._mine: set[str] = set()
         self._closing_leases: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
         self.draining = False  # stopping: /readyz says not ready
@@ -141,6 +143,9 @@ class TurnRunner:
 
         task = self._tasks.submit(turn.session_id, work())
         task.add_done_callback(never_started)
+        if turn.event_key is not None:
+            self._mine.add(turn.event_key)
+            task.add_done_callback(partial(_forget, self._mine, turn.event_key))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(lined), LINE_UP_WAIT_S)
         return task
@@ -229,15 +234,13 @@ class TurnRunner:
         `sink_for` can rebuild is answered again in place. Returns how many were taken."""
         taken = 0
         for event_key, record in await self.pipeline.store.orphans():
-            if event_key in self._recovering:  # submitted already, still waiting its turn
+            if event_key in self._mine:  # submitted here already: running, or waiting its turn
                 continue
             sink = await sink_for(record["where"])
             if sink is not None:
                 turn = Turn(**record["turn"])
                 log.info("finishing the reply to %s that a crash interrupted", turn.event_key)
-                self._recovering.add(event_key)
-                task = await self.submit(turn, sink)
-                task.add_done_callback(partial(_forget, self._recovering, event_key))
+                await self.submit(turn, sink)
                 taken += 1
         return taken
 

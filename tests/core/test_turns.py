@@ -260,3 +260,25 @@ async def test_a_claim_or_a_take_sent_again_answers_as_the_first_did(pipeline: P
             assert step == [b"taken"]
     finally:
         await lease.aclose()
+
+
+async def test_past_max_answers_at_once_answers_wait_for_a_free_slot(
+    make_settings: MakeSettings, fake_openai: FakeOpenAI
+) -> None:
+    """Six conversations at once with room for two: never more than two streams, all answered."""
+    for _ in range(6):
+        fake_openai.script("word " * 20, chunk_size=2, delay_s=0.02)
+    async with (
+        await Pipeline.create(make_settings(max_answers_at_once=2)) as capped,
+        TurnRunner(capped, interval_s=0, grace_s=0) as runner,
+    ):
+        outcomes: list[Outcome] = []
+        runner.add_listener(outcomes.append)
+        sinks = [RecordingSink(placeholder="…") for _ in range(6)]
+        for n, sink in enumerate(sinks):
+            await runner.submit(Turn("test", f"test:{{T:C{n}}}", f"q{n}"), sink)
+        await runner.drain()
+    assert [o.status for o in outcomes] == ["answered"] * 6
+    spans = sorted((s.first_at, s.last_at) for s in fake_openai.streams)
+    overlap = max(sum(a <= t <= b for a, b in spans) for t, _ in spans)
+    assert len(spans) == 6 and overlap <= 2
