@@ -13,6 +13,7 @@ chain.
     python -m bench.load --full                 # the issue's setting: 10 s answers of 200 chunks
                                                 # at 25 50 100 200 500
     python -m bench.load --full --sizes 200 --workers 2 [--redis-url redis://host:6379/0]
+    python -m bench.load --full --sizes 200 --workers 2 --cluster   # on a 3-node Valkey cluster
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Options:
     chars: int
     workers: int
     redis_url: str | None
+    cluster: bool
     floor_streams: int
     profile: Path | None
 
@@ -194,6 +196,7 @@ async def _round(
     first_lags: list[float] = []
     final_lags: list[float] = []
     chunks = 0
+    last_final = started
     for channel in channels:
         shown = seen.get(channel, {"texts": [], "ephemeral": [], "first_text_at": None})
         text = "\n".join(shown["texts"])
@@ -211,10 +214,12 @@ async def _round(
         if shown["first_text_at"] is not None:
             first_lags.append(shown["first_text_at"] - stream["first_at"])
         final_lags.append(shown["final_at"] - stream["last_at"])
+        last_final = max(last_final, shown["final_at"])
     bad_acks = sum(status != 200 for status, _ in acks)
     ack_p99 = _pct([s for _, s in acks], 0.99)
+    rate = complete / max(last_final - started, 1e-9)  # from the first event sent
     row = (
-        f"{n:>4} | {complete:>4} | {errors:>4} | "
+        f"{n:>4} | {complete:>4} | {errors:>4} | {rate:5.1f} | "
         f"{_pct(first_lags, 0.5):5.2f} {_pct(first_lags, 0.99):5.2f} | "
         f"{_pct(final_lags, 0.5):5.2f} {_pct(final_lags, 0.99):5.2f} | "
         f"{cpu / max(n, 1) * 1000:6.0f} ms {cpu / max(chunks, 1) * 1e6:5.0f} µs | "
@@ -241,7 +246,13 @@ async def bench(opts: Options) -> None:
         data = Path(tmp)
         embedded = None
         redis_url = opts.redis_url
-        if redis_url is None:
+        cluster = None
+        if opts.cluster:
+            from tests.valkey_cluster import ValkeyCluster
+
+            cluster = await asyncio.to_thread(ValkeyCluster(data / "cluster").start)
+            redis_url = cluster.url
+        elif redis_url is None:
             embedded = EmbeddedRedis(data / "redis")
             redis_url = await asyncio.to_thread(embedded.start)
         pieces = str(-(-opts.chars // CHUNK_CHARS))
@@ -298,6 +309,8 @@ async def bench(opts: Options) -> None:
             _stop([slack_p, model_p])
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
+            if cluster is not None:
+                await asyncio.to_thread(cluster.stop)
 
     defaults = {
         name.upper(): Settings.model_fields[name].default
@@ -307,12 +320,13 @@ async def bench(opts: Options) -> None:
         f"\nsettings: {opts.workers} worker(s), answers of {opts.chars} chars in {pieces} chunks "
         f"over {opts.seconds:g} s, a channel per conversation, "
         + "  ".join(f"{k}={v}" for k, v in defaults.items())
-        + f"  REDIS_URL={'given' if opts.redis_url else 'embedded'}  docs: examples/docs"
+        + f"  REDIS_URL={_store_name(opts)}  docs: examples/docs"
         f"  cores: {os.cpu_count()}"
     )
     print("lags in s (text shown in the fake Slack minus the model's token); CPU: all workers\n")
     heading = (
-        "   N | done | errs | first p50 p99 | final p50 p99 | CPU/answer CPU/chunk |  peak RSS"
+        "   N | done | errs | ans/s | first p50 p99 | final p50 p99 | CPU/answer CPU/chunk "
+        "|  peak RSS"
     )
     print(heading)
     print("-" * len(heading))
@@ -341,6 +355,12 @@ async def bench(opts: Options) -> None:
     )
 
 
+def _store_name(opts: Options) -> str:
+    if opts.cluster:
+        return "a 3-node Valkey cluster (redis+cluster://)"
+    return "given" if opts.redis_url else "embedded"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--full", action="store_true", help="10 s answers of 200 chunks")
@@ -349,6 +369,7 @@ def main() -> None:
     parser.add_argument("--chars", type=int, help=f"answer length ({CHUNK_CHARS} chars a chunk)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--redis-url", help="an existing Redis (else an embedded one)")
+    parser.add_argument("--cluster", action="store_true", help="a 3-node Valkey cluster")
     parser.add_argument("--floor-streams", type=int, default=50, help="0: no floor")
     parser.add_argument("--profile", type=Path, help="cProfile each worker into this folder")
     args = parser.parse_args()
@@ -359,6 +380,7 @@ def main() -> None:
         chars=args.chars or (1600 if full else 320),
         workers=args.workers,
         redis_url=args.redis_url,
+        cluster=args.cluster,
         floor_streams=args.floor_streams,
         profile=args.profile.resolve() if args.profile else None,
     )
