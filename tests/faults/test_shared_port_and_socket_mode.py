@@ -28,8 +28,9 @@ CHANNEL = "C0FAULTS"
 SLOW = "word " * 150  # about 3 s at 0.02 s a chunk: long enough to be killed in
 ACK_TIMEOUT_S = 1.0  # Slack's is 3 s
 # For the tests that kill nobody: dozens of answers at once on two shared cores can stall a
-# worker's event loop past the faults' 1 s lease, and a stalled worker's turn is taken over by
-# the other one (answered twice, and a late edit of the stalled one may land last).
+# worker's event loop past the faults' 1 s lease; its turn is then taken over by the other
+# worker and answered twice (in the same message: the stalled one checks its lease before
+# each edit). These tests count answers, so they give the workers room.
 CALM_LEASE_S = "5"
 
 
