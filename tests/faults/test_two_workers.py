@@ -60,6 +60,8 @@ async def two_workers(start_bot: Any, store: dict[str, str]) -> list[Any]:
     return [await start_bot(**store), await start_bot(port=free_port(), **store)]
 
 
+# On one server, tests/faults/test_crashes.py and test_shared_port_and_socket_mode.py cover it.
+@pytest.mark.parametrize("store", ["cluster"], indirect=True)
 async def test_the_same_event_sent_to_two_workers_is_answered_once(
     start_bot, store: dict[str, str], fake_slack: FakeSlack, fake_openai: FakeOpenAI, fault_report
 ) -> None:
@@ -104,6 +106,8 @@ async def test_twenty_questions_over_two_workers_are_answered_in_arrival_order(
     fault_report(faults=0, **tally(fake_slack, CHANNEL, {top: 20}))
 
 
+# On one server, tests/faults/test_crashes.py and test_shared_port_and_socket_mode.py cover it.
+@pytest.mark.parametrize("store", ["cluster"], indirect=True)
 async def test_a_worker_killed_mid_answer_blocks_the_other_for_a_lease_at_most(
     start_bot, store: dict[str, str], fake_slack: FakeSlack, fake_openai: FakeOpenAI, fault_report
 ) -> None:
