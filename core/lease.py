@@ -9,7 +9,7 @@ import os
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
@@ -53,6 +53,7 @@ class Lease:
         # Until when the keys are surely still ours: the last renewal's start plus the lease.
         self._valid_until: float | None = None
         self.line_up_failed: ThreadbotError | None = None  # taking a ticket failed: the error
+        self.resets_seen: dict[str, list[Any]] = {}  # session -> its reset counters at line-up
         self._heartbeat: asyncio.Task[None] | None = None
         self.lost = False
 

@@ -143,7 +143,7 @@ class Pipeline:
             async with self.store.conversation(session_id, held), self._answering:
                 held.check()  # still ours after waiting for a free slot?
                 messages = await self.store.history(session_id).aget_messages()
-                resets_before = await self.store.resets(session_id)
+                resets_before = await self.store.resets(session_id, held)
                 started = asyncio.get_running_loop().time()
                 passages = await self._retriever.search(question)
                 self.probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))

@@ -93,13 +93,16 @@ redis.call('DEL', KEYS[2])
 return 1
 """
 # Take a ticket: a place at the end of the conversation's line, kept while the waiter lives.
+# Returns the reset counters (KEYS[4...]) as they were when the question arrived.
 _LINE_UP = """
 local ticket = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[1], ticket, ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
-return ticket
+local resets = {}
+for i = 4, #KEYS do resets[i - 3] = redis.call('GET', KEYS[i]) end
+return resets
 """
 # The next step for a waiter (ARGV[1]): KEYS are the line, the conversation's lock, and the
 # `waiting` key of ARGV[2], the waiter the caller believes is first. `taken`: the conversation
@@ -180,13 +183,17 @@ class Store:
         after every turn that lined up before it, in any process. A waiter that dies loses its
         place within one lease."""
         line, tickets, waiting = self._line_keys(session_id, lease)
+        counters = self._reset_keys(session_id)
         arrival = self._arrivals.setdefault(session_id, asyncio.Lock())
         async with arrival:
             with store_errors(f"lining up for {session_id}"):
-                await self.redis.eval(
-                    _LINE_UP, 3, line, tickets, waiting, lease.token, lease.lease_ms, SEEN_TTL_S
-                )
+                resets = await self.redis.eval(
+                    _LINE_UP, 3 + len(counters), line, tickets, waiting, *counters,
+                    lease.token, lease.lease_ms, SEEN_TTL_S,
+                )  # fmt: skip
         lease.queued(waiting, line)
+        # A reset from now on, even one another worker runs while this turn waits, forgets it.
+        lease.resets_seen[session_id] = [r or None for r in resets]
 
     @contextlib.asynccontextmanager
     async def conversation(self, session_id: str, lease: Lease) -> AsyncIterator[None]:
@@ -307,8 +314,11 @@ class Store:
         """The sets that list a session under each of its proper prefixes (its channel)."""
         return [f"{self._ns}sessions:{level}" for level in levels(session_id)[:-1]]
 
-    async def resets(self, session_id: str) -> list[Any]:
-        """The reset counters of a session as they are now; `save_turn` compares them."""
+    async def resets(self, session_id: str, lease: Lease | None = None) -> list[Any]:
+        """The reset counters of a session as they were when `lease`'s turn lined up (else as
+        they are now); `save_turn` compares them."""
+        if lease is not None and session_id in lease.resets_seen:
+            return lease.resets_seen[session_id]
         keys = self._reset_keys(session_id)
         with store_errors(f"reading {keys[-1]}"):
             return list(await self.redis.mget(keys))

@@ -282,3 +282,24 @@ async def test_past_max_answers_at_once_answers_wait_for_a_free_slot(
     spans = sorted((s.first_at, s.last_at) for s in fake_openai.streams)
     overlap = max(sum(a <= t <= b for a, b in spans) for t, _ in spans)
     assert len(spans) == 6 and overlap <= 2
+
+
+async def test_a_reset_on_another_worker_forgets_a_question_waiting_in_line(
+    pipeline: Pipeline, make_settings: MakeSettings, fake_openai: FakeOpenAI
+) -> None:
+    """q1 streams and q2 waits its turn on this worker when another worker runs a reset: both
+    arrived before the reset, so neither is remembered (q2 starts after it, and is forgotten)."""
+    fake_openai.script("first, slowly " * 20, chunk_size=4, delay_s=0.02)
+    sink = RecordingSink()
+    async with (
+        TurnRunner(pipeline, interval_s=0, grace_s=5) as runner,
+        await Pipeline.create(make_settings()) as other_worker,
+    ):
+        await runner.submit(turn("q1"), sink)
+        await runner.submit(turn("q2"), sink)
+        async with asyncio.timeout(30):
+            await sink.posted.wait()  # q1 streams, q2 is in line
+        assert await other_worker.reset(SESSION) is False  # nothing saved yet
+        await runner.drain()
+    assert sink.messages[-1] == "You said: q2"  # answered, after the reset
+    assert not await pipeline.has_history(SESSION)
