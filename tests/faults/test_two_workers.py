@@ -87,6 +87,9 @@ async def test_twenty_questions_over_two_workers_are_answered_in_arrival_order(
         fake_openai.script(f"answer {n}: " + "word " * 12, chunk_size=4, delay_s=0.01)
     top = "400.000000"
     assert await workers[0].send(mention("q0", ts=top, event_id="EvORDER0")) == 200
+    # A thread reply is for the bot once the bot is in the thread: as in Slack, the replies
+    # come once the first answer shows (a worker that saw nothing of it ignores them).
+    await fake_slack.wait_for(lambda: bool(texts(fake_slack, top)), within_s=30)
     for n in range(1, 20):
         body = thread_reply(f"q{n}", ts=f"400.{n:06d}", thread_ts=top, event_id=f"EvORDER{n}")
         assert await workers[n % 2].send(body) == 200  # acknowledged: it reached the bot
