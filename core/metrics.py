@@ -145,6 +145,11 @@ class Metrics(AnswerProbe):
             "Questions waiting for an earlier turn of their conversation to finish.",
             registry=r,
         )
+        self.waiting_for_slot = Gauge(
+            "threadbot_answers_waiting_for_a_slot",
+            "Answers waiting for one of MAX_ANSWERS_AT_ONCE (their placeholder shown).",
+            registry=r,
+        )
         self.draining = Gauge(
             "threadbot_draining", "1 while the bot stops: no new work is taken.", registry=r
         )
@@ -165,6 +170,7 @@ class Metrics(AnswerProbe):
         self.instrument_redis(pipeline.store.redis)
         self.in_flight.set_function(lambda: runner.in_flight)
         self.waiting.set_function(lambda: runner.waiting)
+        self.waiting_for_slot.set_function(lambda: pipeline.waiting_for_slot)
         self.draining.set_function(lambda: int(runner.draining))
         self.index_passages.set_function(lambda: pipeline.documents)
         self.index_version.set_function(lambda: _version_time(index_dir))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -56,6 +56,7 @@ class Pipeline:
         # One process streams only so many answers well: past that, all of them slow down and
         # their leases lapse. The rest wait their turn, each holding its conversation.
         self._answering = asyncio.Semaphore(settings.max_answers_at_once)
+        self.waiting_for_slot = 0  # answers holding their conversation, waiting for a slot
 
     @classmethod
     async def create(cls, settings: Settings) -> Pipeline:
@@ -140,7 +141,7 @@ class Pipeline:
             )
         held = lease if lease is not None else self.store.lease()
         try:
-            async with self.store.conversation(session_id, held), self._answering:
+            async with self.store.conversation(session_id, held), self._slot():
                 held.check()  # still ours after waiting for a free slot?
                 messages = await self.store.history(session_id).aget_messages()
                 resets_before = await self.store.resets(session_id, held)
@@ -167,6 +168,19 @@ class Pipeline:
                 await held.aclose()
         if not self._answerer.cites_inline and passages:
             yield sources_footer(passages)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of the `MAX_ANSWERS_AT_ONCE` answers this process streams at once."""
+        self.waiting_for_slot += 1
+        try:
+            await self._answering.acquire()
+        finally:
+            self.waiting_for_slot -= 1
+        try:
+            yield
+        finally:
+            self._answering.release()
 
     # The store's conversation-level operations, for the turn runner and the adapters.
 

@@ -277,7 +277,14 @@ async def test_past_max_answers_at_once_answers_wait_for_a_free_slot(
         sinks = [RecordingSink(placeholder="…") for _ in range(6)]
         for n, sink in enumerate(sinks):
             await runner.submit(Turn("test", f"test:{{T:C{n}}}", f"q{n}"), sink)
+        for _ in range(3000):  # two stream, four wait: what the metrics' gauge shows
+            if capped.waiting_for_slot == 4:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail(f"{capped.waiting_for_slot} answers waited for a slot, not 4")
         await runner.drain()
+        assert capped.waiting_for_slot == 0
     assert [o.status for o in outcomes] == ["answered"] * 6
     spans = sorted((s.first_at, s.last_at) for s in fake_openai.streams)
     overlap = max(sum(a <= t <= b for a, b in spans) for t, _ in spans)

@@ -232,6 +232,7 @@ async def test_scripted_run_metrics_and_json_logs(
     assert not [k for k in metrics if k[0] == "threadbot_redis_errors_total"]
     assert count("threadbot_answers_in_flight") == 0
     assert count("threadbot_questions_waiting") == 0
+    assert count("threadbot_answers_waiting_for_a_slot") == 0
     assert count("threadbot_draining") == 0
     assert count("threadbot_index_passages") == 0
     assert readiness == {"ready": True, "checks": {"serving": True, "redis": True, "index": True}}
