@@ -77,6 +77,8 @@ def _cluster(url: str, settings: Settings, connect_timeout: float) -> Redis:
     userinfo = parts.netloc.rpartition("@")[0]
     username, _, password = userinfo.partition(":") if ":" in userinfo else ("", "", userinfo)
     client = _BoundedCluster(
+        permits=settings.redis_max_connections,
+        permit_wait_s=settings.redis_pool_timeout_s,
         startup_nodes=[ClusterNode(host, port) for host, port in seed_nodes(url)],
         username=unquote(username) or None,
         password=unquote(password) or None,
@@ -89,8 +91,6 @@ def _cluster(url: str, settings: Settings, connect_timeout: float) -> Redis:
             ExponentialBackoff(cap=1.0, base=0.05), 3, supported_errors=(RedisConnectionError,)
         ),
     )
-    client.permits = asyncio.Semaphore(settings.redis_max_connections)
-    client.permit_wait_s = settings.redis_pool_timeout_s
     # The commands threadbot sends are those of `Redis`; the cluster client routes them.
     return client  # type: ignore[return-value]
 
@@ -117,8 +117,11 @@ class _BoundedCluster(RedisCluster):
     ERRORS_ALLOW_RETRY = tuple(  # type: ignore[assignment]
         e for e in RedisCluster.ERRORS_ALLOW_RETRY if not issubclass(e, RedisTimeoutError)
     )
-    permits: asyncio.Semaphore
-    permit_wait_s: float
+
+    def __init__(self, *, permits: int, permit_wait_s: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.permits = asyncio.Semaphore(permits)
+        self.permit_wait_s = permit_wait_s
 
     @contextlib.asynccontextmanager
     async def permit(self) -> AsyncIterator[None]:

@@ -257,7 +257,7 @@ class Store:
         seen, record_key = self._event_keys(event_key)
         with store_errors(f"claiming {event_key}"):
             status = await self.redis.eval(_CLAIM, 2, seen, record_key, lease.token, lease.lease_ms)
-            status = status.decode() if isinstance(status, bytes) else str(status)
+            status = _text(status)
             record = None
             if status == "resumed":
                 raw = await self.redis.get(record_key)
@@ -284,10 +284,7 @@ class Store:
     async def orphans(self) -> list[tuple[str, dict[str, Any]]]:
         """In-flight records whose holder's claim expired: replies a crash left unfinished."""
         with store_errors("reading in-flight records"):
-            events = [
-                e.decode() if isinstance(e, bytes) else str(e)
-                for e in await self.redis.smembers(self._inflight)
-            ]
+            events = [_text(e) for e in await self.redis.smembers(self._inflight)]
             found = []
             for event_key in events:
                 seen, record_key = self._event_keys(event_key)
@@ -382,7 +379,7 @@ class Store:
             except RedisError:
                 await asyncio.sleep(0.2)
                 continue
-            return [m.decode() if isinstance(m, bytes) else m for m in newest] == expected
+            return [_text(m) for m in newest] == expected
         return None
 
     async def _count_reset(self, session_prefix: str) -> None:
@@ -405,9 +402,7 @@ class Store:
         group = f"{self._ns}sessions:{session_prefix}"
         with store_errors(f"reset {session_prefix}"):
             await self._count_reset(session_prefix)
-            members = [
-                m.decode() if isinstance(m, bytes) else m for m in await self.redis.smembers(group)
-            ]
+            members = [_text(m) for m in await self.redis.smembers(group)]
             keys = [self.history(s).key for s in [session_prefix, *members]]
             async with self.redis.pipeline(transaction=True) as tx:
                 tx.delete(*keys)
@@ -466,7 +461,7 @@ class Store:
         prefix = self._settings.history_key_prefix
         with store_errors("listing conversations"):
             keys = [
-                k.decode() if isinstance(k, bytes) else str(k)
+                _text(k)
                 async for k in self.redis.scan_iter(match=_glob_escape(prefix) + "*", count=500)
             ]
             async with self.redis.pipeline(transaction=False) as tx:
@@ -487,10 +482,7 @@ class Store:
         if ":" in user:
             return [self._user_key(user)]
         pattern = self._user_key("*:" + _glob_escape(user))
-        return [
-            k.decode() if isinstance(k, bytes) else str(k)
-            async for k in self.redis.scan_iter(match=pattern, count=500)
-        ]
+        return [_text(k) async for k in self.redis.scan_iter(match=pattern, count=500)]
 
     async def sessions_of(self, user: str) -> list[str]:
         """The sessions `user` asked in, as far back as the history's TTL."""
@@ -498,7 +490,7 @@ class Store:
         with store_errors(f"reading the sessions of {user}"):
             for key in await self._user_keys(user):
                 members = await self.redis.smembers(key)
-                sessions |= {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+                sessions |= {_text(m) for m in members}
         return sorted(sessions)
 
     async def forget_user(self, user: str) -> list[str]:
