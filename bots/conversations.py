@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.messages import message_to_dict
 
-from core import Pipeline, Settings, ThreadbotError, printable
+from core import Pipeline, Settings, ThreadbotError, printable, sessions
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -79,13 +79,15 @@ async def _forget_user(pipeline: Pipeline, user: str) -> int:
 async def run(settings: Settings, action: str, session_id: str | None, user: str | None) -> int:
     """One `conversations` action; 1 when the conversation asked for does not exist, 2 when
     the store cannot be reached."""
-    async with await Pipeline.create(settings) as pipeline:
+    async with await Pipeline.create(settings, join_running=True) as pipeline:
         try:
             if action == "list":
                 return await _list(pipeline)
             if action == "forget" and user is not None:
                 return await _forget_user(pipeline, user)
             assert session_id is not None  # the parser requires it for the other actions
+            # As listed (`console:{ops}`), or as a person types it (`console:ops`).
+            session_id = sessions.tagged(session_id)
             if action == "forget":
                 forgot = await pipeline.reset(session_id)
                 shown = printable(session_id)

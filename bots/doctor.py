@@ -78,7 +78,10 @@ async def check_redis(settings: Settings) -> Check:
         where = f"the embedded server ({settings.data_dir / 'valkey'})"
         fix = "set REDIS_URL to a Redis server you run."
     try:
-        async with await Pipeline.create(settings) as pipeline, asyncio.timeout(TIMEOUT_S):
+        async with (
+            await Pipeline.create(settings, join_running=True) as pipeline,
+            asyncio.timeout(TIMEOUT_S),
+        ):
             await pipeline.store.redis.ping()
     except EmbeddedServerBusy:
         return Check(

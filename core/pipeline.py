@@ -59,7 +59,9 @@ class Pipeline:
         self.waiting_for_slot = 0  # answers holding their conversation, waiting for a slot
 
     @classmethod
-    async def create(cls, settings: Settings) -> Pipeline:
+    async def create(cls, settings: Settings, *, join_running: bool = False) -> Pipeline:
+        """`join_running`: a short command (`conversations`, the doctor) uses the embedded server
+        another threadbot runs on this data folder rather than being refused."""
         from core.embeddings import build_embeddings
         from core.index_follower import IndexFollower
         from core.redis_server import EmbeddedRedis
@@ -68,7 +70,7 @@ class Pipeline:
         embedded = None
         url = settings.redis_url
         if url is None:
-            embedded = EmbeddedRedis(settings.data_dir)
+            embedded = EmbeddedRedis(settings.data_dir, join=join_running)
             url = await asyncio.to_thread(embedded.start)
         redis = connect(settings, url)
         embeddings, name = await asyncio.to_thread(build_embeddings, settings)

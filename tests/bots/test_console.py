@@ -46,7 +46,7 @@ async def threadbot(*args: str, env: dict[str, str], stdin: str = "") -> tuple[s
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
-        cwd=ROOT,
+        cwd=env.get("HOME", ROOT),  # not the checkout: a developer's own .env stays out
     )
     out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=90)
     assert process.returncode is not None

@@ -11,7 +11,7 @@ import pexpect
 import pytest
 from redis.asyncio import Redis
 
-from tests.bots.test_console import model_env
+from tests.bots.test_console import env_for, model_env, threadbot
 from tests.conftest import ROOT, MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -19,12 +19,12 @@ pytestmark = pytest.mark.timeout(120)
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"  # a terminal's bracketed paste
 
 
-async def spawn(env: dict[str, str]) -> Any:
+async def spawn(env: dict[str, str], cwd: Path = ROOT) -> Any:
     child = pexpect.spawn(
         sys.executable,
         ["-m", "bots.cli", "chat", "--session", "tty"],
         env=env | {"TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
-        cwd=str(ROOT),
+        cwd=str(cwd),
         encoding="utf-8",
         timeout=60,
         dimensions=(40, 120),
@@ -81,3 +81,50 @@ async def test_ctrl_c_stops_the_answer_a_paste_is_one_question_and_ctrl_c_leaves
     assert "continues (2 earlier messages" in child.before
     child.send("/quit\r")
     await asyncio.to_thread(child.expect, pexpect.EOF)
+
+
+async def test_ctrl_c_leaves_the_embedded_store_running_and_other_commands_join_it(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """What a newcomer runs: no REDIS_URL, so the chat starts the embedded server itself. The
+    terminal's Ctrl-C reaches its whole process group; the store must not be part of it."""
+    env = env_for(
+        tmp_path,
+        THREADBOT_DATA_DIR=str(tmp_path / "data"),
+        OPENAI_BASE_URL=fake_openai.base_url,
+        OPENAI_API_KEY="test-key",
+        EMBEDDINGS="local",
+    )
+    fake_openai.script("**Slowly** " * 300, chunk_size=4, delay_s=0.02)
+    child = await spawn(env, cwd=tmp_path)
+    child.send("tell me everything\r")
+    await expect(child, "Slowly")
+    child.sendintr()
+    await expect(child, r"stopped: this answer was not saved")
+    await expect(child, "you>")
+
+    fake_openai.script("The store is still there.")
+    child.send("are you still there?\r")
+    await expect(child, "The store is still there.")
+    await expect(child, "you>")
+    assert "can't reach my conversation store" not in child.before
+
+    # While the chat runs, a second command uses its server instead of being refused; the id
+    # is accepted as listed (with its braces) and as a person types it.
+    out, err, code = await threadbot("conversations", "list", env=env)
+    assert code == 0, err
+    assert "console:{tty}" in out
+    for typed in ("console:{tty}", "console:tty"):
+        out, err, code = await threadbot("conversations", "show", typed, env=env)
+        assert code == 0, err
+        assert "user> are you still there?" in out
+        assert "bot> The store is still there." in out
+
+    child.send("/quit\r")
+    await asyncio.to_thread(child.expect, pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    # The owner stopped its server on the way out; the next command starts its own.
+    out, err, code = await threadbot("conversations", "list", env=env)
+    assert code == 0, err
+    assert "console:{tty}" in out
