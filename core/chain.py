@@ -29,11 +29,15 @@ Documents:
 
 NO_DOCUMENTS = "(no documents matched; the knowledge base may be empty — see `threadbot ingest`)"
 
+_SET_A_MODEL = (
+    "Set `OPENAI_API_KEY`, or `OPENAI_BASE_URL` for a local OpenAI-compatible server such as "
+    "Ollama, to get generated answers._"
+)
 RETRIEVAL_ONLY_NOTE = (
     "_No language model is configured, so these are the closest passages from the documents, "
-    "not a written answer. Set `OPENAI_API_KEY`, or `OPENAI_BASE_URL` for a local "
-    "OpenAI-compatible server such as Ollama, to get generated answers._"
+    f"not a written answer. {_SET_A_MODEL}"
 )
+NOTHING_FOUND_NOTE = f"_No language model is configured: I can only show passages. {_SET_A_MODEL}"
 
 
 class Answerer(Protocol):
@@ -182,11 +186,14 @@ class RetrievalOnlyAnswerer:
     async def stream(
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
     ) -> AsyncIterator[str]:
-        if not passages:
-            yield "I found nothing about that in the documents.\n\n"
-        for n, passage in enumerate(passages, start=1):
-            yield f"**[{n}] {passage.chunk.citation}**\n{passage.chunk.text}\n\n"
-        yield RETRIEVAL_ONLY_NOTE
+        blocks = [
+            f"**[{n}] {passage.chunk.citation}**\n{passage.chunk.text}"
+            for n, passage in enumerate(passages, start=1)
+        ] or ["I found nothing about that in the documents."]
+        if not history:  # what the answers are is said once per conversation, not every time
+            blocks.append(RETRIEVAL_ONLY_NOTE if passages else NOTHING_FOUND_NOTE)
+        for n, block in enumerate(blocks):
+            yield block if n == 0 else f"\n\n{block}"
 
 
 def build_answerer(settings: Settings) -> Answerer:

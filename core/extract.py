@@ -19,6 +19,7 @@ _BLOCK_CHARS = 65_536  # text handed on at once from a long stretch without head
 _TREE_MAX_BYTES = 8 * 1024 * 1024  # larger reST is read as plain text: a doctree costs ~30x
 _ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _BLANK_RUN = re.compile(r"\n\s*\n(\s*\n)+")
+_FENCE = re.compile(r"^\s*(```|~~~)")
 _RST_HINT = re.compile(
     r"^(\.\. [\w:.+-]+::|([=\-~^\"'`#*+])\2{3,}[ \t]*$)|:[\w:.+-]+:`[^`]+`", re.MULTILINE
 )
@@ -67,7 +68,7 @@ def _markdown(lines: Iterable[str]) -> Iterator[Section]:
     size = 0
     fenced = False
     for line in lines:
-        if line.lstrip().startswith(("```", "~~~")):
+        if _FENCE.match(line):
             fenced = not fenced
         match = None if fenced else _ATX.match(line.rstrip("\n"))
         if match is not None:
@@ -97,6 +98,12 @@ _SKIP_DIRECTIVES = frozenset(
      "sectnum", "image", "figure", "meta", "currentmodule", "module", "default-role",
      "tabularcolumns", "autosummary", "automodule", "autoclass", "autofunction"}
 )  # fmt: skip
+# Sphinx's API descriptions (also as `py:function`, `c:function`…): each is a location.
+_API_DIRECTIVES = frozenset(
+    {"function", "class", "method", "classmethod", "staticmethod", "decorator",
+     "decoratormethod", "attribute", "data", "exception", "property", "envvar", "macro",
+     "type", "member"}
+)  # fmt: skip
 # docutils' own directives that already give the right text.
 _DOCUTILS_DIRECTIVES = frozenset(
     {"note", "warning", "tip", "important", "caution", "danger", "attention", "hint", "error",
@@ -123,10 +130,12 @@ def _register_markup(text: str) -> None:
         name: str, rawtext: str, text: str, lineno: int, inliner: Any, options: Any = None,
         content: Any = None,
     ) -> tuple[list[Any], list[Any]]:  # fmt: skip
-        # :doc:`Title <path>` reads as "Title"; :meth:`~a.b.c` as "a.b.c".
+        # :doc:`Title <path>` reads as "Title"; :meth:`~a.b.c` as "a.b.c"; :class:`.datetime`
+        # (Sphinx: look in the current module first) as "datetime".
         match = re.match(r"^(.*?)\s*<[^<>]*>$", text, re.DOTALL)
         label = match.group(1) if match and match.group(1) else text
-        return [nodes.literal(rawtext, utils.unescape(label.lstrip("~!")))], []
+        label = label.lstrip("~!").removeprefix(".")
+        return [nodes.literal(rawtext, utils.unescape(label))], []
 
     class Code(Directive):  # type: ignore[misc]
         optional_arguments = 1
@@ -141,6 +150,20 @@ def _register_markup(text: str) -> None:
     class Skip(Code):
         def run(self) -> list[Any]:
             return []
+
+    class Entry(Code):
+        """`.. function:: lru_cache(user_function)`: a location of its own, named `lru_cache`,
+        holding its description (and the methods of a class)."""
+
+        def run(self) -> list[Any]:
+            signature = self.arguments[0] if self.arguments else ""
+            name = re.split(r"[\s(\[]", signature.strip().lstrip("@"), maxsplit=1)[0]
+            section = nodes.section()
+            section += nodes.title(text=name or signature)
+            section += nodes.paragraph(text=" / ".join(signature.split("\n")))
+            if self.content:
+                self.state.nested_parse(self.content, self.content_offset, section)
+            return [section]
 
     class Generic(Code):
         def run(self) -> list[Any]:
@@ -157,7 +180,10 @@ def _register_markup(text: str) -> None:
     for name in set(_ROLE.findall(text)):
         roles.register_local_role(name, role)
     for name in set(_DIRECTIVE.findall(text)) - _DOCUTILS_DIRECTIVES:
-        kind = Code if name in _CODE_DIRECTIVES else Skip if name in _SKIP_DIRECTIVES else Generic
+        kind = (
+            Code if name in _CODE_DIRECTIVES else Skip if name in _SKIP_DIRECTIVES
+            else Entry if name.rpartition(":")[2] in _API_DIRECTIVES else Generic
+        )  # fmt: skip
         directives.register_directive(name, kind)
 
 
@@ -225,6 +251,7 @@ _DROP = (
 )  # fmt: skip
 _ANCHOR_MARKS = frozenset({"#", "¶", "§", "🔗", "link"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_API_LEVEL = 7  # below every heading: an API entry sits inside the section that lists it
 _BLOCKS = frozenset(
     {"p", "div", "section", "li", "dt", "dd", "tr", "table", "ul", "ol", "dl", "blockquote",
      "br", "hr", "figure", "figcaption", "details", "summary"}
@@ -260,9 +287,11 @@ def _html(text: str) -> list[Section]:
             elif child.name in _HEADINGS:
                 sections.append(_section([t for _, t in stack], parts))
                 level = int(child.name[1])
-                title = " ".join(child.get_text(" ").split())
+                title = " ".join(child.get_text().split())  # "<code>email</code>: Examples"
                 stack = [item for item in stack if item[0] < level] + [(level, title)]
                 parts = []
+            elif child.name == "dl" and _api_entries(child):
+                api(child)
             elif child.name == "pre":
                 parts.append(f"\n\n{_code(child.get_text())}\n\n")
             elif child.name in _BLOCKS:
@@ -272,12 +301,54 @@ def _html(text: str) -> list[Section]:
             else:
                 walk(child)
 
+    def api(entries: Tag) -> None:
+        """Each entry of a Sphinx API list (or glossary) is a location under the heading; its
+        signatures (one `<dt>` each, several for an overloaded one) head its text."""
+        nonlocal stack, parts
+        around, previous = stack, ""
+        for child in entries.find_all(["dt", "dd"], recursive=False):
+            if child.name == "dd":
+                walk(child)
+            elif previous == "dt":  # another signature of the same entry
+                parts += [" ".join(child.get_text().split()), "\n"]
+            else:
+                sections.append(_section([t for _, t in stack], parts))
+                stack = [*around, (_API_LEVEL, _entry_name(child))]
+                parts = [" ".join(child.get_text().split()), "\n"]
+            previous = child.name
+        sections.append(_section([t for _, t in stack], parts))
+        stack, parts = around, []
+
     walk(main)
     sections.append(_section([t for _, t in stack], parts))
-    return [
-        Section("\n".join(line.strip() for line in s.text.splitlines()), s.headings)
-        for s in sections
-    ]
+    return [Section(_strip_lines(s.text), s.headings) for s in sections]
+
+
+def _api_entries(dl: Any) -> bool:
+    """Sphinx marks an API entry's (or glossary term's) `<dt>` with its anchor id."""
+    first = dl.find("dt", recursive=False)
+    return first is not None and bool(first.get("id"))
+
+
+def _entry_name(dt: Any) -> str:
+    """`functools.lru_cache` for a signature (its id), the term itself for a glossary entry."""
+    classes = dt.get("class") or []
+    if dt.get("id") and ("sig" in classes or "sig-object" in classes):
+        return str(dt["id"])
+    return " ".join(dt.get_text(" ").split())
+
+
+def _strip_lines(text: str) -> str:
+    """Each line stripped of the page's layout whitespace, except inside code: a `<pre>`
+    block's indentation is the code's meaning."""
+    out, fenced = [], False
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+            out.append(line.strip())
+        else:
+            out.append(line.rstrip() if fenced else line.strip())
+    return "\n".join(out)
 
 
 # --- PDF --------------------------------------------------------------------------------------

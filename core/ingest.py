@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,12 +34,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_SPLIT_VERSION = 3  # bump when extraction or splitting changes what chunks a file gives
+_SPLIT_VERSION = 4  # bump when extraction or splitting changes what chunks a file gives
 _MAX_CONTEXT_CHARS = 200  # of the heading path put before a passage's text
 _FAISS_BLOCK = 4096  # vectors moved from the cache to the index at once
 # A new index under half the size of a live one this large is refused without --force:
 # a wrong path must not throw away hours of embedding. A smaller index rebuilds in seconds.
 _SHRINK_GUARD_MIN = 100
+
+_FENCE_LINE = re.compile(r"^[ \t]*(```|~~~).*$", re.MULTILINE)
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -95,7 +98,7 @@ def _fit(chunks: list[Chunk], window: _Window, overlap: int) -> list[Chunk]:
         splitter = RecursiveCharacterTextSplitter(
             chunk_size=size, chunk_overlap=min(overlap, size // 5)
         )
-        pieces = [p.strip() for p in splitter.split_text(chunk.text) if p.strip()]
+        pieces = split(splitter, chunk.text)
         if len(pieces) < 2:
             out.append(chunk)
             continue
@@ -113,10 +116,32 @@ def _read(
     chunks = []
     for section in read_sections(file.path):
         context = section.headings[-_MAX_CONTEXT_CHARS:]
-        for piece in splitter.split_text(section.text):
-            if piece.strip():
-                chunks.append(Chunk(piece.strip(), file.source, section.location, digest, context))
+        for piece in split(splitter, section.text):
+            chunks.append(Chunk(piece, file.source, section.location, digest, context))
     return _fit(chunks, window, overlap) if window is not None else chunks
+
+
+def split(splitter: RecursiveCharacterTextSplitter, text: str) -> list[str]:
+    """`text` in passages, a code block cut between two of them closed at the end of the first
+    and opened again (same fence, same language) at the start of the next: a passage shown
+    alone never runs its code into the next one, nor reads a `# comment` as a heading."""
+    fences = [(m.start(), m.group(0).strip()) for m in _FENCE_LINE.finditer(text)]
+    out: list[str] = []
+    start = 0
+    for piece in (p.strip() for p in splitter.split_text(text)):
+        if not piece:
+            continue
+        at = text.find(piece, start)
+        start = at + 1 if at >= 0 else start
+        before = [fence for position, fence in fences if position < at]
+        if at >= 0 and len(before) % 2:  # it starts inside a code block, indented as there
+            indent = text[text.rfind("\n", 0, at) + 1 : at]
+            piece = f"{before[-1]}\n{indent if indent.isspace() else ''}{piece}"
+        inside = _FENCE_LINE.findall(piece)
+        if len(inside) % 2:  # it ends inside one
+            piece = f"{piece}\n{inside[-1]}"
+        out.append(piece)
+    return out
 
 
 def _window(embeddings: Embeddings) -> _Window | None:

@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from core.chain import build_answerer, sources_footer
 from core.errors import HistoryUnavailable, QuestionRejected
+from core.followups import search_query
 from core.lease import Lease
 from core.probe import AnswerProbe
 from core.redis_client import connect, is_cluster
@@ -148,7 +149,7 @@ class Pipeline:
                 messages = await self.store.history(session_id).aget_messages()
                 resets_before = await self.store.resets(session_id, held)
                 started = asyncio.get_running_loop().time()
-                passages = await self._retriever.search(question)
+                passages = await self._retriever.search(search_query(messages, question))
                 self.probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))
                 parts: list[str] = []
                 started = asyncio.get_running_loop().time()

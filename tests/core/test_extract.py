@@ -114,3 +114,90 @@ def test_a_long_text_is_read_in_blocks(tmp_path: Path):
     got = sections(tmp_path / "long.txt", paragraph * 200)  # 200 kB, no heading
     assert len(got) > 2 and all(len(text) < 70_000 for _, text in got)
     assert sum(text.count("end.") for _, text in got) == 200
+
+
+SPHINX_PAGE = """<!doctype html><html><body><div class="body" role="main">
+<section id="module-csv"><h1>csv — CSV File Reading and Writing<a class="headerlink" href="#">¶</a></h1>
+<section id="module-contents"><h2>Module Contents</h2>
+<p>The csv module defines the following functions:</p>
+<dl class="py function">
+<dt class="sig sig-object py" id="csv.writer"><span class="sig-prename descclassname"><span class="pre">csv.</span></span><span class="sig-name descname"><span class="pre">writer</span></span><span class="sig-paren">(</span><em class="sig-param"><span class="n"><span class="pre">csvfile</span></span></em>, <em class="sig-param"><span class="n"><span class="pre">dialect</span></span><span class="o"><span class="pre">=</span></span><span class="default_value"><span class="pre">'excel'</span></span></em><span class="sig-paren">)</span><a class="headerlink" href="#csv.writer">¶</a></dt>
+<dd><p>Return a writer object that converts the user's data into delimited strings.</p>
+<div class="highlight-python3 notranslate"><div class="highlight"><pre><span></span><span class="kn">import</span> <span class="nn">csv</span>
+<span class="k">with</span> <span class="nb">open</span><span class="p">(</span><span class="s1">'eggs.csv'</span><span class="p">,</span> <span class="s1">'w'</span><span class="p">)</span> <span class="k">as</span> <span class="n">f</span><span class="p">:</span>
+    <span class="n">writer</span> <span class="o">=</span> <span class="n">csv</span><span class="o">.</span><span class="n">writer</span><span class="p">(</span><span class="n">f</span><span class="p">)</span>
+    <span class="n">writer</span><span class="o">.</span><span class="n">writerow</span><span class="p">([</span><span class="s1">'Spam'</span><span class="p">])</span>
+</pre></div></div>
+</dd></dl>
+<p>Text after the entry belongs to the section again.</p>
+</section>
+<section id="examples"><h2>Examples</h2>
+<p>The simplest example of reading a CSV file:</p>
+<div class="highlight-python3 notranslate"><div class="highlight"><pre><span></span>import csv
+with open('some.csv', newline='') as f:
+    reader = csv.reader(f)
+    for row in reader:
+        print(row)
+</pre></div></div>
+</section>
+<section id="glossary"><h2>Glossary</h2>
+<dl class="glossary"><dt id="term-dialect">dialect</dt><dd><p>A set of formatting rules.</p></dd></dl>
+</section></section></div></body></html>"""
+
+
+def test_html_code_keeps_its_indentation_and_api_entries_are_locations(tmp_path: Path):
+    pairs = sections(tmp_path / "csv.html", SPHINX_PAGE)
+    got = dict(pairs)
+    top = "csv — CSV File Reading and Writing"
+    assert got[f"{top} › Examples"] == (
+        "The simplest example of reading a CSV file:\n\n```\nimport csv\n"
+        "with open('some.csv', newline='') as f:\n    reader = csv.reader(f)\n"
+        "    for row in reader:\n        print(row)\n```"
+    )
+    assert got[f"{top} › Module Contents › csv.writer"] == (
+        "csv.writer(csvfile, dialect='excel')\n\n"
+        "Return a writer object that converts the user's data into delimited strings.\n\n"
+        "```\nimport csv\nwith open('eggs.csv', 'w') as f:\n    writer = csv.writer(f)\n"
+        "    writer.writerow(['Spam'])\n```"
+    )
+    # The section's own text, before and after the entry, keeps the section's location.
+    assert [text for location, text in pairs if location == f"{top} › Module Contents"] == [
+        "The csv module defines the following functions:",
+        "Text after the entry belongs to the section again.",
+    ]
+    assert got[f"{top} › Glossary › dialect"] == "dialect\n\nA set of formatting rules."
+
+
+def test_rst_api_entries_are_locations_and_role_dots_go(tmp_path: Path):
+    text = """\
+:mod:`functools` --- Higher-order functions
+===========================================
+
+Intro.
+
+.. decorator:: lru_cache(user_function)
+               lru_cache(maxsize=128, typed=False)
+
+   Decorator to wrap a function with a memoizing callable.
+
+.. class:: partialmethod(func, /, *args)
+
+   Returns a new descriptor.
+
+   .. method:: __get__(obj)
+
+      Binds it.
+
+:class:`.datetime` Objects
+--------------------------
+
+A :class:`.datetime` object is a single object.
+"""
+    got = dict(sections(tmp_path / "functools.rst", text))
+    top = "functools --- Higher-order functions"
+    assert got[f"{top} › lru_cache"] == (
+        "lru_cache(user_function) / lru_cache(maxsize=128, typed=False)\n\n"
+        "Decorator to wrap a function with a memoizing callable."
+    )
+    assert got[f"{top} › partialmethod › __get__"] == "__get__(obj)\n\nBinds it."
+    assert got[f"{top} › datetime Objects"] == "A datetime object is a single object."

@@ -406,3 +406,42 @@ def test_every_passage_fits_the_model_window(
     counts = embeddings.count_tokens([c.indexed_text for c in chunks])
     assert max(counts) <= MAX_TOKENS
     assert "".join(c.text for c in chunks).count("sha256:") >= 60  # nothing dropped
+
+
+async def test_an_html_page_with_code_is_searched_with_its_indentation(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    from tests.core.test_extract import SPHINX_PAGE
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "csv.html").write_text(SPHINX_PAGE)
+    settings = make_settings()
+    ingest(settings, [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
+    retriever = Retriever(settings.index_dir, embeddings, embeddings.name, k=2)
+    best = (await retriever.search("the simplest example of reading a CSV file"))[0]
+    assert best.chunk.citation == "csv.html › csv — CSV File Reading and Writing › Examples"
+    assert "    reader = csv.reader(f)\n    for row in reader:\n        print(row)" in (
+        best.chunk.text
+    )
+    best = (await retriever.search("a writer object that converts data to strings"))[0]
+    assert best.chunk.location.endswith("Module Contents › csv.writer")
+
+
+def test_a_code_block_cut_between_passages_is_closed_and_reopened(
+    tmp_path: Path, make_settings: MakeSettings, embeddings
+):
+    (tmp_path / "docs").mkdir()
+    body = "\n".join(
+        f"    # Of course, message {n} is one of lots of email messages" for n in range(60)
+    )
+    (tmp_path / "docs" / "email.md").write_text(
+        f"# Email examples\n\nBefore the code.\n\n```python\ndef show():\n{body}\n```\n\nAfter.\n"
+    )
+    settings = make_settings(chunk_size_chars=300, chunk_overlap_chars=40)
+    ingest(settings, [tmp_path / "docs"], embeddings, embeddings.name, progress=False)
+    texts = [c.text for c in Index.load(settings.index_dir).chunks]
+    inside = [t for t in texts if "message 30 " in t]
+    assert inside and all(t.startswith("```python\n    # Of course") for t in inside)
+    assert all(t.endswith("\n```") for t in inside)
+    assert all(t.count("```") % 2 == 0 for t in texts)  # each passage stands alone
+    assert texts[0] == "Before the code." and texts[-1] == "After."
