@@ -24,7 +24,6 @@ from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
@@ -102,7 +101,7 @@ class _NoTimeoutRetry(Retry):
     """Never retries a timeout, whatever the cluster client adds: a transaction that timed out
     may have been applied, and a turn must not be saved twice (the store reads it back)."""
 
-    def update_supported_errors(self, specified_errors: Iterable[type[RedisError]]) -> None:
+    def update_supported_errors(self, specified_errors: Iterable[type[Exception]]) -> None:
         kept = [e for e in specified_errors if not issubclass(e, RedisTimeoutError)]
         super().update_supported_errors(kept)
 
