@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 from core import MARKER, Pipeline, Settings, ThreadbotError, Turn, TurnRunner, sessions
+from core.logs import TextFormatter
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -167,7 +168,10 @@ def _logs_above_the_prompt(console: Console) -> Iterator[None]:
     handler = RichHandler(console=console, show_path=False, markup=False)
     if replaced:
         handler.setLevel(replaced[0].level)
-        handler.setFormatter(replaced[0].formatter)
+        formatter = replaced[0].formatter
+        if isinstance(formatter, TextFormatter):  # rich shows the time and level itself
+            formatter = formatter.without_time_and_level()
+        handler.setFormatter(formatter)
         for keep in replaced[0].filters:  # what configure_logging keeps out of the log
             handler.addFilter(keep)
     for old in replaced:

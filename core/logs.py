@@ -76,8 +76,12 @@ class _Redacting(logging.Formatter):
 class TextFormatter(_Redacting):
     """Today's text lines, with the turn's session id appended when there is one."""
 
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__(secrets, TEXT_FORMAT)
+    def __init__(self, secrets: list[str], fmt: str = TEXT_FORMAT) -> None:
+        super().__init__(secrets, fmt)
+
+    def without_time_and_level(self) -> TextFormatter:
+        """For a handler that shows both itself (rich's, above the console's prompt)."""
+        return TextFormatter(self._secrets, "%(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)

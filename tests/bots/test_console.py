@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import io
+import logging
 import sys
 from pathlib import Path
 
@@ -107,11 +110,17 @@ async def test_first_run_defaults_embedded_server_and_retrieval_only(tmp_path: P
     assert code == 0, err
     out, err, code = await threadbot("ingest", "--if-empty", str(SAMPLE_DOCS), env=env)
     assert "leaving it as it is" in out
-    out, err, code = await threadbot("chat", env=env, stdin="How do I reset a conversation?\n")
+    out, err, code = await threadbot(
+        "chat", env=env,
+        stdin="How do I reset a conversation?\nHow do I ingest documents?\nweather today\n",
+    )  # fmt: skip
     assert code == 0, err
     assert "retrieval-only answers" in err
     assert "conversations.md › Conversations and memory › Forgetting a conversation" in out
-    assert "No language model is configured" in out
+    # What the answers are is said once in a conversation, not after each of them.
+    assert out.count("No language model is configured") == 1
+    assert "I found nothing about that in the documents." in out
+    assert "closest passages" not in out.split("I found nothing")[1]
     # The embedded server kept the turn on disk: a restart still has it, /reset forgets it.
     out, err, code = await threadbot("chat", env=env, stdin="/reset\n")
     assert "Forgot our conversation." in out, err
@@ -199,3 +208,25 @@ async def test_sigterm_stops_the_embedded_server_too(tmp_path: Path):
 
 def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
+
+
+def test_log_lines_above_the_prompt_show_the_time_and_level_once(make_settings: MakeSettings):
+    from rich.console import Console
+
+    from bots.console import _logs_above_the_prompt
+    from core.logs import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    console = Console(record=True, width=120, file=io.StringIO())
+    try:
+        configure_logging(make_settings(), level=logging.WARNING)
+        with _logs_above_the_prompt(console):
+            logging.getLogger("core.turns").warning("the model is slow")
+    finally:  # pytest's own handlers back
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    shown = console.export_text()
+    assert "core.turns: the model is slow" in shown
+    assert shown.count("WARNING") == 1
+    assert str(datetime.date.today().year) not in shown  # rich's own time is enough

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,37 @@ async def test_ctrl_c_leaves_the_embedded_store_running_and_other_commands_join_
     out, err, code = await threadbot("conversations", "list", env=env)
     assert code == 0, err
     assert "console:{tty}" in out
+
+
+async def test_a_passage_cut_inside_a_code_block_renders_as_code(tmp_path: Path) -> None:
+    """Retrieval only, as a newcomer runs it: passages from the middle of a long code block are
+    shown as code, and the next passage's title is not swallowed by a stray fence."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    body = "\n".join(
+        f"    # Of course, there are lots of email messages: number {n} of them" for n in range(40)
+    )
+    (docs / "email.md").write_text(
+        f"# Email examples\n\nSending mail.\n\n```python\ndef send():\n{body}\n```\n"
+    )
+    env = env_for(
+        tmp_path,
+        THREADBOT_DATA_DIR=str(tmp_path / "data"),
+        EMBEDDINGS="local",
+        CHUNK_SIZE_CHARS="300",
+        CHUNK_OVERLAP_CHARS="40",
+    )
+    _, err, code = await threadbot("ingest", str(docs), env=env)
+    assert code == 0, err
+    child = await spawn(env, cwd=tmp_path)
+    child.send("lots of email messages\r")
+    await expect(child, "No language model is configured")  # the answer's last line
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)  # the screen's text
+    assert "[4] email.md" in shown
+    comments = [line for line in shown.splitlines() if "Of course, there are" in line]
+    assert len(comments) >= 8
+    # Every line of the code is shown as code: none became a heading that lost its "#".
+    assert all("# Of course" in line for line in comments), comments
+    assert "```" not in shown and "**" not in shown  # no markup shown as it is
+    child.send("/quit\r")
+    await asyncio.to_thread(child.expect, pexpect.EOF)
