@@ -113,23 +113,36 @@ def _publish(settings: Settings) -> int:
     return 0
 
 
+_NAMED_PER_REASON = 3  # skipped files named in the summary; the rest are counted
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def _summary(settings: Settings, report: IngestReport, name: str) -> int:
-    """One line of counts (indexed, skipped by reason, failed), then each file not indexed."""
+    """One line of counts that add up (files; passages new and already embedded), then the files
+    skipped, by reason, the first few named, and every file that failed."""
     skipped = sum(len(s) for s in report.skipped.values())
     reasons = ", ".join(f"{len(s)} {reason}" for reason, s in sorted(report.skipped.items()))
     if report.removed:
-        sys.stdout.write(f"Removed {report.removed} files; ")
+        sys.stdout.write(f"Removed {_plural(report.removed, 'file')}; ")
     else:
-        sys.stdout.write(f"Indexed {report.files} files; ")
+        sys.stdout.write(f"Indexed {_plural(report.files, 'file')}; ")
+    new = report.chunks - report.reused
+    repeats = new - report.embedded
     sys.stdout.write(
         f"skipped {skipped}{f' ({reasons})' if reasons else ''}; failed {len(report.failed)}. "
-        f"The index holds {report.chunks} passages ({report.embedded} embedded, "
-        f"{report.reused} unchanged){f' with {name}' if name else ''} in {settings.index_dir}"
+        f"The index holds {_plural(report.chunks, 'passage')} ({new:,} new, "
+        f"{report.reused:,} already embedded"
+        f"{f'; {repeats:,} of the new repeat a text embedded once' if repeats > 0 else ''})"
+        f"{f' with {name}' if name else ''} in {settings.index_dir}"
         f"{'' if report.written else ', unchanged: nothing written'}.\n"
     )
     for reason, sources in sorted(report.skipped.items()):
-        for source in sources:
-            sys.stdout.write(f"  skipped ({reason}): {printable(source)}\n")
+        named = ", ".join(printable(s) for s in sources[:_NAMED_PER_REASON])
+        more = len(sources) - _NAMED_PER_REASON
+        sys.stdout.write(f"  skipped ({reason}): {named}{f' and {more} more' if more > 0 else ''}\n")
     for source, error in report.failed.items():
         sys.stdout.write(f"  failed: {printable(source)}: {printable(str(error))}\n")
     return 0

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,8 +54,8 @@ class IngestRefused(Exception):
 class IngestReport:
     files: int = 0  # files read in this run and indexed
     chunks: int = 0  # passages in the index afterwards
-    embedded: int = 0  # passages embedded in this run
-    reused: int = 0  # passages whose vectors were already in the cache
+    embedded: int = 0  # distinct passage texts embedded in this run
+    reused: int = 0  # passages whose vectors were already in the cache (the rest are new)
     removed: int = 0  # files taken out of the index
     written: bool = True  # False: the index already held exactly this
     skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> sources
@@ -213,7 +213,7 @@ def ingest(
     window = _window(embeddings)
     entries: list[FileEntry] = []
     chunks: list[Chunk] = []
-    for file in found:
+    for file in _progress(found, "reading files", progress):
         path = str(Path(file.root) / file.source)
         try:
             digest = _file_hash(file.path)
@@ -240,6 +240,15 @@ def ingest(
         settings, previous, entries, chunks, embeddings_name, recipe, report,
         embeddings=embeddings, progress=progress, force=force,
     )  # fmt: skip
+
+
+def _progress(files: list[SourceFile], what: str, shown: bool) -> Iterator[SourceFile]:
+    """A bar from the first file on: reading a large docs folder takes minutes before the first
+    passage is embedded, and a silent minute looks like a hang."""
+    from tqdm import tqdm
+
+    with tqdm(files, desc=what, unit="file", disable=not shown or not files) as bar:
+        yield from bar
 
 
 def remove(settings: Settings, paths: list[Path], *, force: bool = False) -> IngestReport:

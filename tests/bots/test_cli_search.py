@@ -76,8 +76,8 @@ async def test_ingest_summary_add_remove_and_index_list(tmp_path: Path, env: dic
     out, err, code = await threadbot("ingest", str(docs), env={**env, "INGEST_MAX_FILE_MB": "2"})
     assert code == 0, err
     assert out.splitlines()[0].startswith(
-        "Indexed 1 files; skipped 4 (1 binary, 1 ignored, 1 symlink out of the folder, "
-        "1 too large); failed 0. The index holds 1 passages (1 embedded, 0 unchanged)"
+        "Indexed 1 file; skipped 4 (1 binary, 1 ignored, 1 symlink out of the folder, "
+        "1 too large); failed 0. The index holds 1 passage (1 new, 0 already embedded)"
     )
     assert "  skipped (symlink out of the folder): passwd.txt" in out
     out, _, _ = await threadbot("search", "--json", "root", env=env)
@@ -88,7 +88,7 @@ async def test_ingest_summary_add_remove_and_index_list(tmp_path: Path, env: dic
     (more / "parking.html").write_text("<h1>Parking</h1><p>Park behind the office.</p>")
     out, err, code = await threadbot("ingest", "--add", str(more), env=env)
     assert code == 0, err
-    assert "Indexed 1 files" in out and "holds 2 passages (1 embedded, 1 unchanged)" in out
+    assert "Indexed 1 file;" in out and "holds 2 passages (1 new, 1 already embedded)" in out
     out, err, code = await threadbot("index", "list", env=env)
     assert code == 0, err
     assert out.startswith("2 files, 2 passages, local:all-MiniLM-L6-v2-int8, built ")
@@ -96,7 +96,7 @@ async def test_ingest_summary_add_remove_and_index_list(tmp_path: Path, env: dic
 
     out, err, code = await threadbot("ingest", "--remove", str(more / "parking.html"), env=env)
     assert code == 0, err
-    assert out.startswith("Removed 1 files;") and "holds 1 passages" in out
+    assert out.startswith("Removed 1 file;") and "holds 1 passage " in out
     out, err, code = await threadbot("ingest", "--remove", str(docs), env=env)
     assert code == 2 and "use --force" in err  # that would leave nothing
     out, err, code = await threadbot("ingest", "--remove", "--force", str(docs), env=env)
@@ -131,3 +131,29 @@ async def test_an_ingest_that_cannot_publish_says_so(tmp_path: Path, env: dict[s
     line = err.splitlines()[-1]
     assert line.startswith(f"threadbot: the index is saved in {tmp_path / 'data' / 'index'} ")
     assert "but was not published to Redis (" in line and "Run the command again" in line
+
+
+async def test_ingest_of_a_docs_site_folder_counts_what_it_skips(
+    tmp_path: Path, env: dict[str, str]
+):
+    """A built docs site: a few pages among images, stylesheets and scripts. The summary counts
+    the skipped files by reason and names only the first few; its counts add up."""
+    site = tmp_path / "site"
+    (site / "_static").mkdir(parents=True)
+    for n in range(3):
+        (site / f"page{n}.html").write_text("<h1>Install</h1><p>The same page, copied.</p>")
+    for n in range(10):
+        for suffix in ("png", "css", "js"):
+            (site / "_static" / f"asset{n:02d}.{suffix}").write_text("x")
+    out, err, code = await threadbot("ingest", str(site), env=env)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        "Indexed 3 files; skipped 30 (30 not a document type); failed 0. The index holds "
+        "3 passages (3 new, 0 already embedded; 2 of the new repeat a text embedded once)"
+    ), lines[0]
+    assert lines[1:] == [
+        "  skipped (not a document type): _static/asset00.css, _static/asset00.js, "
+        "_static/asset00.png and 27 more"
+    ]
+    assert "reading files" in err and "3/3" in err  # progress from the first file on
