@@ -13,16 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from core import Settings
-from core.logs import configure_logging
-from core.redis_server import EmbeddedServerBusy
-from core.retrieval import printable
-from core.settings import explain
-from core.settings import load as load_settings
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the core is imported once a command runs: `--version` and `--help` are quick
+    from core import Settings
     from core.ingest import IngestReport
     from core.retrieval import Passage, Retriever
     from core.shared_index import Manifest
@@ -123,6 +115,8 @@ def _plural(n: int, word: str) -> str:
 def _summary(settings: Settings, report: IngestReport, name: str) -> int:
     """One line of counts that add up (files; passages new and already embedded), then the files
     skipped, by reason, the first few named, and every file that failed."""
+    from core.retrieval import printable
+
     skipped = sum(len(s) for s in report.skipped.values())
     reasons = ", ".join(f"{len(s)} {reason}" for reason, s in sorted(report.skipped.items()))
     if report.removed:
@@ -142,7 +136,9 @@ def _summary(settings: Settings, report: IngestReport, name: str) -> int:
     for reason, sources in sorted(report.skipped.items()):
         named = ", ".join(printable(s) for s in sources[:_NAMED_PER_REASON])
         more = len(sources) - _NAMED_PER_REASON
-        sys.stdout.write(f"  skipped ({reason}): {named}{f' and {more} more' if more > 0 else ''}\n")
+        sys.stdout.write(
+            f"  skipped ({reason}): {named}{f' and {more} more' if more > 0 else ''}\n"
+        )
     for source, error in report.failed.items():
         sys.stdout.write(f"  failed: {printable(source)}: {printable(str(error))}\n")
     return 0
@@ -163,8 +159,12 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
     if retriever.refresh() is None:
         sys.stderr.write(f"threadbot: no usable index in {settings.index_dir}\n")
         return 2
+    typed = not args.questions and sys.stdin.isatty()
+    if typed:  # else it would wait without a word
+        sys.stderr.write("Type a question a line; Ctrl-D ends. (Or: threadbot search QUESTION)\n")
     lines = iter(args.questions) if args.questions else (line.rstrip("\n") for line in sys.stdin)
-    while batch := list(itertools.islice(lines, _SEARCH_BATCH)):
+    # Typed questions are answered one by one, as they come; piped ones in batches.
+    while batch := list(itertools.islice(lines, 1 if typed else _SEARCH_BATCH)):
         for question, passages in zip(batch, retriever.search_many(batch), strict=True):
             sys.stdout.write(_format(question, passages, as_json=args.json))
         sys.stdout.flush()
@@ -199,7 +199,7 @@ def _format(question: str, passages: list[Passage], *, as_json: bool) -> str:
 
 
 def _index_list(settings: Settings) -> int:
-    from core.retrieval import Index, IndexMismatch
+    from core.retrieval import Index, IndexMismatch, printable
 
     try:
         index = Index.load(settings.index_dir)
@@ -222,7 +222,11 @@ def _index_list(settings: Settings) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="threadbot", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at LOG_LEVEL")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="log at LOG_LEVEL (info by default); without it chat, ingest, search and index "
+        "show warnings only, doctor and conversations only what they report",
+    )  # fmt: skip
     parser.add_argument(
         "--version",
         action="version",
@@ -248,7 +252,9 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="JSON Lines, one per question")
     index = commands.add_parser("index", help="inspect the document index")
     index.add_argument("action", choices=["list"], help="list: files, passages, model, when")
-    chat = commands.add_parser("chat", help="chat in the terminal (one question per line)")
+    chat = commands.add_parser(
+        "chat", help="chat in the terminal (a line, or a pasted block of lines, is one question)"
+    )
     chat.add_argument("--session", default="default", help="conversation name to use")
     commands.add_parser(
         "doctor", help="check Redis, the index, the model and the Slack and Discord tokens"
@@ -271,6 +277,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from pydantic import ValidationError
+
+    from core.logs import configure_logging
+    from core.redis_server import EmbeddedServerBusy
+    from core.settings import explain
+    from core.settings import load as load_settings
+
     try:
         settings, ignored = load_settings(args.command)
     except ValidationError as exc:

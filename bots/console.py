@@ -16,8 +16,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
-from core import MARKER, Pipeline, Settings, ThreadbotError, Turn, TurnRunner, sessions
-from core.logs import TextFormatter
+from core import (
+    MARKER, Pipeline, Settings, TextFormatter, ThreadbotError, Turn, TurnRunner, sessions,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from rich.console import Console

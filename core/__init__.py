@@ -24,6 +24,7 @@ from core.errors import (
 from core.health import Health
 from core.ingest import ingest
 from core.keywords import KeywordIndex
+from core.logs import TextFormatter
 from core.metrics import Metrics
 from core.pacing import Pacer, Ticket
 from core.pipeline import Pipeline
@@ -69,6 +70,7 @@ __all__ = [
     "SinkFor",
     "StreamRefused",
     "StreamingEditor",
+    "TextFormatter",
     "ThreadbotError",
     "Ticket",
     "Turn",

@@ -3,6 +3,7 @@ setting of another platform does not stop the command at hand."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -52,3 +53,37 @@ def test_a_chat_model_key_never_changes_how_documents_are_embedded() -> None:
     assert with_key.embeddings_kind == "local" and with_key.generates_answers
     chosen = Settings(embeddings="openai", _env_file=None)  # type: ignore[call-arg]
     assert chosen.embeddings_kind == "openai"
+
+
+def test_version_and_help_load_none_of_the_core(tmp_path: Path) -> None:
+    """`--version` answers at once: nothing of the bot is imported to print a number."""
+    probe = (
+        "import sys\nfrom bots import cli\n"
+        "try:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m == 'core' or m.startswith(('core.', 'langchain'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    version = importlib.metadata.version("threadbot")
+    assert done.stdout.splitlines() == [f"threadbot {version}", "[]"], done.stderr
+
+
+def test_search_on_a_terminal_says_what_it_waits_for(tmp_path: Path) -> None:
+    import pexpect
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nSome text.\n")
+    assert threadbot(tmp_path, "ingest", str(tmp_path / "docs")).returncode == 0
+    child = pexpect.spawn(
+        sys.executable, ["-m", "bots.cli", "search"], cwd=str(tmp_path), encoding="utf-8",
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": str(tmp_path),
+             "THREADBOT_DATA_DIR": str(tmp_path / "data")},
+        timeout=60,
+    )  # fmt: skip
+    child.expect("Type a question a line; Ctrl-D ends")
+    child.sendline("some text")
+    child.expect("a.md › A")
+    child.sendeof()
+    child.expect(pexpect.EOF)
