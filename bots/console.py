@@ -17,8 +17,15 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 from core import (
-    MARKER, Pipeline, Settings, TextFormatter, ThreadbotError, Turn, TurnRunner, sessions,
-)  # fmt: skip
+    MARKER,
+    Pipeline,
+    Settings,
+    TextFormatter,
+    ThreadbotError,
+    Turn,
+    TurnRunner,
+    sessions,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
