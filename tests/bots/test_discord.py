@@ -33,6 +33,7 @@ from core.pipeline import Pipeline
 from core.sessions import discord_session
 from core.streaming import MARKER, Reply
 from core.types import Outcome
+from tests.conftest import ROOT
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -129,6 +130,9 @@ def test_invite_url_asks_for_exactly_the_scopes_and_permissions_used() -> None:
         "send_messages_in_threads",
         "read_message_history",
     }
+    # The link docs/discord.md gives for inviting the bot before it runs is this very one.
+    documented = (ROOT / "docs" / "discord.md").read_text()
+    assert invite_url(1234).replace("1234", "APPLICATION_ID") in documented
 
 
 def test_rules_allow_lists_and_listed_channels() -> None:
