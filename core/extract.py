@@ -19,7 +19,8 @@ _BLOCK_CHARS = 65_536  # text handed on at once from a long stretch without head
 _TREE_MAX_BYTES = 8 * 1024 * 1024  # larger reST is read as plain text: a doctree costs ~30x
 _ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _BLANK_RUN = re.compile(r"\n\s*\n(\s*\n)+")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+# A code fence line (its info string too): one rule for the extractors and the splitter.
+FENCE_LINE = re.compile(r"^[ \t]*(```|~~~).*$", re.MULTILINE)
 _RST_HINT = re.compile(
     r"^(\.\. [\w:.+-]+::|([=\-~^\"'`#*+])\2{3,}[ \t]*$)|:[\w:.+-]+:`[^`]+`", re.MULTILINE
 )
@@ -68,7 +69,7 @@ def _markdown(lines: Iterable[str]) -> Iterator[Section]:
     size = 0
     fenced = False
     for line in lines:
-        if _FENCE.match(line):
+        if FENCE_LINE.match(line):
             fenced = not fenced
         match = None if fenced else _ATX.match(line.rstrip("\n"))
         if match is not None:
@@ -343,7 +344,7 @@ def _strip_lines(text: str) -> str:
     block's indentation is the code's meaning."""
     out, fenced = [], False
     for line in text.splitlines():
-        if _FENCE.match(line):
+        if FENCE_LINE.match(line):
             fenced = not fenced
             out.append(line.strip())
         else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from core.embed_cache import EmbeddingCache, passage_hash
-from core.extract import read_sections
+from core.extract import FENCE_LINE, read_sections
 from core.keywords import KeywordIndex
 from core.retrieval import Chunk, FileEntry, Index, IndexMismatch
 from core.sources import SUFFIXES, UNDECODABLE, SourceFile, find_files
@@ -40,8 +39,6 @@ _FAISS_BLOCK = 4096  # vectors moved from the cache to the index at once
 # A new index under half the size of a live one this large is refused without --force:
 # a wrong path must not throw away hours of embedding. A smaller index rebuilds in seconds.
 _SHRINK_GUARD_MIN = 100
-
-_FENCE_LINE = re.compile(r"^[ \t]*(```|~~~).*$", re.MULTILINE)
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -98,7 +95,7 @@ def _fit(chunks: list[Chunk], window: _Window, overlap: int) -> list[Chunk]:
         splitter = RecursiveCharacterTextSplitter(
             chunk_size=size, chunk_overlap=min(overlap, size // 5)
         )
-        pieces = split(splitter, chunk.text)
+        pieces = _split(splitter, chunk.text)
         if len(pieces) < 2:
             out.append(chunk)
             continue
@@ -116,16 +113,16 @@ def _read(
     chunks = []
     for section in read_sections(file.path):
         context = section.headings[-_MAX_CONTEXT_CHARS:]
-        for piece in split(splitter, section.text):
+        for piece in _split(splitter, section.text):
             chunks.append(Chunk(piece, file.source, section.location, digest, context))
     return _fit(chunks, window, overlap) if window is not None else chunks
 
 
-def split(splitter: RecursiveCharacterTextSplitter, text: str) -> list[str]:
+def _split(splitter: RecursiveCharacterTextSplitter, text: str) -> list[str]:
     """`text` in passages, a code block cut between two of them closed at the end of the first
     and opened again (same fence, same language) at the start of the next: a passage shown
     alone never runs its code into the next one, nor reads a `# comment` as a heading."""
-    fences = [(m.start(), m.group(0).strip()) for m in _FENCE_LINE.finditer(text)]
+    fences = [(m.start(), m.group(0).strip()) for m in FENCE_LINE.finditer(text)]
     out: list[str] = []
     start = 0
     for piece in (p.strip() for p in splitter.split_text(text)):
@@ -137,9 +134,9 @@ def split(splitter: RecursiveCharacterTextSplitter, text: str) -> list[str]:
         if at >= 0 and len(before) % 2:  # it starts inside a code block, indented as there
             indent = text[text.rfind("\n", 0, at) + 1 : at]
             piece = f"{before[-1]}\n{indent if indent.isspace() else ''}{piece}"
-        inside = _FENCE_LINE.findall(piece)
-        if len(inside) % 2:  # it ends inside one
-            piece = f"{piece}\n{inside[-1]}"
+        markers = FENCE_LINE.findall(piece)  # ``` or ~~~, one a fence
+        if len(markers) % 2:  # it ends inside a code block: closed with the marker it opened
+            piece = f"{piece}\n{markers[-1]}"
         out.append(piece)
     return out
 
@@ -213,7 +210,7 @@ def ingest(
     window = _window(embeddings)
     entries: list[FileEntry] = []
     chunks: list[Chunk] = []
-    for file in _progress(found, "reading files", progress):
+    for file in _reading(found, progress):
         path = str(Path(file.root) / file.source)
         try:
             digest = _file_hash(file.path)
@@ -242,12 +239,12 @@ def ingest(
     )  # fmt: skip
 
 
-def _progress(files: list[SourceFile], what: str, shown: bool) -> Iterator[SourceFile]:
+def _reading(files: list[SourceFile], shown: bool) -> Iterator[SourceFile]:
     """A bar from the first file on: reading a large docs folder takes minutes before the first
     passage is embedded, and a silent minute looks like a hang."""
     from tqdm import tqdm
 
-    with tqdm(files, desc=what, unit="file", disable=not shown or not files) as bar:
+    with tqdm(files, desc="reading files", unit="file", disable=not shown or not files) as bar:
         yield from bar
 
 
