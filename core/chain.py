@@ -187,7 +187,7 @@ class RetrievalOnlyAnswerer:
         self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
     ) -> AsyncIterator[str]:
         blocks = [
-            f"**[{n}] {passage.chunk.citation}**\n{passage.chunk.text}"
+            f"**[{n}] {passage.chunk.citation}**\n\n{passage.chunk.text}"
             for n, passage in enumerate(passages, start=1)
         ] or ["I found nothing about that in the documents."]
         if not history:  # what the answers are is said once per conversation, not every time

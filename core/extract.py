@@ -307,6 +307,12 @@ def _html(text: str) -> list[Section]:
         signatures (one `<dt>` each, several for an overloaded one) head its text."""
         nonlocal stack, parts
         around, previous = stack, ""
+        # "The csv module defines the following functions:" says nothing alone: it leads into
+        # the first entry instead of being a passage of its own.
+        lead_in = "".join(parts).strip()
+        lead_in = lead_in if lead_in.endswith(":") and "\n" not in lead_in else ""
+        if lead_in:
+            parts = []
         for child in entries.find_all(["dt", "dd"], recursive=False):
             if child.name == "dd":
                 walk(child)
@@ -315,7 +321,9 @@ def _html(text: str) -> list[Section]:
             else:
                 sections.append(_section([t for _, t in stack], parts))
                 stack = [*around, (_API_LEVEL, _entry_name(child))]
-                parts = [" ".join(child.get_text().split()), "\n"]
+                parts = [f"{lead_in}\n\n" if lead_in else "", " ".join(child.get_text().split())]
+                parts.append("\n")
+                lead_in = ""
             previous = child.name
         sections.append(_section([t for _, t in stack], parts))
         stack, parts = around, []

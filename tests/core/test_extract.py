@@ -129,16 +129,17 @@ def test_html_code_keeps_its_indentation_and_api_entries_are_locations(tmp_path:
         "with open('some.csv', newline='') as f:\n    reader = csv.reader(f)\n"
         "    for row in reader:\n        print(row)\n```"
     )
+    # The lead-in of the list ("…the following functions:") is read with its first entry.
     assert got[f"{top} › Module Contents › csv.writer"] == (
+        "The csv module defines the following functions:\n\n"
         "csv.writer(csvfile, dialect='excel')\n\n"
         "Return a writer object that converts the user's data into delimited strings.\n\n"
         "```\nimport csv\nwith open('eggs.csv', 'w') as f:\n    writer = csv.writer(f)\n"
         "    writer.writerow(['Spam'])\n```"
     )
-    # The section's own text, before and after the entry, keeps the section's location.
+    # The section's own text after the list keeps the section's location.
     assert [text for location, text in pairs if location == f"{top} › Module Contents"] == [
-        "The csv module defines the following functions:",
-        "Text after the entry belongs to the section again.",
+        "Text after the entry belongs to the section again."
     ]
     assert got[f"{top} › Glossary › dialect"] == "dialect\n\nA set of formatting rules."
 
