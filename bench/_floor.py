@@ -1,5 +1,5 @@
 """The raw-client floor: CPU per streamed chunk with the bare `openai` client and with the bot's
-LangChain chain (core/chain.py), in this process, against the same model server."""
+LangChain chain (core/answer/answerers.py), in this process, against the same model server."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "load-bench-signing-secret"
 QUESTION = "how do I reset a conversation?"
 TICK_S = os.sysconf("SC_CLK_TCK")
-# What a user is shown when the bot fails or gives up (core/turns.py, core/errors.py).
+# What a user is shown when the bot fails or gives up (core/turn/runner.py, core/errors.py).
 ERROR_SIGNS = ("⚠️", "busy", "sorry", "try again")
 
 
@@ -339,7 +339,7 @@ async def bench(opts: Options) -> None:
         [
             ("raw openai.AsyncOpenAI (the SDK's defaults)", f"{us['raw']:.0f} µs"),
             ("raw, validating chunks as the bot's client does", f"{us['validated']:.0f} µs"),
-            ("bot's LangChain chain (core/chain.py)", f"{us['chain']:.0f} µs"),
+            ("bot's LangChain chain (core/answer/answerers.py)", f"{us['chain']:.0f} µs"),
             ("ratio LangChain / raw", f"{us['chain'] / us['raw']:.2f}×"),
             ("ratio LangChain / raw validating", f"{us['chain'] / us['validated']:.2f}×"),
         ]

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the core is imported once a command runs: `--version` and `--help` are quick
     from core import Settings
-    from core.ingest import IngestReport
-    from core.retrieval import Passage, Retriever
-    from core.shared_index import Manifest
+    from core.knowledge.ingest import IngestReport
+    from core.knowledge.retrieval import Passage, Retriever
+    from core.knowledge.shared_index import Manifest
 
 _SEARCH_BATCH = 256  # questions embedded together by `threadbot search`
 
@@ -31,10 +31,10 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _index_locally(settings: Settings, args: argparse.Namespace) -> int:
-    from core.embeddings import build_embeddings
-    from core.ingest import IngestRefused, ingest, remove
-    from core.retrieval import Index, IndexMismatch
-    from core.sources import find_files
+    from core.knowledge.embeddings import build_embeddings
+    from core.knowledge.ingest import IngestRefused, ingest, remove
+    from core.knowledge.retrieval import Index, IndexMismatch
+    from core.knowledge.sources import find_files
 
     paths: list[Path] = args.paths
     try:
@@ -76,8 +76,8 @@ def _index_locally(settings: Settings, args: argparse.Namespace) -> int:
 def _publish(settings: Settings) -> int:
     from redis.exceptions import RedisError
 
-    from core.redis_client import connect
-    from core.shared_index import SharedIndexError, publish_live
+    from core.knowledge.shared_index import SharedIndexError, publish_live
+    from core.store.redis_client import connect
 
     async def publish() -> Manifest | None:
         redis = connect(settings)
@@ -115,7 +115,7 @@ def _plural(n: int, word: str) -> str:
 def _summary(settings: Settings, report: IngestReport, name: str) -> int:
     """One line of counts that add up (files; passages new and already embedded), then the files
     skipped, by reason, the first few named, and every file that failed."""
-    from core.retrieval import printable
+    from core.knowledge.retrieval import printable
 
     skipped = sum(len(s) for s in report.skipped.values())
     reasons = ", ".join(f"{len(s)} {reason}" for reason, s in sorted(report.skipped.items()))
@@ -146,8 +146,8 @@ def _summary(settings: Settings, report: IngestReport, name: str) -> int:
 
 def _search(settings: Settings, args: argparse.Namespace) -> int:
     """Print the passages the bot would use for each question, in input order."""
-    from core.embeddings import build_embeddings
-    from core.retrieval import Retriever
+    from core.knowledge.embeddings import build_embeddings
+    from core.knowledge.retrieval import Retriever
 
     embeddings, name = build_embeddings(settings)
     retriever = Retriever(
@@ -173,8 +173,8 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _follow_once(settings: Settings, retriever: Retriever) -> None:
     """Search what the bots serve: the index published in Redis, fetched if it is not here."""
-    from core.index_follower import IndexFollower
-    from core.redis_client import connect
+    from core.knowledge.index_follower import IndexFollower
+    from core.store.redis_client import connect
 
     redis = connect(settings)
     try:
@@ -199,7 +199,7 @@ def _format(question: str, passages: list[Passage], *, as_json: bool) -> str:
 
 
 def _index_list(settings: Settings) -> int:
-    from core.retrieval import Index, IndexMismatch, printable
+    from core.knowledge.retrieval import Index, IndexMismatch, printable
 
     try:
         index = Index.load(settings.index_dir)
@@ -279,10 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from pydantic import ValidationError
 
-    from core.logs import configure_logging
-    from core.redis_server import EmbeddedServerBusy
+    from core.ops.logs import configure_logging
     from core.settings import explain
     from core.settings import load as load_settings
+    from core.store.redis_server import EmbeddedServerBusy
 
     try:
         settings, ignored = load_settings(args.command)

@@ -4,9 +4,8 @@ Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names
 (tests/test_public_surface.py checks it).
 """
 
-from core import redis_client, sessions, shared_index
-from core.chain import build_answerer
-from core.embeddings import build_embeddings
+from core.answer.answerers import build_answerer
+from core.answer.pipeline import Pipeline
 from core.errors import (
     Busy,
     HistoryUnavailable,
@@ -21,20 +20,22 @@ from core.errors import (
     StreamRefused,
     ThreadbotError,
 )
-from core.health import Health
-from core.ingest import ingest
-from core.keywords import KeywordIndex
-from core.logs import TextFormatter
-from core.metrics import Metrics
-from core.pacing import Pacer, Ticket
-from core.pipeline import Pipeline
-from core.redis_server import EmbeddedRedis, EmbeddedServerBusy
-from core.retrieval import Chunk, Index, Passage, Retriever, printable
+from core.knowledge import shared_index
+from core.knowledge.embeddings import build_embeddings
+from core.knowledge.ingest import ingest
+from core.knowledge.keywords import KeywordIndex
+from core.knowledge.retrieval import Chunk, Index, Passage, Retriever, printable
+from core.knowledge.status import index_summary
+from core.ops.health import Health
+from core.ops.logs import TextFormatter
+from core.ops.metrics import Metrics
+from core.reply.editor import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
+from core.reply.pacing import Pacer, Ticket
 from core.settings import Settings
-from core.status import index_summary
-from core.streaming import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
-from core.turns import TurnRunner
-from core.types import Outcome, ReplySink, Resumable, SinkFor, Turn
+from core.store import redis_client, sessions
+from core.store.redis_server import EmbeddedRedis, EmbeddedServerBusy
+from core.turn.runner import TurnRunner
+from core.turn.types import Outcome, ReplySink, Resumable, SinkFor, Turn
 
 __all__ = [
     "MARKER",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from core.pipeline import Pipeline
+from core.answer.pipeline import Pipeline
 from core.settings import Settings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack

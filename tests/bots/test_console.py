@@ -12,7 +12,7 @@ from pathlib import Path
 from langchain_core.messages import AIMessage, HumanMessage
 from redis.asyncio import Redis
 
-from core.history import RedisHistory
+from core.store.history import RedisHistory
 from tests.conftest import ROOT, SAMPLE_DOCS, MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -214,7 +214,7 @@ def test_log_lines_above_the_prompt_show_the_time_and_level_once(make_settings: 
     from rich.console import Console
 
     from bots.console import _logs_above_the_prompt
-    from core.logs import configure_logging
+    from core.ops.logs import configure_logging
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
@@ -222,11 +222,11 @@ def test_log_lines_above_the_prompt_show_the_time_and_level_once(make_settings: 
     try:
         configure_logging(make_settings(), level=logging.WARNING)
         with _logs_above_the_prompt(console):
-            logging.getLogger("core.turns").warning("the model is slow")
+            logging.getLogger("core.turn.runner").warning("the model is slow")
     finally:  # pytest's own handlers back
         root.handlers[:] = handlers
         root.setLevel(level)
     shown = console.export_text()
-    assert "core.turns: the model is slow" in shown
+    assert "core.turn.runner: the model is slow" in shown
     assert shown.count("WARNING") == 1
     assert str(datetime.date.today().year) not in shown  # rich's own time is enough

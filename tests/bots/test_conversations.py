@@ -7,8 +7,8 @@ from pathlib import Path
 
 from langchain_core.messages import AIMessage, HumanMessage, message_to_dict
 
-from core.pipeline import Pipeline
-from core.turns import Turn, TurnRunner
+from core.answer.pipeline import Pipeline
+from core.turn.runner import Turn, TurnRunner
 from tests.bots.test_console import env_for, threadbot
 from tests.conftest import MakeSettings
 from tests.core.test_turns import RecordingSink

@@ -28,11 +28,11 @@ from bots.discord_bot import (
 )
 from bots.discord_endpoint import use_discord_api
 from bots.discord_reply import SINK_MAX_LEN
+from core.answer.pipeline import Pipeline
 from core.errors import HistoryUnavailable
-from core.pipeline import Pipeline
-from core.sessions import discord_session
-from core.streaming import MARKER, Reply
-from core.types import Outcome
+from core.reply.editor import MARKER, Reply
+from core.store.sessions import discord_session
+from core.turn.types import Outcome
 from tests.conftest import ROOT
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI

@@ -39,8 +39,8 @@ from bots.slack import (
 )
 from bots.slack_mrkdwn import markdown_to_mrkdwn
 from bots.slack_reply import MAX_LEN, PLACEHOLDER
+from core.answer.pipeline import Pipeline
 from core.errors import ThreadbotError
-from core.pipeline import Pipeline
 from core.settings import Settings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack

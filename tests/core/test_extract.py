@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.extract import read_sections
+from core.knowledge.extract import read_sections
 from tests.core.test_ingest import tiny_pdf
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from core.followups import is_follow_up, search_query
-from core.pipeline import Pipeline
+from core.answer.followups import is_follow_up, search_query
+from core.answer.pipeline import Pipeline
 from tests.conftest import MakeSettings
 
 
@@ -49,7 +49,7 @@ async def test_a_retrieval_only_follow_up_finds_what_it_refers_to(
     tmp_path: Path, make_settings: MakeSettings
 ) -> None:
     from core import ingest
-    from core.embeddings import LocalEmbeddings
+    from core.knowledge.embeddings import LocalEmbeddings
 
     docs = tmp_path / "docs"
     docs.mkdir()

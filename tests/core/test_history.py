@@ -9,7 +9,7 @@ from langchain_community.chat_message_histories import RedisChatMessageHistory
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from redis.asyncio import Redis
 
-from core.history import RedisHistory
+from core.store.history import RedisHistory
 
 
 def session() -> str:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from core.embeddings import LocalEmbeddings, build_embeddings
-from core.ingest import IngestRefused, ingest, remove
-from core.pipeline import Pipeline
-from core.retrieval import CURRENT, Index, Retriever
+from core.answer.pipeline import Pipeline
+from core.knowledge.embeddings import LocalEmbeddings, build_embeddings
+from core.knowledge.ingest import IngestRefused, ingest, remove
+from core.knowledge.retrieval import CURRENT, Index, Retriever
 from tests.conftest import SAMPLE_DOCS, MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -394,7 +394,7 @@ def test_far_fewer_passages_never_replace_the_index_without_force(
 def test_every_passage_fits_the_model_window(
     tmp_path: Path, make_settings: MakeSettings, embeddings
 ):
-    from core.embeddings import MAX_TOKENS
+    from core.knowledge.embeddings import MAX_TOKENS
 
     (tmp_path / "docs").mkdir()
     # Hex digests cost about one word piece per two characters: 1000 characters would be 500.

@@ -8,10 +8,10 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from core import sessions
+from core.answer.pipeline import Pipeline
 from core.errors import HistoryUnavailable, MessageGone, ModelFailed, QuestionRejected
-from core.history import RedisHistory
-from core.pipeline import Pipeline
-from core.streaming import StreamingEditor
+from core.reply.editor import StreamingEditor
+from core.store.history import RedisHistory
 from tests.fakes.fake_openai import FakeOpenAI
 
 
@@ -187,7 +187,7 @@ async def test_deleted_reply_cancels_the_model_and_saves_nothing(
 
 
 async def test_one_embedded_server_per_data_folder(tmp_path):
-    from core.redis_server import EmbeddedRedis, EmbeddedServerBusy
+    from core.store.redis_server import EmbeddedRedis, EmbeddedServerBusy
 
     first = EmbeddedRedis(tmp_path)
     await asyncio.to_thread(first.start)
@@ -216,10 +216,11 @@ def test_a_server_left_by_a_killed_run_is_stopped(tmp_path):
     import sys
     from pathlib import Path
 
-    from core.redis_server import EmbeddedRedis
+    from core.store.redis_server import EmbeddedRedis
 
     script = (
-        "import sys, time; from pathlib import Path; from core.redis_server import EmbeddedRedis; "
+        "import sys, time; from pathlib import Path; "
+        "from core.store.redis_server import EmbeddedRedis; "
         "EmbeddedRedis(Path(sys.argv[1])).start(); print('up', flush=True); time.sleep(60)"
     )
     child = subprocess.Popen(
@@ -296,7 +297,7 @@ async def test_a_reset_during_an_answer_forgets_that_answer_too(
 
 async def test_unrelated_questions_find_no_passages(make_settings):
     from core import ingest
-    from core.embeddings import LocalEmbeddings
+    from core.knowledge.embeddings import LocalEmbeddings
     from tests.conftest import SAMPLE_DOCS
 
     settings = make_settings(openai_api_key=None, openai_base_url=None)  # retrieval only

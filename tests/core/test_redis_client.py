@@ -8,7 +8,7 @@ import uuid
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from core.redis_client import connect, seed_nodes
+from core.store.redis_client import connect, seed_nodes
 from tests.conftest import IsolatedSettings, MakeSettings
 
 

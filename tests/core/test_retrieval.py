@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.embeddings import LocalEmbeddings
-from core.ingest import ingest
-from core.retrieval import CURRENT, KEYWORDS_FOLDER, RRF_K, Retriever
+from core.knowledge.embeddings import LocalEmbeddings
+from core.knowledge.ingest import ingest
+from core.knowledge.retrieval import CURRENT, KEYWORDS_FOLDER, RRF_K, Retriever
 from tests.conftest import MakeSettings
 from tests.core.test_ingest import exploit
 

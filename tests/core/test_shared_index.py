@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from core.embeddings import LocalEmbeddings
-from core.index_follower import IndexFollower
-from core.ingest import ingest
-from core.pipeline import Pipeline
-from core.redis_client import connect
-from core.retrieval import CURRENT, Retriever, live_version
+from core.answer.pipeline import Pipeline
+from core.knowledge.embeddings import LocalEmbeddings
+from core.knowledge.index_follower import IndexFollower
+from core.knowledge.ingest import ingest
+from core.knowledge.retrieval import CURRENT, Retriever, live_version
+from core.knowledge.shared_index import Manifest, publish_live
 from core.settings import Settings
-from core.shared_index import Manifest, publish_live
+from core.store.redis_client import connect
 from tests.conftest import MakeSettings
 from tests.core.test_ingest import exploit
 
@@ -289,13 +289,13 @@ async def test_a_running_pipeline_switches_in_the_background(
     await ingest_and_publish(first, DOCS, embeddings, redis)
     async with await Pipeline.create(worker) as pipeline:
         assert pipeline.documents == 2  # fetched at start into the empty folder
-        caplog.set_level(logging.INFO, "core.index_follower")
+        caplog.set_level(logging.INFO, "core.knowledge.index_follower")
         switched = Switched()
-        logging.getLogger("core.index_follower").addHandler(switched)
+        logging.getLogger("core.knowledge.index_follower").addHandler(switched)
         try:
             lunch = {**DOCS, "lunch.md": "# Lunch\n\nThe canteen serves soup from noon.\n"}
             await ingest_and_publish(first, lunch, embeddings, redis)
             await asyncio.wait_for(switched.event.wait(), 10)  # INDEX_POLL_S=0.1
         finally:
-            logging.getLogger("core.index_follower").removeHandler(switched)
+            logging.getLogger("core.knowledge.index_follower").removeHandler(switched)
         assert pipeline.documents == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.sources import (
+from core.knowledge.sources import (
     BINARY,
     IGNORED,
     OTHER_TYPE,

@@ -16,7 +16,7 @@ from core.errors import (
     SinkError,
     StreamRefused,
 )
-from core.streaming import MARKER, StreamingEditor, _cut
+from core.reply.editor import MARKER, StreamingEditor, _cut
 
 
 class RecordingSink:

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from core.answer.pipeline import Pipeline
 from core.errors import HistoryUnavailable, ModelFailed, NoAccess, ThreadbotError
-from core.pipeline import Pipeline
-from core.store import _NEXT
-from core.streaming import MARKER
-from core.turns import GONE, NO_ANSWER, TurnRunner
-from core.types import Outcome, Turn
+from core.reply.editor import MARKER
+from core.store.store import _NEXT
+from core.turn.runner import GONE, NO_ANSWER, TurnRunner
+from core.turn.types import Outcome, Turn
 from tests.conftest import MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -100,7 +100,7 @@ async def test_the_store_down_is_told_once_and_logged_with_the_session(
         TurnRunner(down, interval_s=0, grace_s=0) as runner,
     ):
         sink = RecordingSink()
-        with caplog.at_level(logging.WARNING, logger="core.turns"):
+        with caplog.at_level(logging.WARNING, logger="core.turn.runner"):
             told = await runner.run(turn(event_key="test:ev2"), sink)
             redelivered = await runner.run(turn(event_key="test:ev2", retried=True), sink)
     assert isinstance(told.error, HistoryUnavailable) and told.status == "failed"
@@ -115,7 +115,7 @@ async def test_an_error_inside_the_answer_is_shown_after_the_text_and_logged(
 ) -> None:
     fake_openai.script("The first part of the answer", chunk_size=5, fail_after_chunks=3)
     sink = RecordingSink()
-    with caplog.at_level(logging.WARNING, logger="core.turns"):
+    with caplog.at_level(logging.WARNING, logger="core.turn.runner"):
         outcome = await runner.run(turn(), sink)
     assert isinstance(outcome.error, ModelFailed)
     [shown] = sink.messages
@@ -192,7 +192,7 @@ async def test_no_access_is_logged_once_and_nothing_is_tried_again(
 ) -> None:
     sink = RecordingSink()
     sink.failures = [NoAccess("403"), NoAccess("403")]
-    with caplog.at_level(logging.WARNING, logger="core.turns"):
+    with caplog.at_level(logging.WARNING, logger="core.turn.runner"):
         first = await runner.run(turn("one"), sink)
         second = await runner.run(turn("two"), sink)
     assert first.status == second.status == "failed" and sink.messages == []

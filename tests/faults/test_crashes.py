@@ -12,7 +12,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from core.streaming import MARKER
+from core.reply.editor import MARKER
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
 from tests.faults.conftest import LEASE_S, Valkey, mention, tally, thread_reply

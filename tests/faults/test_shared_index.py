@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core.embeddings import LocalEmbeddings
-from core.ingest import ingest
-from core.redis_client import connect
-from core.retrieval import live_version
+from core.knowledge.embeddings import LocalEmbeddings
+from core.knowledge.ingest import ingest
+from core.knowledge.retrieval import live_version
+from core.knowledge.shared_index import Manifest, publish_live
 from core.settings import Settings
-from core.shared_index import Manifest, publish_live
+from core.store.redis_client import connect
 from tests.conftest import IsolatedSettings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from core.streaming import MARKER
+from core.reply.editor import MARKER
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_slack_socket import Connection

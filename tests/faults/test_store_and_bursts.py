@@ -16,11 +16,11 @@ import pytest
 from redis.asyncio import Redis
 
 from bots.slack import build_slack_bot, make_client
+from core.answer.pipeline import Pipeline
 from core.errors import HistoryUnavailable
-from core.pipeline import Pipeline
-from core.store import MAYBE_NOT_SAVED
-from core.turns import TurnRunner
-from core.types import Turn
+from core.store.store import MAYBE_NOT_SAVED
+from core.turn.runner import TurnRunner
+from core.turn.types import Turn
 from tests.bots.test_cli_startup import threadbot
 from tests.conftest import MakeSettings
 from tests.core.test_turns import RecordingSink

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core import sessions
-from core.redis_client import connect
+from core.store.redis_client import connect
 from tests.conftest import IsolatedSettings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack

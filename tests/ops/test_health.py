@@ -7,12 +7,12 @@ import logging
 
 import aiohttp
 
-from core.health import Health
-from core.logs import REDACTED, TextFormatter, bind_turn, unbind
-from core.metrics import route_of
-from core.pipeline import Pipeline
-from core.turns import TurnRunner
-from core.types import Turn
+from core.answer.pipeline import Pipeline
+from core.ops.health import Health
+from core.ops.logs import REDACTED, TextFormatter, bind_turn, unbind
+from core.ops.metrics import route_of
+from core.turn.runner import TurnRunner
+from core.turn.types import Turn
 from tests.conftest import MakeSettings
 
 
@@ -83,7 +83,7 @@ def test_text_lines_name_the_session_and_never_a_secret() -> None:
 
 
 def test_harmless_library_noise_never_reaches_the_log() -> None:
-    from core.logs import configure_logging
+    from core.ops.logs import configure_logging
     from core.settings import Settings
 
     stream = io.StringIO()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from core.errors import RetrievalFailed
-from core.keywords import KeywordIndex
+from core.knowledge.keywords import KeywordIndex
 
 if TYPE_CHECKING:
     import faiss

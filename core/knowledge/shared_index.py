@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.retrieval import Index, live_version
+from core.knowledge.retrieval import Index, live_version
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

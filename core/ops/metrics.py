@@ -25,14 +25,14 @@ from prometheus_client import (
 )
 from redis.exceptions import NoScriptError, RedisError
 
-from core.probe import AnswerProbe
-from core.retrieval import live_version
+from core.answer.probe import AnswerProbe
+from core.knowledge.retrieval import live_version
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from core.turns import TurnRunner
-    from core.types import Outcome
+    from core.turn.runner import TurnRunner
+    from core.turn.types import Outcome
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Seconds from an event to its first visible text, and other user-facing waits.

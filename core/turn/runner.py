@@ -15,15 +15,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, ThreadbotError
-from core.lease import Lease
-from core.logs import bind_turn, unbind
-from core.store import Claim
-from core.streaming import AppendSink, Sink, StreamingEditor, close_stream, with_warning
-from core.tasks import SessionTasks
-from core.types import Outcome, ReplySink, Resumable, SinkFor, Turn
+from core.ops.logs import bind_turn, unbind
+from core.reply.editor import AppendSink, Sink, StreamingEditor, close_stream, with_warning
+from core.store.lease import Lease
+from core.store.store import Claim
+from core.turn.tasks import SessionTasks
+from core.turn.types import Outcome, ReplySink, Resumable, SinkFor, Turn
 
 if TYPE_CHECKING:
-    from core.pipeline import Pipeline
+    from core.answer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from core.errors import ThreadbotError
-from core.streaming import Preparing, Reply, Sink
+from core.reply.editor import Preparing, Reply, Sink
 
 TurnAction = Literal["answer", "reset", "reset_all"]
 

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from core.metrics import CONTENT_TYPE, Metrics
-from core.retrieval import live_version
+from core.knowledge.retrieval import live_version
+from core.ops.metrics import CONTENT_TYPE, Metrics
 
 if TYPE_CHECKING:
     from core.settings import Settings
-    from core.turns import TurnRunner
+    from core.turn.runner import TurnRunner
 
 log = logging.getLogger(__name__)
 

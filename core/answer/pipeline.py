@@ -10,20 +10,20 @@ from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
 
-from core.chain import build_answerer, sources_footer
+from core.answer.answerers import build_answerer, sources_footer
+from core.answer.followups import search_query
+from core.answer.probe import AnswerProbe
 from core.errors import HistoryUnavailable, QuestionRejected
-from core.followups import search_query
-from core.lease import Lease
-from core.probe import AnswerProbe
-from core.redis_client import connect, is_cluster
-from core.store import Store
+from core.store.lease import Lease
+from core.store.redis_client import connect, is_cluster
+from core.store.store import Store
 
 if TYPE_CHECKING:
-    from core.chain import Answerer
-    from core.index_follower import IndexFollower
-    from core.redis_server import EmbeddedRedis
-    from core.retrieval import Retriever
+    from core.answer.answerers import Answerer
+    from core.knowledge.index_follower import IndexFollower
+    from core.knowledge.retrieval import Retriever
     from core.settings import Settings
+    from core.store.redis_server import EmbeddedRedis
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,10 @@ class Pipeline:
     async def create(cls, settings: Settings, *, join_running: bool = False) -> Pipeline:
         """`join_running`: a short command (`conversations`, the doctor) uses the embedded server
         another threadbot runs on this data folder rather than being refused."""
-        from core.embeddings import build_embeddings
-        from core.index_follower import IndexFollower
-        from core.redis_server import EmbeddedRedis
-        from core.retrieval import Retriever
+        from core.knowledge.embeddings import build_embeddings
+        from core.knowledge.index_follower import IndexFollower
+        from core.knowledge.retrieval import Retriever
+        from core.store.redis_server import EmbeddedRedis
 
         embedded = None
         url = settings.redis_url

@@ -6,7 +6,7 @@ from __future__ import annotations
 class AnswerProbe:
     """Told the timings of each answer as it goes; this base ignores them.
 
-    Implementations (`core.metrics.Metrics`) must return at once and never raise: they are
+    Implementations (`core.ops.metrics.Metrics`) must return at once and never raise: they are
     called inside the answer's stream.
     """
 

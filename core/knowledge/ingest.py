@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from core.embed_cache import EmbeddingCache, passage_hash
-from core.extract import FENCE_LINE, read_sections
-from core.keywords import KeywordIndex
-from core.retrieval import Chunk, FileEntry, Index, IndexMismatch
-from core.sources import SUFFIXES, UNDECODABLE, SourceFile, find_files
+from core.knowledge.embed_cache import EmbeddingCache, passage_hash
+from core.knowledge.extract import FENCE_LINE, read_sections
+from core.knowledge.keywords import KeywordIndex
+from core.knowledge.retrieval import Chunk, FileEntry, Index, IndexMismatch
+from core.knowledge.sources import SUFFIXES, UNDECODABLE, SourceFile, find_files
 
 if TYPE_CHECKING:
     import faiss
@@ -142,7 +142,7 @@ def _split(splitter: RecursiveCharacterTextSplitter, text: str) -> list[str]:
 
 
 def _window(embeddings: Embeddings) -> _Window | None:
-    from core.embeddings import MAX_TOKENS, LocalEmbeddings
+    from core.knowledge.embeddings import MAX_TOKENS, LocalEmbeddings
 
     if isinstance(embeddings, LocalEmbeddings):
         return _Window(embeddings.count_tokens, MAX_TOKENS)

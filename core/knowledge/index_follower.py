@@ -9,21 +9,21 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from core import shared_index
-from core.retrieval import IndexUnusable
-from core.shared_index import SharedIndexError
+from core.knowledge import shared_index
+from core.knowledge.retrieval import IndexUnusable
+from core.knowledge.shared_index import SharedIndexError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from core.retrieval import Retriever
+    from core.knowledge.retrieval import Retriever
     from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class IndexFollower:
-    """Keeps `retriever` on the version published in Redis (see core/shared_index.py).
+    """Keeps `retriever` on the version published in Redis (see core/knowledge/shared_index.py).
 
     The local version folder is the cache: a version already on disk is only loaded. Searches
     go on with the index in hand while a new one downloads and loads; a failed download is

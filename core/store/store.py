@@ -1,7 +1,7 @@
 """threadbot's Redis: the key layout and every command threadbot sends, errors mapped once.
 
 Keys (`{ns}` is `REDIS_NAMESPACE`, `{hp}` is `HISTORY_KEY_PREFIX`; a session id carries its
-channel as a Redis Cluster hash tag, `slack:{T:C}:ts`, see `core/sessions.py`):
+channel as a Redis Cluster hash tag, `slack:{T:C}:ts`, see `core/store/sessions.py`):
 
 | key | type | slot | what |
 |---|---|---|---|
@@ -16,7 +16,7 @@ channel as a Redis Cluster hash tag, `slack:{T:C}:ts`, see `core/sessions.py`):
 | `{ns}seen:{{event}}` | string | event | an event's claim (its holder's token), then `done` |
 | `{ns}inflight:{{event}}` | string | event | JSON: the turn and its messages, until it is final |
 | `{ns}inflight` | set | its own | the events with an in-flight record, for recovery |
-| `{ns}index:…` | | spread | the shared document index, in parts: see `core/shared_index.py` |
+| `{ns}index:…` | | spread | the shared index, in parts: see `core/knowledge/shared_index.py` |
 
 Every multi-key step is within one slot: a turn's save (history, the channel's session set, the
 reset counters it compares), a reset and its counter, a channel-wide reset, taking the
@@ -45,9 +45,9 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.errors import Busy, HistoryUnavailable, LeaseLost, store_errors
-from core.history import RedisHistory, encode
-from core.lease import Lease
-from core.sessions import levels, tagged
+from core.store.history import RedisHistory, encode
+from core.store.lease import Lease
+from core.store.sessions import levels, tagged
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage

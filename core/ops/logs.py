@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 if TYPE_CHECKING:
     from core.settings import Settings
-    from core.types import Turn
+    from core.turn.types import Turn
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "[redacted]"

@@ -1,0 +1,3 @@
+"""Operations: health and readiness, Prometheus metrics, and logging (text or JSON, never a
+secret, naming the turn a line belongs to).
+"""
