@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from bench._answer import sample_answer
-from bots.slack_reply import PLACEHOLDER
+from bots.slack.sink import PLACEHOLDER
 from tests.fakes.fake_openai import FakeOpenAI, Scripted
 from tests.fakes.fake_slack import FakeSlack
 

@@ -16,9 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 from bench._answer import CHUNK_CHARS, sample_answer
-from bots.discord_bot import build_discord_bot
-from bots.discord_endpoint import use_discord_api
-from bots.discord_reply import SINK_MAX_LEN
+from bots.discord.bot import build_discord_bot
+from bots.discord.endpoint import use_discord_api
+from bots.discord.sink import SINK_MAX_LEN
 from core import Outcome, Pipeline, Settings
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI

@@ -30,7 +30,7 @@ def run_ingest(docs: Path, data_dir: Path) -> tuple[float, float, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "bots.cli", "ingest", str(docs)],
+        [sys.executable, "-m", "bots.cli.main", "ingest", str(docs)],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     took = time.perf_counter() - start

@@ -277,13 +277,13 @@ async def bench(opts: Options) -> None:
         }
         workers: list[tuple[subprocess.Popen[Any], str]] = []
         try:
-            ingest = ["-m", "bots.cli", "ingest", str(ROOT / "examples" / "docs")]
+            ingest = ["-m", "bots.cli.main", "ingest", str(ROOT / "examples" / "docs")]
             quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
             await asyncio.to_thread(_spawn(ingest, env, **quiet).wait)
             log = (data / "workers.log").open("ab")
             for _ in range(opts.workers):
                 port = _free_port()
-                worker = ["-m", "bots.cli", "slack"]
+                worker = ["-m", "bots.cli.main", "slack"]
                 if opts.profile is not None:  # written when the worker exits
                     out = opts.profile / f"worker-{len(workers)}.prof"
                     worker = ["-m", "cProfile", "-o", str(out), *worker]

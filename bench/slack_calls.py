@@ -22,8 +22,8 @@ from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bench._answer import CHUNK_CHARS, sample_answer
-from bots.slack import build_slack_bot
-from bots.slack_reply import MAX_LEN
+from bots.slack.bot import build_slack_bot
+from bots.slack.sink import MAX_LEN
 from core import Pipeline, Settings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack

@@ -43,7 +43,7 @@ async def threadbot(*args: str, env: dict[str, str], stdin: str = "") -> tuple[s
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bots.cli",
+        "bots.cli.main",
         *args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -187,7 +187,7 @@ async def test_if_empty_never_replaces_someone_elses_documents(
 async def test_sigterm_stops_the_embedded_server_too(tmp_path: Path):
     env = env_for(tmp_path, THREADBOT_DATA_DIR=str(tmp_path / "data"))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli", "chat",
+        sys.executable, "-m", "bots.cli.main", "chat",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
     )  # fmt: skip

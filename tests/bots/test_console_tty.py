@@ -23,7 +23,7 @@ PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"  # a terminal's bracketed past
 async def spawn(env: dict[str, str], cwd: Path = ROOT) -> Any:
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "bots.cli", "chat", "--session", "tty"],
+        ["-m", "bots.cli.main", "chat", "--session", "tty"],
         env=env | {"TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
         cwd=str(cwd),
         encoding="utf-8",

@@ -109,7 +109,7 @@ class BotProcess:
     async def start(self) -> BotProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: ASYNC220 (spawning returns at once)
-            [sys.executable, "-m", "bots.cli", "slack"],
+            [sys.executable, "-m", "bots.cli.main", "slack"],
             cwd=self.log_path.parent,  # no .env there
             env=self.env,
             stdout=log,

@@ -15,15 +15,15 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from bots.slack import build_slack_bot, make_client
+from bots.slack.bot import build_slack_bot, make_client
 from core.answer.pipeline import Pipeline
 from core.errors import HistoryUnavailable
 from core.store.store import MAYBE_NOT_SAVED
 from core.turn.runner import TurnRunner
 from core.turn.types import Turn
-from tests.bots.test_cli_startup import threadbot
+from tests.bots.cli.test_startup import threadbot
 from tests.conftest import MakeSettings
-from tests.core.test_turns import RecordingSink
+from tests.core.turn.test_runner import RecordingSink
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
 from tests.faults.conftest import SECRET, Valkey, mention, tally

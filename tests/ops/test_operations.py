@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.bots.test_slack import CHANNEL, mention, signed_headers
+from tests.bots.slack.test_bot import CHANNEL, mention, signed_headers
 from tests.conftest import ROOT
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import TEAM_ID, FakeSlack
@@ -109,7 +109,7 @@ async def running_bot(
         **env,
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli", "slack",
+        sys.executable, "-m", "bots.cli.main", "slack",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, env=values, cwd=ROOT,
     )  # fmt: skip

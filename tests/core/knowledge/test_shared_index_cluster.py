@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.test_shared_index import (  # noqa: F401 (fixtures and tests, run on the cluster)
+from tests.core.knowledge.test_shared_index import (  # noqa: F401 (fixtures and tests, run on the cluster)
     embeddings,
     first,
     redis,

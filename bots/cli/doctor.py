@@ -164,7 +164,7 @@ async def check_slack(settings: Settings) -> Check:
         return Check("slack", "ok", "not configured (SLACK_BOT_TOKEN is not set).")
     from slack_sdk.errors import SlackApiError, SlackClientError
 
-    from bots.slack_setup import make_client, missing_settings
+    from bots.slack.setup import make_client, missing_settings
 
     client = make_client(settings)
     client.timeout = int(TIMEOUT_S)

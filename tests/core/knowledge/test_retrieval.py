@@ -12,7 +12,7 @@ from core.knowledge.embeddings import LocalEmbeddings
 from core.knowledge.ingest import ingest
 from core.knowledge.retrieval import CURRENT, KEYWORDS_FOLDER, RRF_K, Retriever
 from tests.conftest import MakeSettings
-from tests.core.test_ingest import exploit
+from tests.core.knowledge.test_ingest import exploit
 
 DOCS = {
     "queues.md": (

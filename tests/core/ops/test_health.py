@@ -97,11 +97,11 @@ def test_harmless_library_noise_never_reaches_the_log() -> None:
         logging.getLogger("discord.client").warning(
             "davey is not installed, voice will NOT be supported"
         )
-        logging.getLogger("bots.slack").warning(
+        logging.getLogger("bots.slack.bot").warning(
             "As you gave `client` as well, `token` will be unused."
         )
         logging.getLogger("faiss.loader").info("Loading faiss with AVX512 support.")
-        logging.getLogger("bots.slack").warning("a real warning")
+        logging.getLogger("bots.slack.bot").warning("a real warning")
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)

@@ -15,7 +15,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack_mrkdwn import escape, message_args
+from bots.slack.mrkdwn import escape, message_args
 from core import (
     MessageGone,
     MessageTooLong,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.knowledge.extract import read_sections
-from tests.core.test_ingest import tiny_pdf
+from tests.core.knowledge.test_ingest import tiny_pdf
 
 
 def sections(path: Path, text: str | bytes) -> list[tuple[str, str]]:

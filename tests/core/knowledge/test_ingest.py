@@ -290,7 +290,7 @@ async def test_a_killed_ingest_resumes_where_it_stopped(
     settings = make_settings()
     env = env_for(tmp_path, THREADBOT_DATA_DIR=str(settings.data_dir), EMBEDDINGS="local")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli", "ingest", str(tmp_path / "docs"),
+        sys.executable, "-m", "bots.cli.main", "ingest", str(tmp_path / "docs"),
         env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -411,7 +411,7 @@ def test_every_passage_fits_the_model_window(
 async def test_an_html_page_with_code_is_searched_with_its_indentation(
     tmp_path: Path, make_settings: MakeSettings, embeddings
 ):
-    from tests.core.test_extract import SPHINX_PAGE
+    from tests.core.knowledge.test_extract import SPHINX_PAGE
 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "csv.html").write_text(SPHINX_PAGE)

@@ -16,9 +16,9 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.lifecycle import cannot_start, until_stopped
-from bots.slack_reply import SlackSink, SlackStreamSink, SlashResponse
-from bots.slack_setup import make_client, missing_settings, rejected
-from bots.slack_turn import SlackPlace, place_words, turn_from_slack
+from bots.slack.setup import make_client, missing_settings, rejected
+from bots.slack.sink import SlackSink, SlackStreamSink, SlashResponse
+from bots.slack.translator import SlackPlace, place_words, turn_from_slack
 from core import (
     Health,
     Metrics,

@@ -17,17 +17,11 @@ import discord
 import pytest
 from discord.user import ClientUser
 
-from bots.discord_bot import (
-    INVITE_PERMISSIONS,
-    DiscordBot,
-    DiscordRules,
-    build_discord_bot,
-    invite_url,
-    serve,
-    turn_from_discord,
-)
-from bots.discord_endpoint import use_discord_api
-from bots.discord_reply import SINK_MAX_LEN
+from bots.discord.bot import DiscordBot, build_discord_bot, serve
+from bots.discord.endpoint import use_discord_api
+from bots.discord.setup import INVITE_PERMISSIONS, invite_url
+from bots.discord.sink import SINK_MAX_LEN
+from bots.discord.translator import DiscordRules, turn_from_discord
 from core.answer.pipeline import Pipeline
 from core.errors import HistoryUnavailable
 from core.reply.editor import MARKER, Reply
@@ -497,7 +491,7 @@ async def test_no_permission_in_a_channel_is_logged_once_and_answers_nothing(
 ) -> None:
     client = await start_bot()
     fake_discord.forbid(fake_discord.channel_id)
-    with caplog.at_level(logging.WARNING, logger="bots.discord_bot"):
+    with caplog.at_level(logging.WARNING, logger="bots.discord.bot"):
         for text in ("first", "second"):
             message = fake_discord.message_create(text, mention_bot=True)
             _, reply = await exchange(fake_discord, client, "MESSAGE_CREATE", message)
@@ -600,7 +594,7 @@ async def test_stopping_the_bot_lets_an_answer_in_flight_finish(
 async def test_refuses_to_start_without_a_token_or_the_message_content_intent(
     fake_discord: FakeDiscord, make_settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bots.discord_bot")
+    caplog.set_level(logging.INFO, logger="bots.discord.bot")
     assert await serve(make_settings(discord_token=None)) == 2
     assert "DISCORD_TOKEN is not set" in caplog.text
 

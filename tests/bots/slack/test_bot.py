@@ -17,7 +17,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,7 +28,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from bots.slack import (
+from bots.slack.bot import (
     SlackBot,
     build_slack_bot,
     main,
@@ -37,15 +36,16 @@ from bots.slack import (
     serve,
     turn_from_slack,
 )
-from bots.slack_mrkdwn import markdown_to_mrkdwn
-from bots.slack_reply import MAX_LEN, PLACEHOLDER
+from bots.slack.mrkdwn import markdown_to_mrkdwn
+from bots.slack.sink import MAX_LEN, PLACEHOLDER
 from core.answer.pipeline import Pipeline
 from core.errors import ThreadbotError
 from core.settings import Settings
+from tests.conftest import ROOT
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
+PAYLOADS = ROOT / "tests" / "payloads"
 SECRET = "test-signing-secret"
 CHANNEL = "C0GENERAL"
 DM = "D0ALICE"
@@ -420,7 +420,7 @@ async def test_thread_that_cannot_be_read_is_ignored_quietly(
     else:
         fake_slack.fail_next("conversations.replies", failure)
     bot = await make_bot()
-    with caplog.at_level(logging.WARNING, logger="bots.slack"):
+    with caplog.at_level(logging.WARNING, logger="bots.slack.bot"):
         await answer_via_socket(
             bot, thread_reply("unrelated", ts="1712349999.000100", thread_ts="1712349000.000100")
         )

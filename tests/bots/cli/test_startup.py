@@ -23,7 +23,7 @@ def threadbot(
         "THREADBOT_DATA_DIR": str(tmp_path / "data"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "bots.cli", *args],
+        [sys.executable, "-m", "bots.cli.main", *args],
         cwd=tmp_path,
         env=base | env,
         input=stdin,
@@ -58,7 +58,7 @@ def test_a_chat_model_key_never_changes_how_documents_are_embedded() -> None:
 def test_version_and_help_load_none_of_the_core(tmp_path: Path) -> None:
     """`--version` answers at once: nothing of the bot is imported to print a number."""
     probe = (
-        "import sys\nfrom bots import cli\n"
+        "import sys\nfrom bots.cli import main as cli\n"
         "try:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('core', 'langchain_core')))"
     )
@@ -77,7 +77,7 @@ def test_search_on_a_terminal_says_what_it_waits_for(tmp_path: Path) -> None:
     (tmp_path / "docs" / "a.md").write_text("# A\n\nSome text.\n")
     assert threadbot(tmp_path, "ingest", str(tmp_path / "docs")).returncode == 0
     child = pexpect.spawn(
-        sys.executable, ["-m", "bots.cli", "search"], cwd=str(tmp_path), encoding="utf-8",
+        sys.executable, ["-m", "bots.cli.main", "search"], cwd=str(tmp_path), encoding="utf-8",
         env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": str(tmp_path),
              "THREADBOT_DATA_DIR": str(tmp_path / "data")},
         timeout=60,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bots.test_discord import (  # noqa: F401 (fixtures and tests, run here on the cluster)
+from tests.bots.discord.test_bot import (  # noqa: F401 (fixtures and tests, run here on the cluster)
     fake_discord,
     start_bot,
     test_a_reply_to_the_bot_follows_up_with_the_history,

@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         settings, ignored = load_settings(args.command)
     except ValidationError as exc:
         if args.command == "doctor":
-            from bots.doctor import invalid_settings
+            from bots.cli.doctor import invalid_settings
 
             return invalid_settings(explain(exc))
         problems = "".join(f"  {line}\n" for line in explain(exc))
@@ -315,11 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "index":
             return _index_list(settings)
         if args.command == "doctor":
-            from bots.doctor import main as doctor_main
+            from bots.cli.doctor import main as doctor_main
 
             return doctor_main(settings, ignored)
         if args.command == "conversations":
-            from bots.conversations import main as conversations_main
+            from bots.cli.conversations import main as conversations_main
 
             return conversations_main(
                 settings,
@@ -333,10 +333,10 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(chat(settings, session_name=args.session))
             return 0
         if args.command == "slack":
-            from bots.slack import main as slack_main
+            from bots.slack.bot import main as slack_main
 
             return slack_main(settings)
-        from bots.discord_bot import main as discord_main
+        from bots.discord.bot import main as discord_main
 
         return discord_main(settings)
     except KeyboardInterrupt:

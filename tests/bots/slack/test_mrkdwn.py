@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.slack_mrkdwn import escape, markdown_to_mrkdwn, message_args
+from bots.slack.mrkdwn import escape, markdown_to_mrkdwn, message_args
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from core import sessions
-from tests.bots.test_slack import (  # noqa: F401 (fixtures and tests, run here on the cluster)
+from tests.bots.slack.test_bot import (  # noqa: F401 (fixtures and tests, run here on the cluster)
     CHANNEL,
     MENTION_TS,
     BotFactory,

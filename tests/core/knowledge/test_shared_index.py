@@ -24,7 +24,7 @@ from core.knowledge.shared_index import Manifest, publish_live
 from core.settings import Settings
 from core.store.redis_client import connect
 from tests.conftest import MakeSettings
-from tests.core.test_ingest import exploit
+from tests.core.knowledge.test_ingest import exploit
 
 DOCS = {
     "queues.md": "# Queues\n\nSet ZQ_BACKLOG_MAX to bound how many jobs wait.\n",

@@ -12,9 +12,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bots.discord_endpoint import use_discord_api
-from bots.discord_reply import NO_MENTIONS, DiscordSink, InteractionSink, rate_limit_trace
-from bots.discord_turn import DiscordRules, place_words, role_ids, turn_from_discord
+from bots.discord.endpoint import use_discord_api
+from bots.discord.setup import invite_url, missing_settings
+from bots.discord.sink import NO_MENTIONS, DiscordSink, InteractionSink, rate_limit_trace
+from bots.discord.translator import DiscordRules, place_words, role_ids, turn_from_discord
 from bots.lifecycle import EXIT_UNREACHABLE, cannot_start, until_stopped
 from core import Health, NoAccess, Pipeline, Settings, Turn, TurnRunner, sessions
 
@@ -22,13 +23,6 @@ log = logging.getLogger(__name__)
 
 # discord.py raises RateLimited rather than sleeping on waits longer than this (30 s is its floor).
 MAX_RATELIMIT_WAIT_S = 30.0
-INVITE_SCOPES = ("bot", "applications.commands")
-INVITE_PERMISSIONS = discord.Permissions(
-    view_channel=True,
-    send_messages=True,
-    send_messages_in_threads=True,
-    read_message_history=True,  # needed to reply to the question's message
-)
 NOT_ALLOWED = "I can't answer you here."
 MESSAGE_CONTENT_HELP = (
     "Discord refused the MESSAGE_CONTENT intent. Turn it on at "
@@ -174,23 +168,6 @@ def build_discord_bot(settings: Settings, pipeline: Pipeline, **options: Any) ->
     if settings.discord_shard_ids:
         options["shard_ids"] = settings.discord_shard_ids
     return ShardedDiscordBot(settings, runner, shard_count=settings.discord_shard_count, **options)
-
-
-def invite_url(application_id: int) -> str:
-    """The URL that adds the bot to a server with exactly the scopes and permissions it uses."""
-    return discord.utils.oauth_url(
-        application_id, permissions=INVITE_PERMISSIONS, scopes=INVITE_SCOPES
-    )
-
-
-def missing_settings(settings: Settings) -> list[str]:
-    """What `threadbot discord` still needs, named as the user sets it in .env."""
-    if settings.discord_token is not None:
-        return []
-    return [
-        "DISCORD_TOKEN is not set (create an application at "
-        "https://discord.com/developers/applications and copy its bot token: Bot → Reset Token)"
-    ]
 
 
 async def serve(settings: Settings) -> int:
