@@ -23,9 +23,9 @@ from core.turn.runner import TurnRunner
 from core.turn.types import Turn
 from tests.bots.cli.test_startup import threadbot
 from tests.conftest import MakeSettings
-from tests.core.turn.test_runner import RecordingSink
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
+from tests.fakes.recording_sink import RecordingSink
 from tests.faults.conftest import SECRET, Valkey, mention, tally
 
 pytestmark = pytest.mark.timeout(120)

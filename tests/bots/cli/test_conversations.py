@@ -11,8 +11,8 @@ from core.answer.pipeline import Pipeline
 from core.turn.runner import Turn, TurnRunner
 from tests.bots.test_console import env_for, threadbot
 from tests.conftest import MakeSettings
-from tests.core.turn.test_runner import RecordingSink
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.recording_sink import RecordingSink
 
 
 def store_env(

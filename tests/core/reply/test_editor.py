@@ -10,42 +10,13 @@ import pytest
 
 from core.errors import (
     MessageGone,
-    MessageTooLong,
     ModelFailed,
     RateLimited,
     SinkError,
     StreamRefused,
 )
 from core.reply.editor import MARKER, StreamingEditor, _cut
-
-
-class RecordingSink:
-    """Keeps every message as the platform would show it, and every call made."""
-
-    def __init__(self, max_len: int = 2000) -> None:
-        self.max_len = max_len
-        self.messages: list[str] = []
-        self.calls: list[tuple[str, int, str]] = []
-        self.fail_edits: list[Exception] = []  # raised by the next edits, in order
-        self.refuse_over: int | None = None
-
-    async def post(self, text: str) -> int:
-        self._check(text)
-        self.messages.append(text)
-        self.calls.append(("post", len(self.messages) - 1, text))
-        return len(self.messages) - 1
-
-    async def edit(self, handle: int, text: str) -> None:
-        if self.fail_edits:
-            raise self.fail_edits.pop(0)
-        self._check(text)
-        self.messages[handle] = text
-        self.calls.append(("edit", handle, text))
-
-    def _check(self, text: str) -> None:
-        assert len(text) <= self.max_len, f"{len(text)} > {self.max_len}"
-        if self.refuse_over is not None and len(text) > self.refuse_over:
-            raise MessageTooLong(f"{len(text)}")
+from tests.fakes.recording_sink import RecordingSink
 
 
 async def stream(parts: list[str], delay_s: float = 0.0) -> AsyncIterator[str]:

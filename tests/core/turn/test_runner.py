@@ -16,45 +16,9 @@ from core.turn.runner import GONE, NO_ANSWER, TurnRunner
 from core.turn.types import Outcome, Turn
 from tests.conftest import MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.recording_sink import RecordingSink
 
 SESSION = "test:T:C:1.0"
-
-
-class RecordingSink:
-    """A chat that keeps its messages as shown, and the private notices to the asker."""
-
-    max_len = 2000
-    preparing = fallback = None
-
-    def __init__(self, *, placeholder: str | None = None) -> None:
-        self.placeholder = placeholder
-        self.messages: list[str] = []
-        self.notices: list[str] = []
-        self.failures: list[Exception] = []  # raised by the next posts and edits, in order
-        self.posted = asyncio.Event()
-
-    async def post(self, text: str) -> int:
-        self._maybe_fail()
-        self.messages.append(text)
-        self.posted.set()
-        return len(self.messages) - 1
-
-    async def edit(self, handle: int, text: str) -> None:
-        self._maybe_fail()
-        self.messages[handle] = text
-
-    async def notify(self, text: str) -> None:
-        self.notices.append(text)
-
-    def begin(self) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
-
-    def _maybe_fail(self) -> None:
-        if self.failures:
-            raise self.failures.pop(0)
 
 
 def turn(question: str = "what is threadbot?", **fields: Any) -> Turn:
