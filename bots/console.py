@@ -209,7 +209,7 @@ async def chat(
         TurnRunner(pipeline, interval_s=0.05 if interactive else 0, grace_s=0) as runner,
     ):
         try:
-            earlier = len(await pipeline.store.history(session_id).aget_messages())
+            earlier = len(await pipeline.messages(session_id))
             going_on = (
                 f"conversation '{session_name}' continues ({earlier} earlier messages; "
                 "/reset forgets them)"

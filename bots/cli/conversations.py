@@ -43,7 +43,7 @@ def _show(session_id: str, messages: list[BaseMessage]) -> str:
 
 
 async def _list(pipeline: Pipeline) -> int:
-    found = await pipeline.store.conversations()
+    found = await pipeline.conversations()
     if not found:
         sys.stdout.write("No stored conversations.\n")
         return 0
@@ -58,7 +58,7 @@ async def _list(pipeline: Pipeline) -> int:
 
 
 async def _messages(pipeline: Pipeline, session_id: str) -> list[BaseMessage] | None:
-    messages = await pipeline.store.history(session_id).aget_messages()
+    messages = await pipeline.messages(session_id)
     if not messages:
         sys.stderr.write(f"threadbot: no conversation {printable(session_id)}\n")
         return None
@@ -66,7 +66,7 @@ async def _messages(pipeline: Pipeline, session_id: str) -> list[BaseMessage] | 
 
 
 async def _forget_user(pipeline: Pipeline, user: str) -> int:
-    forgotten = await pipeline.store.forget_user(user)
+    forgotten = await pipeline.forget_user(user)
     n = len(forgotten)
     sys.stdout.write(
         f"Forgot {n} conversation{'' if n == 1 else 's'} {printable(user)} took part in"

@@ -11,9 +11,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
-from redis.exceptions import RedisError
 
-from core import EmbeddedServerBusy, Pipeline, Settings, build_embeddings, index_summary
+from core import (
+    EmbeddedServerBusy,
+    Pipeline,
+    Settings,
+    ThreadbotError,
+    build_embeddings,
+    index_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +88,13 @@ async def check_redis(settings: Settings) -> Check:
             await Pipeline.create(settings, join_running=True) as pipeline,
             asyncio.timeout(TIMEOUT_S),
         ):
-            await pipeline.store.redis.ping()
+            await pipeline.ping()
     except EmbeddedServerBusy:
         return Check(
             "redis", "warn", f"{where} is held by a running threadbot; not checked from here.",
             "stop that process to check, or give every process REDIS_URL.",
         )  # fmt: skip
-    except (RedisError, OSError, TimeoutError, ValueError) as exc:
+    except (ThreadbotError, OSError, TimeoutError, ValueError) as exc:
         return Check("redis", "fail", f"{where} does not answer PING ({_reason(exc)}).", fix)
     return Check("redis", "ok", f"{where} answers PING.")
 

@@ -17,7 +17,7 @@ from bots.discord.setup import invite_url, missing_settings
 from bots.discord.sink import NO_MENTIONS, DiscordSink, InteractionSink, rate_limit_trace
 from bots.discord.translator import DiscordRules, place_words, role_ids, turn_from_discord
 from bots.lifecycle import EXIT_UNREACHABLE, cannot_start, until_stopped
-from core import Health, NoAccess, Pipeline, Settings, Turn, TurnRunner, sessions
+from core import Health, Metrics, NoAccess, Pipeline, Settings, Turn, TurnRunner, sessions
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +181,10 @@ async def serve(settings: Settings) -> int:
     except (aiohttp.ClientError, OSError) as exc:
         return _unreachable(where, exc)
     try:
-        async with await Pipeline.create(settings) as pipeline:
+        metrics = Metrics()
+        async with await Pipeline.create(settings, metrics=metrics) as pipeline:
             bot = build_discord_bot(settings, pipeline)
-            health = Health.watching(bot.runner, settings, connected=_gateway_up(bot))
+            health = Health.watching(bot.runner, settings, metrics, connected=_gateway_up(bot))
             if bot.http.http_trace is not None:  # before login, which builds the HTTP session
                 health.metrics.count_requests(bot.http.http_trace, "discord")
             async with health.serving():

@@ -209,7 +209,7 @@ async def serve(settings: Settings) -> int:
     timeout = aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S)
     traced = [metrics.http_trace("slack")]
     async with (
-        await Pipeline.create(settings) as pipeline,
+        await Pipeline.create(settings, metrics=metrics) as pipeline,
         aiohttp.ClientSession(timeout=timeout, trace_configs=traced) as http,
         build_slack_bot(settings, pipeline, client=make_client(settings, session=http)) as bot,
     ):

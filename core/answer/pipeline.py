@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING
 
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from core.answer.answerers import build_answerer, sources_footer
 from core.answer.followups import search_query
@@ -16,10 +16,11 @@ from core.answer.probe import AnswerProbe
 from core.errors import HistoryUnavailable, QuestionRejected
 from core.store.lease import Lease
 from core.store.redis_client import connect, is_cluster
-from core.store.store import Store
+from core.store.store import Conversation, Store
 
 if TYPE_CHECKING:
     from core.answer.answerers import Answerer
+    from core.answer.probe import PipelineMetrics
     from core.knowledge.index_follower import IndexFollower
     from core.knowledge.retrieval import Retriever
     from core.settings import Settings
@@ -46,6 +47,7 @@ class Pipeline:
         *,
         embedded: EmbeddedRedis | None = None,
         follower: IndexFollower | None = None,
+        probe: AnswerProbe | PipelineMetrics | None = None,
     ) -> None:
         self._settings = settings
         self.store = store
@@ -53,16 +55,23 @@ class Pipeline:
         self._answerer = answerer
         self._embedded = embedded
         self._follower = follower  # keeps the retriever on the index published in Redis
-        self.probe = AnswerProbe()  # told retrieval and model timings (metrics)
+        self._probe = probe if probe is not None else AnswerProbe()  # timings, for metrics
         # One process streams only so many answers well: past that, all of them slow down and
         # their leases lapse. The rest wait their turn, each holding its conversation.
         self._answering = asyncio.Semaphore(settings.max_answers_at_once)
         self.waiting_for_slot = 0  # answers holding their conversation, waiting for a slot
 
     @classmethod
-    async def create(cls, settings: Settings, *, join_running: bool = False) -> Pipeline:
+    async def create(
+        cls,
+        settings: Settings,
+        *,
+        join_running: bool = False,
+        metrics: PipelineMetrics | None = None,
+    ) -> Pipeline:
         """`join_running`: a short command (`conversations`, the doctor) uses the embedded server
-        another threadbot runs on this data folder rather than being refused."""
+        another threadbot runs on this data folder rather than being refused. `metrics` is told
+        the answers' timings (its probe) and every Redis command (its observer)."""
         from core.knowledge.embeddings import build_embeddings
         from core.knowledge.index_follower import IndexFollower
         from core.knowledge.retrieval import Retriever
@@ -73,7 +82,7 @@ class Pipeline:
         if url is None:
             embedded = EmbeddedRedis(settings.data_dir, join=join_running)
             url = await asyncio.to_thread(embedded.start)
-        redis = connect(settings, url)
+        redis = connect(settings, url, observer=metrics)
         embeddings, name = await asyncio.to_thread(build_embeddings, settings)
         retriever = Retriever(
             settings.index_dir,
@@ -98,7 +107,7 @@ class Pipeline:
                 log.warning("could not check the stored conversations' key layout: %s", exc)
         return cls(
             settings, store, retriever, build_answerer(settings), embedded=embedded,
-            follower=follower,
+            follower=follower, probe=metrics,
         )  # fmt: skip
 
     async def __aenter__(self) -> Pipeline:
@@ -150,13 +159,13 @@ class Pipeline:
                 resets_before = await self.store.resets(session_id, held)
                 started = asyncio.get_running_loop().time()
                 passages = await self._retriever.search(search_query(messages, question))
-                self.probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))
+                self._probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))
                 parts: list[str] = []
                 started = asyncio.get_running_loop().time()
                 stream = self._answerer.stream(messages, question, passages)
                 async with contextlib.aclosing(stream):  # type: ignore[type-var]
                     async for chunk in stream:
-                        self.probe.streamed(
+                        self._probe.streamed(
                             asyncio.get_running_loop().time() - started, first=not parts
                         )
                         held.check()
@@ -195,3 +204,20 @@ class Pipeline:
 
     async def has_history(self, session_id: str) -> bool:
         return await self.store.has_history(session_id)
+
+    async def messages(self, session_id: str) -> list[BaseMessage]:
+        """What the conversation holds, oldest first (the console's start line, the operator's
+        `conversations show`)."""
+        return await self.store.history(session_id).aget_messages()
+
+    async def ping(self) -> None:
+        """Raises `HistoryUnavailable` unless the store answers (readiness, the doctor)."""
+        await self.store.ping()
+
+    # The operator's queries (`threadbot conversations`).
+
+    async def conversations(self) -> list[Conversation]:
+        return await self.store.conversations()
+
+    async def forget_user(self, user: str) -> list[str]:
+        return await self.store.forget_user(user)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from core.store.redis_client import CommandObserver
+
 
 class AnswerProbe:
     """Told the timings of each answer as it goes; this base ignores them.
@@ -15,3 +19,12 @@ class AnswerProbe:
 
     def streamed(self, seconds: float, *, first: bool) -> None:
         """The model gave a chunk `seconds` after the request started (`first`: its first)."""
+
+
+class PipelineMetrics(CommandObserver, Protocol):
+    """What a pipeline is measured by (`core.ops.metrics.Metrics`): the answers' timings, as an
+    `AnswerProbe` is told them, and every Redis command its store sends."""
+
+    def retrieved(self, seconds: float, passages: int) -> None: ...
+
+    def streamed(self, seconds: float, *, first: bool) -> None: ...

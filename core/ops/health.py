@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
+from core.errors import HistoryUnavailable
 from core.knowledge.retrieval import live_version
 from core.ops.metrics import CONTENT_TYPE, Metrics
 
@@ -78,8 +78,9 @@ class Health:
     async def _redis_answers(self) -> bool:
         try:
             async with asyncio.timeout(PING_TIMEOUT_S):
-                return bool(await self.runner.pipeline.store.redis.ping())
-        except (RedisError, OSError, TimeoutError) as exc:
+                await self.runner.pipeline.ping()
+                return True
+        except (HistoryUnavailable, OSError, TimeoutError) as exc:
             log.debug("readiness: Redis does not answer: %r", exc)
             return False
 

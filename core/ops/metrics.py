@@ -1,9 +1,9 @@
 """Prometheus metrics of one bot: how turns end, how fast text shows, platform calls, Redis.
 
 One `Metrics` per bot, with its own registry (tests run several bots in one process). It learns
-everything from outside the code it measures: the turn runner's outcomes (a listener), the answer
-flow's probe, an aiohttp trace on the platform's HTTP client, and a wrapper around the Redis
-client's two entry points (single commands and pipelines).
+everything from outside the code it measures, handed in by the composition root: the turn
+runner's outcomes (a listener), the answer flow's probe, an aiohttp trace on the platform's HTTP
+client, and the Redis client's command observer.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from core.answer.probe import AnswerProbe
 from core.knowledge.retrieval import live_version
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from core.turn.runner import TurnRunner
     from core.turn.types import Outcome
 
@@ -163,11 +161,10 @@ class Metrics(AnswerProbe):
         )
 
     def watch(self, runner: TurnRunner, index_dir: Path) -> None:
-        """Measure everything `runner` and its pipeline do from now on."""
+        """Count `runner`'s turns from now on. Its pipeline was built with this object as its
+        probe and its Redis client's observer (`Pipeline.create(..., metrics=...)`)."""
         runner.add_listener(self.observe)
         pipeline = runner.pipeline
-        pipeline.probe = self
-        self.instrument_redis(pipeline.store.redis)
         self.in_flight.set_function(lambda: runner.in_flight)
         self.waiting.set_function(lambda: runner.waiting)
         self.waiting_for_slot.set_function(lambda: pipeline.waiting_for_slot)
@@ -244,33 +241,9 @@ class Metrics(AnswerProbe):
 
     # -- Redis ---------------------------------------------------------------------------------
 
-    def instrument_redis(self, redis: Redis) -> None:
-        """Time every command and count every error of this client, wrapping its two entry
-        points: `execute_command` (single commands, locks' scripts) and `pipeline()`."""
-        execute = redis.execute_command
-        make_pipeline = redis.pipeline
-
-        async def timed_command(*args: Any, **options: Any) -> Any:
-            name = str(args[0]).upper() if args else "?"
-            return await self._timed(name, lambda: execute(*args, **options))  # type: ignore[no-untyped-call]
-
-        def timed_pipeline(*args: Any, **kwargs: Any) -> Any:
-            pipe = make_pipeline(*args, **kwargs)
-            run = pipe.execute
-            # (what `Redis.pipeline` defaults to; threadbot always says, for the cluster's sake)
-            transaction = kwargs.get("transaction", args[0] if args else True)
-            name = "MULTI" if transaction else "PIPELINE"
-
-            async def timed_execute(raise_on_error: bool = True) -> Any:
-                return await self._timed(name, lambda: run(raise_on_error))
-
-            pipe.execute = timed_execute  # type: ignore[method-assign]
-            return pipe
-
-        redis.execute_command = timed_command  # type: ignore[method-assign]
-        redis.pipeline = timed_pipeline  # type: ignore[method-assign]
-
-    async def _timed(self, command: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def timed(self, command: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """The Redis client's observer (`connect(..., observer=metrics)`): time every command
+        and count every error."""
         started = time.perf_counter()
         try:
             return await call()

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -37,16 +38,25 @@ def is_cluster(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEMES)
 
 
-def connect(settings: Settings, url: str | None = None) -> Redis:
+class CommandObserver(Protocol):
+    """Told of every command a client sends (the metrics): runs `call`, which sends `command`
+    (a command's name, or MULTI / PIPELINE for a batch), and returns what it returns."""
+
+    async def timed(self, command: str, call: Callable[[], Awaitable[Any]]) -> Any: ...
+
+
+def connect(
+    settings: Settings, url: str | None = None, *, observer: CommandObserver | None = None
+) -> Redis:
     """A client for `url` (default `REDIS_URL`) with the pool settings of `settings`; it
     connects on first use, so this never blocks. Replies are bytes (no decoding): the shared
-    index travels as binary parts."""
+    index travels as binary parts. With `observer`, every command and batch goes through it."""
     url = url if url is not None else settings.redis_url
     if url is None:
         raise ValueError("no Redis URL: set REDIS_URL, or start the embedded server")
     connect_timeout = min(5.0, settings.redis_timeout_s)
     if is_cluster(url):
-        return _cluster(url, settings, connect_timeout)
+        return _cluster(url, settings, connect_timeout, observer)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=settings.redis_max_connections,
@@ -55,7 +65,47 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
         socket_timeout=settings.redis_timeout_s,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
-    return Redis.from_pool(pool)
+    if observer is None:
+        return Redis.from_pool(pool)
+    client: _ObservedRedis = _ObservedRedis.from_pool(pool)  # type: ignore[assignment]
+    client.observer = observer
+    return client
+
+
+class _Unobserved:
+    async def timed(self, command: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        return await call()
+
+
+def _batch(transaction: Any) -> str:
+    # (what `Redis.pipeline` defaults to; threadbot always says, for the cluster's sake)
+    return "MULTI" if transaction is None or transaction else "PIPELINE"
+
+
+class _ObservedRedis(Redis):
+    """One server, each command and batch told to the observer: the client's two entry points."""
+
+    observer: CommandObserver = _Unobserved()
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        send = super().execute_command
+        name = str(args[0]).upper() if args else "?"
+        return await self.observer.timed(name, lambda: send(*args, **options))  # type: ignore[no-untyped-call]
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return _ObservedPipeline(
+            self.observer, self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class _ObservedPipeline(Pipeline):
+    def __init__(self, observer: CommandObserver, *args: Any) -> None:
+        super().__init__(*args)
+        self._observer = observer
+
+    async def execute(self, raise_on_error: bool = True) -> Any:
+        run = super().execute
+        return await self._observer.timed(_batch(self.is_transaction), lambda: run(raise_on_error))
 
 
 def seed_nodes(url: str) -> list[tuple[str, int]]:
@@ -71,11 +121,14 @@ def seed_nodes(url: str) -> list[tuple[str, int]]:
     return nodes
 
 
-def _cluster(url: str, settings: Settings, connect_timeout: float) -> Redis:
+def _cluster(
+    url: str, settings: Settings, connect_timeout: float, observer: CommandObserver | None
+) -> Redis:
     parts = urlsplit(url)
     userinfo = parts.netloc.rpartition("@")[0]
     username, _, password = userinfo.partition(":") if ":" in userinfo else ("", "", userinfo)
     client = _BoundedCluster(
+        observer=observer or _Unobserved(),
         permits=settings.redis_max_connections,
         permit_wait_s=settings.redis_pool_timeout_s,
         startup_nodes=[ClusterNode(host, port) for host, port in seed_nodes(url)],
@@ -117,8 +170,11 @@ class _BoundedCluster(RedisCluster):
         e for e in RedisCluster.ERRORS_ALLOW_RETRY if not issubclass(e, RedisTimeoutError)
     )
 
-    def __init__(self, *, permits: int, permit_wait_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *, observer: CommandObserver, permits: int, permit_wait_s: float, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
+        self.observer = observer
         self.permits = asyncio.Semaphore(permits)
         self.permit_wait_s = permit_wait_s
 
@@ -140,17 +196,26 @@ class _BoundedCluster(RedisCluster):
             self.permits.release()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        send = super().execute_command
+        name = str(args[0]).upper() if args else "?"
         async with self.permit():
-            return await super().execute_command(*args, **kwargs)
+            return await self.observer.timed(name, lambda: send(*args, **kwargs))
 
     def pipeline(
         self, transaction: Any | None = None, shard_hint: Any | None = None
     ) -> ClusterPipeline:
-        return _BoundedPipeline(self, transaction)  # type: ignore[abstract]
+        pipe = _BoundedPipeline(self, transaction)  # type: ignore[abstract]
+        pipe.batch = _batch(transaction)
+        return pipe
 
 
 class _BoundedPipeline(ClusterPipeline):
+    batch = "PIPELINE"
+
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
         client: _BoundedCluster = self.cluster_client  # type: ignore[assignment]
+        run = super().execute
         async with client.permit():
-            return await super().execute(raise_on_error, allow_redirections)
+            return await client.observer.timed(
+                self.batch, lambda: run(raise_on_error, allow_redirections)
+            )

@@ -446,6 +446,10 @@ class Store:
             log.info("moved %d conversations to session ids with a hash tag", moved)
         return moved
 
+    async def ping(self) -> None:
+        with store_errors("ping"):
+            await self.redis.ping()
+
     async def has_history(self, session_id: str) -> bool:
         with store_errors(f"exists {session_id}"):
             return bool(await self.redis.exists(self.history(session_id).key))

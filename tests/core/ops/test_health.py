@@ -10,7 +10,7 @@ import aiohttp
 from core.answer.pipeline import Pipeline
 from core.ops.health import Health
 from core.ops.logs import REDACTED, TextFormatter, bind_turn, unbind
-from core.ops.metrics import route_of
+from core.ops.metrics import Metrics, route_of
 from core.turn.runner import TurnRunner
 from core.turn.types import Turn
 from tests.conftest import MakeSettings
@@ -25,11 +25,12 @@ async def test_metrics_port_serves_readiness_with_the_platform_connection(
     async def platform_up() -> bool:
         return connected
 
+    metrics = Metrics()  # built first: the pipeline's Redis client reports to it
     async with (
-        await Pipeline.create(settings) as pipeline,
+        await Pipeline.create(settings, metrics=metrics) as pipeline,
         TurnRunner(pipeline, interval_s=0, grace_s=0) as runner,
     ):
-        health = Health.watching(runner, settings, connected=platform_up)
+        health = Health.watching(runner, settings, metrics, connected=platform_up)
         async with health.serving() as port, aiohttp.ClientSession() as http:
             base = f"http://127.0.0.1:{port}"
 
