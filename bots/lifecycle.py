@@ -1,5 +1,5 @@
-"""How a chat bot refuses to start (a log line naming each missing setting, exit code 2), and
-how it stops (SIGTERM or Ctrl-C: answers in flight finish, exit code 0)."""
+"""What every command shares: its exit codes, how a chat bot refuses to start (a log line naming
+each missing setting), and how it stops (SIGTERM or Ctrl-C: answers in flight finish)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,23 @@ import asyncio
 import logging
 import signal
 from collections.abc import Coroutine
+from enum import IntEnum
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-EXIT_MISCONFIGURED = 2  # a setting is missing or a token was rejected
-EXIT_UNREACHABLE = 4  # the platform could not be reached (network, URL)
+
+class ExitCode(IntEnum):
+    """How every `threadbot` command ends; docs/operating.md lists them for operators."""
+
+    OK = 0
+    FAILED = 1  # the doctor found a failure, or the conversation asked for does not exist
+    # a setting is missing or invalid, a token was rejected, or what the command needs is not
+    # usable as given (no documents, no index, the conversation store not answering)
+    MISCONFIGURED = 2
+    INTENT_REFUSED = 3  # Discord refused the Message Content intent
+    UNREACHABLE = 4  # the platform or Redis could not be reached (network, URL)
+    INTERRUPTED = 130  # Ctrl-C, as a shell reports a SIGINT
 
 
 def cannot_start(command: str, missing: list[str]) -> int:
@@ -23,7 +34,7 @@ def cannot_start(command: str, missing: list[str]) -> int:
         "; ".join(missing),
         command,
     )
-    return EXIT_MISCONFIGURED
+    return ExitCode.MISCONFIGURED
 
 
 async def until_stopped(bot: Coroutine[Any, Any, int]) -> int:
@@ -43,7 +54,7 @@ async def until_stopped(bot: Coroutine[Any, Any, int]) -> int:
         if current is not None and current.cancelling():
             raise  # cancelled from outside, not by a signal
         log.info("stopped")
-        return 0
+        return ExitCode.OK
     finally:
         for number in stop:
             loop.remove_signal_handler(number)

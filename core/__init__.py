@@ -8,7 +8,9 @@ from core.answer.answerers import build_answerer
 from core.answer.pipeline import Pipeline
 from core.errors import (
     Busy,
+    EmbeddedServerBusy,
     HistoryUnavailable,
+    KnowledgeError,
     MessageGone,
     MessageTooLong,
     ModelFailed,
@@ -19,6 +21,7 @@ from core.errors import (
     SinkError,
     StreamRefused,
     ThreadbotError,
+    ThreadbotException,
 )
 from core.knowledge import shared_index
 from core.knowledge.embeddings import build_embeddings
@@ -27,13 +30,13 @@ from core.knowledge.keywords import KeywordIndex
 from core.knowledge.retrieval import Chunk, Index, Passage, Retriever, printable
 from core.knowledge.status import index_summary
 from core.ops.health import Health
-from core.ops.logs import TextFormatter
+from core.ops.logs import TextFormatter, configure_logging
 from core.ops.metrics import Metrics
 from core.reply.editor import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
 from core.reply.pacing import Pacer, Ticket
 from core.settings import Settings
 from core.store import redis_client, sessions
-from core.store.redis_server import EmbeddedRedis, EmbeddedServerBusy
+from core.store.redis_server import EmbeddedRedis
 from core.turn.runner import TurnRunner
 from core.turn.types import Outcome, ReplySink, Resumable, SinkFor, Turn
 
@@ -48,6 +51,7 @@ __all__ = [
     "HistoryUnavailable",
     "Index",
     "KeywordIndex",
+    "KnowledgeError",
     "MessageGone",
     "MessageTooLong",
     "Metrics",
@@ -73,11 +77,13 @@ __all__ = [
     "StreamingEditor",
     "TextFormatter",
     "ThreadbotError",
+    "ThreadbotException",
     "Ticket",
     "Turn",
     "TurnRunner",
     "build_answerer",
     "build_embeddings",
+    "configure_logging",
     "index_summary",
     "ingest",
     "printable",

@@ -1,4 +1,30 @@
-"""The few errors threadbot expects, each carrying the short text a user is shown."""
+"""Every error threadbot raises on purpose, in one tree:
+
+    ThreadbotException          anything threadbot raises on purpose
+    ├── ThreadbotError          a turn failed; `user_message` is what the chat shows
+    │   ├── HistoryUnavailable  the conversation store does not answer (every Redis error)
+    │   ├── ModelFailed         the chat model failed or stopped mid-answer
+    │   ├── RetrievalFailed     the embedding service failed
+    │   ├── QuestionRejected    the question cannot be answered as it is (too long)
+    │   ├── LeaseLost           another worker took the turn over: show nothing
+    │   └── Busy                the conversation is held by an earlier question
+    ├── SinkError               a platform refused a post or an edit (the editor handles each)
+    │   ├── RateLimited         429: retry after `retry_after_s`
+    │   ├── MessageGone         the message was deleted: stop streaming
+    │   ├── MessageTooLong      the text is over the platform's real limit
+    │   ├── NoAccess            the bot may not post here
+    │   └── StreamRefused       no native stream here: edit instead
+    ├── KnowledgeError          the knowledge base cannot be built or read as asked
+    │   ├── NothingToIndex      no document under the paths, or nothing indexed there
+    │   ├── IngestRefused       the new index would replace the live one with far less
+    │   ├── IndexMismatch       an index written by another threadbot version
+    │   ├── IndexUnusable       an index that cannot be loaded (damaged, partial)
+    │   └── SharedIndexError    a published index that is missing, malformed or corrupt
+    └── EmbeddedServerBusy      another process runs the embedded server on this data folder
+
+A third-party error is translated once, where it is met (`store_errors` for Redis), with
+`raise ... from exc`; nothing else escapes as a project error.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +34,11 @@ from collections.abc import Iterator
 from redis.exceptions import RedisError
 
 
-class ThreadbotError(Exception):
+class ThreadbotException(Exception):
+    """The root: `except ThreadbotException` catches whatever threadbot raises on purpose."""
+
+
+class ThreadbotError(ThreadbotException):
     """An expected failure; `user_message` is safe to show in the chat (no secrets, no traces)."""
 
     user_message = "Something went wrong on my side. Please try again."
@@ -69,7 +99,7 @@ class Busy(ThreadbotError):
 # Errors a Sink raises; the streaming editor knows how to handle each one.
 
 
-class SinkError(Exception):
+class SinkError(ThreadbotException):
     """Raised by a Sink; the platform adapter translates its client's errors into these."""
 
 
@@ -94,3 +124,34 @@ class NoAccess(SinkError):
 class StreamRefused(SinkError):
     """An append-only sink's first post: the platform will not stream here (the editor then
     shows the reply through its fallback sink, by editing)."""
+
+
+# Errors of the knowledge base: building, loading and sharing the index.
+
+
+class KnowledgeError(ThreadbotException):
+    """The knowledge base cannot be built or read as asked; the message says why."""
+
+
+class NothingToIndex(KnowledgeError):
+    """No document under the paths given, or nothing indexed where a removal points."""
+
+
+class IngestRefused(KnowledgeError):
+    """The new index would replace the live one with nothing, or with far less: needs --force."""
+
+
+class IndexMismatch(KnowledgeError):
+    """The index on disk was written in another format (an older threadbot): ingest again."""
+
+
+class IndexUnusable(KnowledgeError):
+    """The index on disk cannot be loaded (damaged or partial): the last good one stays in use."""
+
+
+class SharedIndexError(KnowledgeError):
+    """A published index version that is missing, malformed or does not match its hashes."""
+
+
+class EmbeddedServerBusy(ThreadbotException):
+    """Another process already runs the embedded server on this data folder."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.messages import message_to_dict
 
+from bots.lifecycle import ExitCode
 from core import Pipeline, Settings, ThreadbotError, printable, sessions
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ async def _list(pipeline: Pipeline) -> int:
     found = await pipeline.conversations()
     if not found:
         sys.stdout.write("No stored conversations.\n")
-        return 0
+        return ExitCode.OK
     width = max(len("session"), *(len(c.session_id) for c in found))
     sys.stdout.write(f"{'session':<{width}}  messages  expires in\n")
     for c in found:
@@ -54,7 +55,7 @@ async def _list(pipeline: Pipeline) -> int:
             f"{printable(c.session_id):<{width}}  {c.messages:8d}  {expiry(c.ttl_s)}\n"
         )
     sys.stdout.write(f"{len(found)} conversation{'' if len(found) == 1 else 's'}.\n")
-    return 0
+    return ExitCode.OK
 
 
 async def _messages(pipeline: Pipeline, session_id: str) -> list[BaseMessage] | None:
@@ -73,7 +74,7 @@ async def _forget_user(pipeline: Pipeline, user: str) -> int:
     )
     sys.stdout.write(":\n" if forgotten else ".\n")
     sys.stdout.write("".join(f"  {printable(s)}\n" for s in forgotten))
-    return 0
+    return ExitCode.OK
 
 
 async def run(settings: Settings, action: str, session_id: str | None, user: str | None) -> int:
@@ -94,20 +95,20 @@ async def run(settings: Settings, action: str, session_id: str | None, user: str
                 sys.stdout.write(
                     f"Forgot {shown}.\n" if forgot else f"Nothing to forget: no {shown}.\n"
                 )
-                return 0
+                return ExitCode.OK
             messages = await _messages(pipeline, session_id)
             if messages is None:
-                return 1
+                return ExitCode.FAILED
             if action == "show":
                 sys.stdout.write(_show(session_id, messages))
             else:
                 dicts = [message_to_dict(m) for m in messages]
                 document = {"session_id": session_id, "messages": dicts}
                 sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
-            return 0
+            return ExitCode.OK
         except ThreadbotError as exc:
             sys.stderr.write(f"threadbot: the conversation store does not answer ({exc})\n")
-            return 2
+            return ExitCode.MISCONFIGURED
 
 
 def main(settings: Settings, action: str, session_id: str | None, user: str | None) -> int:

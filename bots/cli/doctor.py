@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from bots.lifecycle import ExitCode
 from core import (
     EmbeddedServerBusy,
     Pipeline,
@@ -265,11 +266,11 @@ async def diagnose(settings: Settings, problems: list[str]) -> bool:
 
 def main(settings: Settings, problems: list[str]) -> int:
     """`threadbot doctor`: 0 when nothing failed, 1 otherwise."""
-    return 0 if asyncio.run(diagnose(settings, problems)) else 1
+    return ExitCode.OK if asyncio.run(diagnose(settings, problems)) else ExitCode.FAILED
 
 
 def invalid_settings(problems: list[str]) -> int:
     """The settings do not load at all: say why, one line each (the other checks need them)."""
     sys.stdout.write("".join(r.line for r in _settings_checks(problems)))
     sys.stdout.write("The other checks need valid settings; fix these first.\n")
-    return 1
+    return ExitCode.FAILED

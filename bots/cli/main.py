@@ -5,219 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
-import itertools
-import json
 import logging
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bots.lifecycle import ExitCode
+
 if TYPE_CHECKING:  # the core is imported once a command runs: `--version` and `--help` are quick
     from core import Settings
-    from core.knowledge.ingest import IngestReport
-    from core.knowledge.retrieval import Passage, Retriever
-    from core.knowledge.shared_index import Manifest
-
-_SEARCH_BATCH = 256  # questions embedded together by `threadbot search`
-
-
-def _ingest(settings: Settings, args: argparse.Namespace) -> int:
-    """Index locally; with a REDIS_URL, publish the result, where every worker picks it up."""
-    code = _index_locally(settings, args)
-    if code != 0 or settings.redis_url is None:
-        return code
-    return _publish(settings)
-
-
-def _index_locally(settings: Settings, args: argparse.Namespace) -> int:
-    from core.knowledge.embeddings import build_embeddings
-    from core.knowledge.ingest import IngestRefused, ingest, remove
-    from core.knowledge.retrieval import Index, IndexMismatch
-    from core.knowledge.sources import find_files
-
-    paths: list[Path] = args.paths
-    try:
-        if args.remove:
-            return _summary(settings, remove(settings, paths, force=args.force), "")
-        embeddings, name = build_embeddings(settings)
-        try:
-            existing = Index.load(settings.index_dir) if args.if_empty else None
-        except IndexMismatch:
-            existing = None  # an index from an older threadbot: rebuilt below
-        if existing is not None:
-            wanted = {
-                f.source for p in paths for f in find_files(
-                    p, ignore=settings.ingest_ignore, max_bytes=settings.ingest_max_file_bytes
-                ).files
-            }  # fmt: skip
-            same_files = {f.source for f in existing.files} == wanted
-            # Rebuild only an index of these very files made with another model (the sample docs
-            # after a key was added): someone's own documents are never replaced by the samples.
-            if existing.embeddings_name == name or not same_files:
-                sys.stdout.write(
-                    f"Index already holds {len(existing.chunks)} passages in "
-                    f"{settings.index_dir}; leaving it as it is.\n"
-                )
-                if existing.embeddings_name != name:
-                    sys.stdout.write(
-                        f"It was built with {existing.embeddings_name}, but the embeddings now "
-                        f"are {name}: run `threadbot ingest YOUR_DOCS` so the bot can search "
-                        "them.\n"
-                    )
-                return 0
-        report = ingest(settings, paths, embeddings, name, add=args.add, force=args.force)
-    except IngestRefused as exc:
-        sys.stderr.write(f"threadbot: {exc}\n")
-        return 2
-    return _summary(settings, report, name)
-
-
-def _publish(settings: Settings) -> int:
-    from redis.exceptions import RedisError
-
-    from core.knowledge.shared_index import SharedIndexError, publish_live
-    from core.store.redis_client import connect
-
-    async def publish() -> Manifest | None:
-        redis = connect(settings)
-        try:
-            return await publish_live(redis, settings)
-        finally:
-            await redis.aclose()
-
-    try:
-        published = asyncio.run(publish())
-    except (RedisError, SharedIndexError) as exc:
-        sys.stderr.write(
-            f"threadbot: the index is saved in {settings.index_dir} but was not published to "
-            f"Redis ({exc}); workers keep the index they have. Run the command again to "
-            "publish it.\n"
-        )
-        return 4
-    if published is None:
-        sys.stdout.write("Redis already serves this index to every worker.\n")
-    else:
-        sys.stdout.write(
-            f"Published {published.version} to Redis ({published.size / 1e6:.1f} MB in "
-            f"{published.parts} parts): workers switch to it within {settings.index_poll_s:g} s.\n"
-        )
-    return 0
-
-
-_NAMED_PER_REASON = 3  # skipped files named in the summary; the rest are counted
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-def _summary(settings: Settings, report: IngestReport, name: str) -> int:
-    """One line of counts that add up (files; passages new and already embedded), then the files
-    skipped, by reason, the first few named, and every file that failed."""
-    from core.knowledge.retrieval import printable
-
-    skipped = sum(len(s) for s in report.skipped.values())
-    reasons = ", ".join(f"{len(s)} {reason}" for reason, s in sorted(report.skipped.items()))
-    if report.removed:
-        sys.stdout.write(f"Removed {_plural(report.removed, 'file')}; ")
-    else:
-        sys.stdout.write(f"Indexed {_plural(report.files, 'file')}; ")
-    new = report.chunks - report.reused
-    repeats = new - report.embedded
-    sys.stdout.write(
-        f"skipped {skipped}{f' ({reasons})' if reasons else ''}; failed {len(report.failed)}. "
-        f"The index holds {_plural(report.chunks, 'passage')} ({new:,} new, "
-        f"{report.reused:,} already embedded"
-        f"{f'; {repeats:,} of the new repeat a text embedded once' if repeats > 0 else ''})"
-        f"{f' with {name}' if name else ''} in {settings.index_dir}"
-        f"{'' if report.written else ', unchanged: nothing written'}.\n"
-    )
-    for reason, sources in sorted(report.skipped.items()):
-        named = ", ".join(printable(s) for s in sources[:_NAMED_PER_REASON])
-        more = len(sources) - _NAMED_PER_REASON
-        sys.stdout.write(
-            f"  skipped ({reason}): {named}{f' and {more} more' if more > 0 else ''}\n"
-        )
-    for source, error in report.failed.items():
-        sys.stdout.write(f"  failed: {printable(source)}: {printable(str(error))}\n")
-    return 0
-
-
-def _search(settings: Settings, args: argparse.Namespace) -> int:
-    """Print the passages the bot would use for each question, in input order."""
-    from core.knowledge.embeddings import build_embeddings
-    from core.knowledge.retrieval import Retriever
-
-    embeddings, name = build_embeddings(settings)
-    retriever = Retriever(
-        settings.index_dir, embeddings, name, k=args.k or settings.retrieval_k,
-        min_score=settings.retrieval_min_score, mode=settings.retrieval_mode,
-    )  # fmt: skip
-    if settings.redis_url is not None:
-        asyncio.run(_follow_once(settings, retriever))
-    if retriever.refresh() is None:
-        sys.stderr.write(f"threadbot: no usable index in {settings.index_dir}\n")
-        return 2
-    typed = not args.questions and sys.stdin.isatty()
-    if typed:  # else it would wait without a word
-        sys.stderr.write("Type a question a line; Ctrl-D ends. (Or: threadbot search QUESTION)\n")
-    lines = iter(args.questions) if args.questions else (line.rstrip("\n") for line in sys.stdin)
-    # Typed questions are answered one by one, as they come; piped ones in batches.
-    while batch := list(itertools.islice(lines, 1 if typed else _SEARCH_BATCH)):
-        for question, passages in zip(batch, retriever.search_many(batch), strict=True):
-            sys.stdout.write(_format(question, passages, as_json=args.json))
-        sys.stdout.flush()
-    return 0
-
-
-async def _follow_once(settings: Settings, retriever: Retriever) -> None:
-    """Search what the bots serve: the index published in Redis, fetched if it is not here."""
-    from core.knowledge.index_follower import IndexFollower
-    from core.store.redis_client import connect
-
-    redis = connect(settings)
-    try:
-        await IndexFollower(redis, settings, retriever).sync()
-    finally:
-        await redis.aclose()
-
-
-def _format(question: str, passages: list[Passage], *, as_json: bool) -> str:
-    if as_json:
-        found = [
-            {"source": p.chunk.source, "location": p.chunk.location, "text": p.chunk.text,
-             "score": round(p.score, 4)}
-            for p in passages
-        ]  # fmt: skip
-        return json.dumps({"question": question, "passages": found}, ensure_ascii=False) + "\n"
-    out = [f"? {question}"]
-    for p in passages:
-        out.append(f"  [{p.score:.3f}] {p.chunk.citation}")
-        out += [f"      {line}" for line in p.chunk.text.splitlines()]
-    return "\n".join([*out, ""]) + "\n"
-
-
-def _index_list(settings: Settings) -> int:
-    from core.knowledge.retrieval import Index, IndexMismatch, printable
-
-    try:
-        index = Index.load(settings.index_dir)
-    except IndexMismatch as exc:
-        sys.stderr.write(f"threadbot: {exc}; run `threadbot ingest` again\n")
-        return 2
-    if index is None:
-        sys.stdout.write(f"No index in {settings.index_dir} yet: run `threadbot ingest`.\n")
-        return 0
-    sys.stdout.write(
-        f"{len(index.files)} files, {len(index.chunks)} passages, {index.embeddings_name}, "
-        f"built {index.created}, in {settings.index_dir}\n"
-    )
-    for entry in index.files:
-        sys.stdout.write(
-            f"{entry.passages:6d}  {printable(entry.source)}  ({printable(str(entry.path))})\n"
-        )
-    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -277,12 +74,41 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from core import EmbeddedServerBusy, KnowledgeError
+
+    loaded = _settings(args)
+    if isinstance(loaded, int):
+        return loaded
+    settings, ignored = loaded
+    _configure_logging(settings, args)
+    # systemd, docker stop and a closed terminal send SIGTERM / SIGHUP: stop as on Ctrl-C, so
+    # answers in flight finish and the embedded server shuts down with us.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.default_int_handler)
+    try:
+        return _run(args, settings, ignored)
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    except (EmbeddedServerBusy, KnowledgeError) as exc:
+        sys.stderr.write(f"threadbot: {exc}\n")
+        return ExitCode.MISCONFIGURED
+    except OSError as exc:
+        if exc.filename is None:  # not a file of ours: a real failure, with its traceback
+            raise
+        # A data folder that is a symlink loop, read-only, or on a full disk.
+        sys.stderr.write(
+            f"threadbot: cannot use {exc.filename}: {exc.strerror}. "
+            "Check THREADBOT_DATA_DIR (and the paths given).\n"
+        )
+        return ExitCode.MISCONFIGURED
+
+
+def _settings(args: argparse.Namespace) -> tuple[Settings, list[str]] | int:
+    """The settings for `args.command`, or the exit code after saying what is invalid."""
     from pydantic import ValidationError
 
-    from core.ops.logs import configure_logging
     from core.settings import explain
     from core.settings import load as load_settings
-    from core.store.redis_server import EmbeddedServerBusy
 
     try:
         settings, ignored = load_settings(args.command)
@@ -293,9 +119,15 @@ def main(argv: list[str] | None = None) -> int:
             return invalid_settings(explain(exc))
         problems = "".join(f"  {line}\n" for line in explain(exc))
         sys.stderr.write(f"threadbot: invalid settings (environment or .env):\n{problems}")
-        return 2
+        return ExitCode.MISCONFIGURED
     for line in ignored if args.command != "doctor" else []:  # the doctor reports them
         sys.stderr.write(f"threadbot: ignoring a setting `{args.command}` does not use: {line}\n")
+    return settings, ignored
+
+
+def _configure_logging(settings: Settings, args: argparse.Namespace) -> None:
+    from core import configure_logging
+
     # The console is for reading answers: only warnings unless asked for more.
     quiet = args.command in {"chat", "ingest", "search", "index"} and not args.verbose
     level = logging.WARNING if quiet else settings.log_level.upper()
@@ -303,56 +135,39 @@ def main(argv: list[str] | None = None) -> int:
         # They report every problem themselves: a log line would repeat one out of place.
         level = logging.CRITICAL if args.command == "doctor" else logging.ERROR
     configure_logging(settings, level=level)
-    # systemd, docker stop and a closed terminal send SIGTERM / SIGHUP: stop as on Ctrl-C, so
-    # answers in flight finish and the embedded server shuts down with us.
-    for number in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.default_int_handler)
-    try:
+
+
+def _run(args: argparse.Namespace, settings: Settings, ignored: list[str]) -> int:
+    """The command itself; each imports only what it needs."""
+    if args.command in {"ingest", "search", "index"}:
+        from bots.cli import knowledge
+
         if args.command == "ingest":
-            return _ingest(settings, args)
+            return knowledge.ingest_command(settings, args)
         if args.command == "search":
-            return _search(settings, args)
-        if args.command == "index":
-            return _index_list(settings)
-        if args.command == "doctor":
-            from bots.cli.doctor import main as doctor_main
+            return knowledge.search_command(settings, args)
+        return knowledge.index_list_command(settings)
+    if args.command == "doctor":
+        from bots.cli.doctor import main as doctor_main
 
-            return doctor_main(settings, ignored)
-        if args.command == "conversations":
-            from bots.cli.conversations import main as conversations_main
+        return doctor_main(settings, ignored)
+    if args.command == "conversations":
+        from bots.cli.conversations import main as conversations_main
 
-            return conversations_main(
-                settings,
-                args.action,
-                getattr(args, "session_id", None),
-                getattr(args, "user", None),
-            )
-        if args.command == "chat":
-            from bots.console import chat
+        session_id, user = getattr(args, "session_id", None), getattr(args, "user", None)
+        return conversations_main(settings, args.action, session_id, user)
+    if args.command == "chat":
+        from bots.console import chat
 
-            asyncio.run(chat(settings, session_name=args.session))
-            return 0
-        if args.command == "slack":
-            from bots.slack.bot import main as slack_main
+        asyncio.run(chat(settings, session_name=args.session))
+        return ExitCode.OK
+    if args.command == "slack":
+        from bots.slack.bot import main as slack_main
 
-            return slack_main(settings)
-        from bots.discord.bot import main as discord_main
+        return slack_main(settings)
+    from bots.discord.bot import main as discord_main
 
-        return discord_main(settings)
-    except KeyboardInterrupt:
-        return 130
-    except (EmbeddedServerBusy, FileNotFoundError) as exc:
-        sys.stderr.write(f"threadbot: {exc}\n")
-        return 2
-    except OSError as exc:
-        if exc.filename is None:  # not a file of ours: a real failure, with its traceback
-            raise
-        # A data folder that is a symlink loop, read-only, or on a full disk.
-        sys.stderr.write(
-            f"threadbot: cannot use {exc.filename}: {exc.strerror}. "
-            "Check THREADBOT_DATA_DIR (and the paths given).\n"
-        )
-        return 2
+    return discord_main(settings)
 
 
 if __name__ == "__main__":

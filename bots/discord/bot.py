@@ -16,7 +16,7 @@ from bots.discord.endpoint import use_discord_api
 from bots.discord.setup import invite_url, missing_settings
 from bots.discord.sink import NO_MENTIONS, DiscordSink, InteractionSink, rate_limit_trace
 from bots.discord.translator import DiscordRules, place_words, role_ids, turn_from_discord
-from bots.lifecycle import EXIT_UNREACHABLE, cannot_start, until_stopped
+from bots.lifecycle import ExitCode, cannot_start, until_stopped
 from core import Health, Metrics, NoAccess, Pipeline, Settings, Turn, TurnRunner, sessions
 
 log = logging.getLogger(__name__)
@@ -197,10 +197,10 @@ async def serve(settings: Settings) -> int:
                     log.error(
                         "Discord rejected DISCORD_TOKEN; copy the bot token again from the portal."
                     )
-                    return 2
+                    return ExitCode.MISCONFIGURED
                 except discord.PrivilegedIntentsRequired:
                     log.error(MESSAGE_CONTENT_HELP)
-                    return 3
+                    return ExitCode.INTENT_REFUSED
                 except (aiohttp.ClientError, OSError) as exc:  # no network before logging in
                     return _unreachable(where, exc)
                 finally:
@@ -210,12 +210,12 @@ async def serve(settings: Settings) -> int:
                     await bot.close()
     finally:
         restore()
-    return 0
+    return ExitCode.OK
 
 
 def _unreachable(where: str, exc: BaseException) -> int:
     log.error("cannot reach Discord at %s (%s): check the network, or DISCORD_API_URL.", where, exc)
-    return EXIT_UNREACHABLE
+    return ExitCode.UNREACHABLE
 
 
 def _gateway_up(bot: DiscordBot) -> Callable[[], Awaitable[bool]]:

@@ -15,7 +15,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.lifecycle import cannot_start, until_stopped
+from bots.lifecycle import ExitCode, cannot_start, until_stopped
 from bots.slack.setup import make_client, missing_settings, rejected
 from bots.slack.sink import SlackSink, SlackStreamSink, SlashResponse
 from bots.slack.translator import SlackPlace, place_words, turn_from_slack
@@ -230,7 +230,7 @@ async def serve(settings: Settings) -> int:
                 finally:
                     await handler.close_async()
                     await bot.runner.aclose()  # answers finish while /readyz says 503
-            return 0
+            return ExitCode.OK
         app = bot.http_app()
         health.mount(app)
         runner = web.AppRunner(app, access_log=None)
@@ -253,7 +253,7 @@ async def serve(settings: Settings) -> int:
             finally:
                 await bot.runner.aclose()  # answers finish while new events get 503
                 await runner.cleanup()
-    return 0
+    return ExitCode.OK
 
 
 def main(settings: Settings) -> int:

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.lifecycle import EXIT_MISCONFIGURED, EXIT_UNREACHABLE
+from bots.lifecycle import ExitCode
 from core import Settings
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,12 @@ async def rejected(client: AsyncWebClient, settings: Settings) -> int | None:
                 name,
                 exc.response.get("error"),
             )
-            return EXIT_MISCONFIGURED
+            return ExitCode.MISCONFIGURED
         except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.error(
                 "cannot reach Slack at %s (%s): check the network, or SLACK_API_URL.",
                 settings.slack_api_url,
                 exc or type(exc).__name__,
             )
-            return EXIT_UNREACHABLE
+            return ExitCode.UNREACHABLE
     return None

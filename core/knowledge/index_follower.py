@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
+from core.errors import IndexUnusable, SharedIndexError
 from core.knowledge import shared_index
-from core.knowledge.retrieval import IndexUnusable
-from core.knowledge.shared_index import SharedIndexError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -101,3 +100,15 @@ class IndexFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+async def follow_once(settings: Settings, retriever: Retriever) -> None:
+    """Put `retriever` on the index the bots serve (`threadbot search` on a worker's machine):
+    the version published in Redis, fetched if it is not here."""
+    from core.store.redis_client import connect
+
+    redis = connect(settings)
+    try:
+        await IndexFollower(redis, settings, retriever).sync()
+    finally:
+        await redis.aclose()

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from core.errors import IndexMismatch, IngestRefused, KnowledgeError, NothingToIndex
 from core.knowledge.embed_cache import EmbeddingCache, passage_hash
 from core.knowledge.extract import FENCE_LINE, read_sections
 from core.knowledge.keywords import KeywordIndex
-from core.knowledge.retrieval import Chunk, FileEntry, Index, IndexMismatch
+from core.knowledge.retrieval import Chunk, FileEntry, Index
 from core.knowledge.sources import SUFFIXES, UNDECODABLE, SourceFile, find_files
 
 if TYPE_CHECKING:
@@ -41,10 +42,6 @@ _FAISS_BLOCK = 4096  # vectors moved from the cache to the index at once
 _SHRINK_GUARD_MIN = 100
 
 TokenCounter = Callable[[list[str]], list[int]]
-
-
-class IngestRefused(Exception):
-    """The new index would replace the live one with nothing, or with far less: needs --force."""
 
 
 @dataclass
@@ -194,7 +191,7 @@ def ingest(
             report.skipped.setdefault(reason, []).extend(sources)
     if not found and not force:
         # Replacing a live index with an empty one is never what a typo in a path meant.
-        raise FileNotFoundError(f"no {', '.join(sorted(SUFFIXES))} files under the given paths")
+        raise NothingToIndex(f"no {', '.join(sorted(SUFFIXES))} files under the given paths")
 
     kept: list[FileEntry] = []
     if add and previous is not None:
@@ -252,7 +249,7 @@ def remove(settings: Settings, paths: list[Path], *, force: bool = False) -> Ing
     """Take the files at or under `paths` (or cited as `paths`) out of the live index."""
     previous = _load_previous(settings)
     if previous is None:
-        raise FileNotFoundError(f"no index in {settings.index_dir} to remove files from")
+        raise NothingToIndex(f"no index in {settings.index_dir} to remove files from")
     targets = [Path(os.path.abspath(p)) for p in paths]
     names = {p.as_posix() for p in paths}
 
@@ -261,7 +258,7 @@ def remove(settings: Settings, paths: list[Path], *, force: bool = False) -> Ing
 
     report = IngestReport(removed=sum(gone(e) for e in previous.files))
     if not report.removed:
-        raise FileNotFoundError(f"nothing indexed at {', '.join(map(str, paths))}")
+        raise NothingToIndex(f"nothing indexed at {', '.join(map(str, paths))}")
     pairs = [(c, e) for c, e in _chunk_files(previous) if not gone(e)]
     entries = [e for e in previous.files if not gone(e)]
     return _commit(
@@ -316,7 +313,7 @@ def _commit(
             missing = _seed(cache, previous, missing)
         todo = {h: c.indexed_text for h, c in zip(hashes, chunks, strict=True) if h in missing}
         if todo and embeddings is None:
-            raise FileNotFoundError(f"{len(todo)} vectors are missing from the embedding cache")
+            raise KnowledgeError(f"{len(todo)} vectors are missing from the embedding cache")
         if embeddings is not None:
             _embed(cache, embeddings, todo, settings.embedding_batch_size, progress)
         report.embedded = len(todo)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from core.errors import RetrievalFailed
+from core.errors import IndexMismatch, IndexUnusable, RetrievalFailed
 from core.knowledge.keywords import KeywordIndex
 
 if TYPE_CHECKING:
@@ -107,14 +107,6 @@ def go_live(root: Path, version: str) -> None:
     for old in root.glob("v-*"):
         if old.name not in {version, previous}:
             shutil.rmtree(old, ignore_errors=True)
-
-
-class IndexMismatch(Exception):
-    """The index was built with another embedding model; searching it would return noise."""
-
-
-class IndexUnusable(Exception):
-    """An index folder that cannot be searched here: unreadable, or made with other embeddings."""
 
 
 @dataclass

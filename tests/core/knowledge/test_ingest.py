@@ -11,6 +11,7 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from core.answer.pipeline import Pipeline
+from core.errors import NothingToIndex
 from core.knowledge.embeddings import LocalEmbeddings, build_embeddings
 from core.knowledge.ingest import IngestRefused, ingest, remove
 from core.knowledge.retrieval import CURRENT, Index, Retriever
@@ -219,7 +220,7 @@ def test_an_empty_folder_never_replaces_the_index(
     settings = make_settings()
     ingest(settings, [SAMPLE_DOCS], embeddings, embeddings.name, progress=False)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"no .* files"):
+    with pytest.raises(NothingToIndex, match=r"no .* files"):
         ingest(settings, [tmp_path / "empty"], embeddings, embeddings.name, progress=False)
     index = Index.load(settings.index_dir)
     assert index is not None and index.chunks
@@ -277,21 +278,20 @@ def cached_rows(settings) -> int:
             return 0
 
 
+@pytest.mark.kills
 async def test_a_killed_ingest_resumes_where_it_stopped(
     tmp_path: Path, make_settings: MakeSettings, embeddings
 ):
     import signal
-    import sys
 
-    from tests.bots.test_console import env_for
-    from tests.conftest import ROOT
+    from tests.cli_runner import command, env_for, start
 
     make_corpus(tmp_path / "docs", files=12, sections=12)
     settings = make_settings()
     env = env_for(tmp_path, THREADBOT_DATA_DIR=str(settings.data_dir), EMBEDDINGS="local")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli.main", "ingest", str(tmp_path / "docs"),
-        env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    process = await start(
+        command("ingest", str(tmp_path / "docs")), env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
         async with asyncio.timeout(60):
@@ -350,7 +350,7 @@ async def test_add_and_remove_without_a_full_rebuild(
     assert removed.removed == 1 and removed.chunks == first.chunks
     assert all(p.chunk.source != "boats.md" for p in await retriever.search("rowing boat"))
     assert cached_rows(settings) == first.chunks  # the cache follows the index
-    with pytest.raises(FileNotFoundError, match="nothing indexed"):
+    with pytest.raises(NothingToIndex, match="nothing indexed"):
         remove(settings, [tmp_path / "more"])
 
 
