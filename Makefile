@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean image image-test
+.PHONY: run test test-fast lint format bench clean image image-test
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,11 +24,18 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
+## The loop to run while working: lint, types, import contracts, and every test that needs no
+## Redis Cluster and kills no process (a few minutes).
+test-fast: $(STAMP) lint
+	$(BIN)/python -m pytest -m "not cluster and not kills"
+
+## Lint, format, types, and the architecture's import contracts (pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict core
 	$(BIN)/mypy bots
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
