@@ -6,22 +6,16 @@ import asyncio
 import datetime
 import io
 import logging
-import sys
 from pathlib import Path
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from redis.asyncio import Redis
 
 from core.store.history import RedisHistory
-from tests.conftest import ROOT, SAMPLE_DOCS, MakeSettings
+from tests.cli_runner import command, env_for, start, threadbot
+from tests.conftest import SAMPLE_DOCS, MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
-
-
-def env_for(settings_dir: Path, **values: str) -> dict[str, str]:
-    """Only what the command needs: no key or URL of the developer's own leaks in."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(settings_dir), "PYTHONUNBUFFERED": "1"}
-    env.update(values)
-    return env
 
 
 def model_env(
@@ -37,23 +31,6 @@ def model_env(
         OPENAI_API_KEY="test-key",
         EMBEDDINGS="local",
     )
-
-
-async def threadbot(*args: str, env: dict[str, str], stdin: str = "") -> tuple[str, str, int]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bots.cli.main",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=env.get("HOME", ROOT),  # not the checkout: a developer's own .env stays out
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=90)
-    assert process.returncode is not None
-    return out.decode(), err.decode(), process.returncode
 
 
 async def test_two_questions_and_reset_with_a_model(
@@ -184,12 +161,13 @@ async def test_if_empty_never_replaces_someone_elses_documents(
     assert fake_openai.embedding_requests == []
 
 
+@pytest.mark.kills
 async def test_sigterm_stops_the_embedded_server_too(tmp_path: Path):
     env = env_for(tmp_path, THREADBOT_DATA_DIR=str(tmp_path / "data"))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli.main", "chat",
+    process = await start(
+        command("chat"), env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
     banner = await asyncio.wait_for(process.stderr.readline(), timeout=60)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +11,19 @@ import pexpect
 import pytest
 from redis.asyncio import Redis
 
-from tests.bots.test_console import env_for, model_env, threadbot
-from tests.conftest import ROOT, MakeSettings
+from tests.bots.test_console import model_env
+from tests.cli_runner import command, env_for, spawn, threadbot
+from tests.conftest import MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.timeout(120)
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"  # a terminal's bracketed paste
 
 
-async def spawn(env: dict[str, str], cwd: Path = ROOT) -> Any:
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "bots.cli.main", "chat", "--session", "tty"],
+async def spawn_chat(env: dict[str, str]) -> Any:
+    child = spawn(
+        command("chat", "--session", "tty"),
         env=env | {"TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
-        cwd=str(cwd),
         encoding="utf-8",
         timeout=60,
         dimensions=(40, 120),
@@ -45,7 +43,7 @@ async def test_ctrl_c_stops_the_answer_a_paste_is_one_question_and_ctrl_c_leaves
     prefix = make_settings().history_key_prefix
     env = model_env(tmp_path, redis_url, fake_openai, prefix)
     fake_openai.script("**Slowly** " * 300, chunk_size=4, delay_s=0.02)  # ~15 s if not stopped
-    child = await spawn(env)
+    child = await spawn_chat(env)
     child.send("tell me everything\r")
     await expect(child, "Slowly")  # rendered Markdown: the ** are gone
     child.sendintr()  # Ctrl-C during the answer: stops it, the chat goes on
@@ -78,7 +76,7 @@ async def test_ctrl_c_stops_the_answer_a_paste_is_one_question_and_ctrl_c_leaves
     async with Redis.from_url(redis_url) as redis:  # the stopped answer saved nothing
         assert await redis.llen(f"{prefix}console:{{tty}}") == 2
 
-    child = await spawn(env)  # the next start says the conversation goes on
+    child = await spawn_chat(env)  # the next start says the conversation goes on
     assert "continues (2 earlier messages" in child.before
     child.send("/quit\r")
     await asyncio.to_thread(child.expect, pexpect.EOF)
@@ -97,7 +95,7 @@ async def test_ctrl_c_leaves_the_embedded_store_running_and_other_commands_join_
         EMBEDDINGS="local",
     )
     fake_openai.script("**Slowly** " * 300, chunk_size=4, delay_s=0.02)
-    child = await spawn(env, cwd=tmp_path)
+    child = await spawn_chat(env)
     child.send("tell me everything\r")
     await expect(child, "Slowly")
     child.sendintr()
@@ -151,7 +149,7 @@ async def test_a_passage_cut_inside_a_code_block_renders_as_code(tmp_path: Path)
     )
     _, err, code = await threadbot("ingest", str(docs), env=env)
     assert code == 0, err
-    child = await spawn(env, cwd=tmp_path)
+    child = await spawn_chat(env)
     child.send("lots of email messages\r")
     await expect(child, "No language model is configured")  # the answer's last line
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)  # the screen's text

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ROOT
+from tests.cli_runner import command, env_for, popen
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import BOT_USER_ID, FakeSlack
 
@@ -108,13 +107,7 @@ class BotProcess:
 
     async def start(self) -> BotProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: ASYNC220 (spawning returns at once)
-            [sys.executable, "-m", "bots.cli.main", "slack"],
-            cwd=self.log_path.parent,  # no .env there
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.process = popen(command("slack"), env=self.env, stdout=log, stderr=subprocess.STDOUT)
         # Its own log line, not a connection to the port: workers may share one.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -169,27 +162,25 @@ class BotProcess:
 def bot_env(
     tmp_path: Path, valkey: Valkey, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
-        "THREADBOT_DATA_DIR": str(tmp_path / "data"),
-        "REDIS_URL": valkey.url,
-        "OPENAI_BASE_URL": fake_openai.base_url,
-        "OPENAI_API_KEY": "test-key",
-        "EMBEDDINGS": "local",
-        "CHAT_MAX_RETRIES": "0",
-        "SLACK_BOT_TOKEN": "xoxb-faults",
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": fake_slack.api_url,
-        "SLACK_EDIT_INTERVAL_MS": "100",
-        "SLACK_POST_INTERVAL_MS": "0",
-        "LEASE_S": str(LEASE_S),
-        "ANSWER_TIMEOUT_S": "8",
-        "REDIS_TIMEOUT_S": "0.5",
-        "SHUTDOWN_GRACE_S": "2",
-        "LOG_LEVEL": "INFO",
-    }
+    return env_for(
+        tmp_path,
+        THREADBOT_DATA_DIR=str(tmp_path / "data"),
+        REDIS_URL=valkey.url,
+        OPENAI_BASE_URL=fake_openai.base_url,
+        OPENAI_API_KEY="test-key",
+        EMBEDDINGS="local",
+        CHAT_MAX_RETRIES="0",
+        SLACK_BOT_TOKEN="xoxb-faults",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        SLACK_EDIT_INTERVAL_MS="100",
+        SLACK_POST_INTERVAL_MS="0",
+        LEASE_S=str(LEASE_S),
+        ANSWER_TIMEOUT_S="8",
+        REDIS_TIMEOUT_S="0.5",
+        SHUTDOWN_GRACE_S="2",
+        LOG_LEVEL="INFO",
+    )
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import math
 import secrets
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,11 +24,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bots.slack.test_bot import CHANNEL, mention, signed_headers
-from tests.conftest import ROOT
+from tests.cli_runner import command, env_for, start
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import TEAM_ID, FakeSlack
 
-pytestmark = pytest.mark.timeout(120)
+# Each test stops its bot with SIGTERM, and the second stops Redis under it.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.kills]
 
 START_S = 60.0  # the subprocess imports everything and loads the embedding model
 
@@ -89,29 +89,27 @@ async def running_bot(
     bot_token = f"xoxb-{secrets.token_hex(12)}"
     signing_secret = secrets.token_hex(16)
     api_key = f"sk-test-{secrets.token_hex(12)}"
-    values = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "PYTHONUNBUFFERED": "1",
-        "THREADBOT_DATA_DIR": str(tmp_path / "data"),
-        "REDIS_URL": redis_url,
-        "REDIS_NAMESPACE": f"ops-{tag}:threadbot:",
-        "HISTORY_KEY_PREFIX": f"ops-{tag}:message_store:",
-        "OPENAI_BASE_URL": fake_openai.base_url,
-        "OPENAI_API_KEY": api_key,
-        "EMBEDDINGS": "local",
-        "CHAT_MAX_RETRIES": "0",
-        "SLACK_BOT_TOKEN": bot_token,
-        "SLACK_SIGNING_SECRET": signing_secret,
-        "SLACK_API_URL": fake_slack.api_url,
-        "SLACK_PORT": str(port),
-        "SLACK_EDIT_INTERVAL_MS": "50",
+    values = env_for(
+        tmp_path,
+        THREADBOT_DATA_DIR=str(tmp_path / "data"),
+        REDIS_URL=redis_url,
+        REDIS_NAMESPACE=f"ops-{tag}:threadbot:",
+        HISTORY_KEY_PREFIX=f"ops-{tag}:message_store:",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        OPENAI_API_KEY=api_key,
+        EMBEDDINGS="local",
+        CHAT_MAX_RETRIES="0",
+        SLACK_BOT_TOKEN=bot_token,
+        SLACK_SIGNING_SECRET=signing_secret,
+        SLACK_API_URL=fake_slack.api_url,
+        SLACK_PORT=str(port),
+        SLACK_EDIT_INTERVAL_MS="50",
         **env,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli.main", "slack",
+    )
+    process = await start(
+        command("slack"), env=values,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, env=values, cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     bot = Bot(
         process, f"http://127.0.0.1:{port}", signing_secret, [bot_token, signing_secret, api_key]

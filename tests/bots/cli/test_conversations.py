@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage, HumanMessage, message_to_dict
 
 from core.answer.pipeline import Pipeline
 from core.turn.runner import Turn, TurnRunner
-from tests.bots.test_console import env_for, threadbot
+from tests.cli_runner import env_for, threadbot
 from tests.conftest import MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.recording_sink import RecordingSink

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bots.cli.doctor import shown_url
-from tests.bots.test_console import env_for, threadbot
+from tests.cli_runner import env_for, threadbot
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack

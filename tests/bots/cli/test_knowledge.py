@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bots.test_console import env_for, threadbot
+from tests.cli_runner import env_for, threadbot
 from tests.conftest import SAMPLE_DOCS
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
-from tests.bots.test_console import env_for, threadbot
+from tests.cli_runner import env_for, threadbot
 
 
 async def test_version_comes_from_the_installed_package(tmp_path: Path) -> None:

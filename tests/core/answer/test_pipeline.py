@@ -209,6 +209,7 @@ def test_shard_ids_need_a_shard_count(make_settings):
     assert make_settings(discord_shard_ids=[0], discord_shard_count=2).discord_shard_ids == [0]
 
 
+@pytest.mark.kills
 def test_a_server_left_by_a_killed_run_is_stopped(tmp_path):
     """A threadbot killed with SIGKILL cannot stop its server; the next start does."""
     import signal
@@ -217,14 +218,18 @@ def test_a_server_left_by_a_killed_run_is_stopped(tmp_path):
     from pathlib import Path
 
     from core.store.redis_server import EmbeddedRedis
+    from tests.cli_runner import env_for, popen
 
     script = (
         "import sys, time; from pathlib import Path; "
         "from core.store.redis_server import EmbeddedRedis; "
         "EmbeddedRedis(Path(sys.argv[1])).start(); print('up', flush=True); time.sleep(60)"
     )
-    child = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    child = popen(
+        [sys.executable, "-c", script, str(tmp_path)],
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None
     assert child.stdout.readline() == "up\n"
