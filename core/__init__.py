@@ -38,10 +38,19 @@ from core.settings import Settings
 from core.store import redis_client, sessions
 from core.store.redis_server import EmbeddedRedis
 from core.turn.runner import TurnRunner
-from core.turn.types import Outcome, ReplySink, Resumable, SinkFor, Turn
+from core.turn.types import (
+    AnyReplySink,
+    Outcome,
+    ReplySink,
+    Resumable,
+    SinkFor,
+    StreamReplySink,
+    Turn,
+)
 
 __all__ = [
     "MARKER",
+    "AnyReplySink",
     "AppendSink",
     "Busy",
     "Chunk",
@@ -74,6 +83,7 @@ __all__ = [
     "SinkError",
     "SinkFor",
     "StreamRefused",
+    "StreamReplySink",
     "StreamingEditor",
     "TextFormatter",
     "ThreadbotError",

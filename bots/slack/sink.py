@@ -198,6 +198,10 @@ class SlashResponse:
     async def post(self, text: str) -> None:
         await self.notify(text)
 
+    async def edit(self, handle: None, text: str) -> None:
+        """An ack is sent once and cannot be changed: to the editor, the message is gone."""
+        raise MessageGone("a slash command's reply cannot be edited")
+
 
 async def translated(call: Coroutine[Any, Any, Any]) -> Any:
     """Await a Web API call, turning Slack's errors into the ones the streaming editor handles."""

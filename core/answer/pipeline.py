@@ -13,10 +13,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from core.answer.answerers import build_answerer, sources_footer
 from core.answer.followups import search_query
 from core.answer.probe import AnswerProbe
-from core.errors import HistoryUnavailable, QuestionRejected
+from core.errors import HistoryUnavailable, QuestionRejected, ThreadbotError
 from core.store.lease import Lease
 from core.store.redis_client import connect, is_cluster
-from core.store.store import Conversation, Store
+from core.store.store import Conversation, Place, Store
 
 if TYPE_CHECKING:
     from core.answer.answerers import Answerer
@@ -129,14 +129,21 @@ class Pipeline:
             await asyncio.to_thread(self._embedded.stop)
 
     async def answer(
-        self, session_id: str, question: str, *, lease: Lease | None = None, user: str = ""
+        self,
+        session_id: str,
+        question: str,
+        *,
+        lease: Lease | None = None,
+        place: Place | ThreadbotError | None = None,
+        user: str = "",
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to `question` in the conversation `session_id`.
 
         The human and AI messages are saved together once the answer is complete; an answer
         that fails or is cancelled midway (the model errs, the user deletes the message) saves
         nothing, so the history never holds half a turn. The conversation is held with `lease`
-        (the turn's, which may already hold its event), or a lease of its own. `user`, the
+        (the turn's, which may already hold its event), or a lease of its own, in the `place`
+        the turn took when it arrived (see `Store.conversation`). `user`, the
         asker as `platform:id`, is noted with the session so their conversations can be found.
         """
         # Lone surrogates (undecodable terminal input, JSON "\ud800") would break the tokenizer.
@@ -153,10 +160,10 @@ class Pipeline:
             )
         held = lease if lease is not None else self.store.lease()
         try:
-            async with self.store.conversation(session_id, held), self._slot():
+            async with self.store.conversation(session_id, held, place) as placed, self._slot():
                 held.check()  # still ours after waiting for a free slot?
                 messages = await self.store.history(session_id).aget_messages()
-                resets_before = await self.store.resets(session_id, held)
+                resets_before = placed.resets
                 started = asyncio.get_running_loop().time()
                 passages = await self._retriever.search(search_query(messages, question))
                 self._probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))

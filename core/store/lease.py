@@ -9,11 +9,11 @@ import os
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from core.errors import LeaseLost, ThreadbotError, store_errors
+from core.errors import LeaseLost, store_errors
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -52,8 +52,6 @@ class Lease:
         self.lines: dict[str, str] = {}  # `waiting` key -> the line it keeps a place in
         # Until when the keys are surely still ours: the last renewal's start plus the lease.
         self._valid_until: float | None = None
-        self.line_up_failed: ThreadbotError | None = None  # taking a ticket failed: the error
-        self.resets_seen: dict[str, list[Any]] = {}  # session -> its reset counters at line-up
         self._heartbeat: asyncio.Task[None] | None = None
         self.lost = False
 

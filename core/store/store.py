@@ -44,7 +44,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from core.errors import Busy, HistoryUnavailable, LeaseLost, store_errors
+from core.errors import Busy, HistoryUnavailable, LeaseLost, ThreadbotError, store_errors
 from core.store.history import RedisHistory, encode
 from core.store.lease import Lease
 from core.store.sessions import levels, tagged
@@ -132,6 +132,17 @@ return {'skipped'}
 
 
 @dataclass(frozen=True)
+class Place:
+    """A turn's place in its conversation's line, taken before its event is acknowledged: the
+    `waiting` key its lease keeps alive, and the session's reset counters as they were when the
+    question arrived (a reset from then on, on any worker, forgets this turn's answer)."""
+
+    session_id: str
+    waiting: str
+    resets: list[Any]
+
+
+@dataclass(frozen=True)
 class Claim:
     """An event's claim: `new`, `resumed` from a dead holder (with its in-flight record), or
     not ours: `busy` (a live holder answers it) or `done`."""
@@ -178,7 +189,7 @@ class Store:
     def lease(self) -> Lease:
         return Lease(self.redis, self._settings.lease_s)
 
-    async def line_up(self, session_id: str, lease: Lease) -> None:
+    async def line_up(self, session_id: str, lease: Lease) -> Place:
         """Take the conversation's next ticket for `lease`: the turn will have the conversation
         after every turn that lined up before it, in any process. A waiter that dies loses its
         place within one lease."""
@@ -193,19 +204,24 @@ class Store:
                 )  # fmt: skip
         lease.queued(waiting, line)
         # A reset from now on, even one another worker runs while this turn waits, forgets it.
-        lease.resets_seen[session_id] = [r or None for r in resets]
+        return Place(session_id, waiting, [r or None for r in resets])
 
     @contextlib.asynccontextmanager
-    async def conversation(self, session_id: str, lease: Lease) -> AsyncIterator[None]:
+    async def conversation(
+        self, session_id: str, lease: Lease, place: Place | ThreadbotError | None = None
+    ) -> AsyncIterator[Place]:
         """Hold the conversation for one answer, in ticket order, waiting at most
-        `answer_timeout_s` for it (a crashed holder or waiter frees it within `lease_s`)."""
+        `answer_timeout_s` for it (a crashed holder or waiter frees it within `lease_s`).
+
+        `place` is the one the turn took when it arrived (`line_up`), or the error taking it
+        failed with: lining up only now would put this turn behind later ones of its own
+        process, which wait for it, so it fails as the store did and its asker is told. With
+        none, the turn lines up here."""
+        if isinstance(place, ThreadbotError):
+            raise place
+        if place is None:
+            place = await self.line_up(session_id, lease)
         line, _, waiting = self._line_keys(session_id, lease)
-        if waiting not in lease.lines:
-            if lease.line_up_failed is not None:
-                # Lining up now would put this turn behind later ones of its own process,
-                # which wait for it: it fails as the store did, and its asker is told.
-                raise lease.line_up_failed
-            await self.line_up(session_id, lease)
         lock = f"{self._ns}lock:{session_id}"
         wait_s = self._settings.answer_timeout_s
         loop = asyncio.get_running_loop()
@@ -236,7 +252,7 @@ class Store:
                         await released.wait()
                 pause = min(pause * 2, 0.25)
         try:
-            yield
+            yield place
         finally:
             await lease.release(lock)
             if (wake := self._released.pop(session_id, None)) is not None:
@@ -311,11 +327,8 @@ class Store:
         """The sets that list a session under each of its proper prefixes (its channel)."""
         return [f"{self._ns}sessions:{level}" for level in levels(session_id)[:-1]]
 
-    async def resets(self, session_id: str, lease: Lease | None = None) -> list[Any]:
-        """The reset counters of a session as they were when `lease`'s turn lined up (else as
-        they are now); `save_turn` compares them."""
-        if lease is not None and session_id in lease.resets_seen:
-            return lease.resets_seen[session_id]
+    async def resets(self, session_id: str) -> list[Any]:
+        """The reset counters of a session as they are now; `save_turn` compares them."""
         keys = self._reset_keys(session_id)
         with store_errors(f"reading {keys[-1]}"):
             return list(await self.redis.mget(keys))

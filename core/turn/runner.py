@@ -12,15 +12,15 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, ThreadbotError
 from core.ops.logs import bind_turn, unbind
-from core.reply.editor import AppendSink, Sink, StreamingEditor, close_stream, with_warning
+from core.reply.editor import AppendSink, StreamingEditor, close_stream, with_warning
 from core.store.lease import Lease
-from core.store.store import Claim
+from core.store.store import Claim, Place
 from core.turn.tasks import SessionTasks
-from core.turn.types import Outcome, ReplySink, Resumable, SinkFor, Turn
+from core.turn.types import AnyReplySink, Outcome, Resumable, SinkFor, Turn
 
 if TYPE_CHECKING:
     from core.answer.pipeline import Pipeline
@@ -107,7 +107,7 @@ class TurnRunner:
     async def submit(
         self,
         turn: Turn,
-        sink: ReplySink,
+        sink: AnyReplySink,
         *,
         only_if: Callable[[], Awaitable[bool]] | None = None,
     ) -> asyncio.Task[None]:
@@ -129,8 +129,11 @@ class TurnRunner:
             nonlocal started
             started = True
             self.waiting -= 1
-            await asyncio.gather(lined, return_exceptions=True)
-            await self.run(turn, sink, only_if=only_if, received_at=received_at, lease=lease)
+            (placed,) = await asyncio.gather(lined, return_exceptions=True)
+            place = placed if isinstance(placed, Place | ThreadbotError) else None
+            await self.run(
+                turn, sink, only_if=only_if, received_at=received_at, lease=lease, place=place
+            )
 
         def never_started(task: asyncio.Task[None]) -> None:
             # Cancelled in line at shutdown: give the place up, or other workers' turns in
@@ -150,22 +153,23 @@ class TurnRunner:
             await asyncio.wait_for(asyncio.shield(lined), LINE_UP_WAIT_S)
         return task
 
-    async def _line_up(self, turn: Turn, lease: Lease) -> None:
+    async def _line_up(self, turn: Turn, lease: Lease) -> Place | ThreadbotError | None:
         if turn.action != "answer":  # a reset takes no conversation: it wins whenever it comes
-            return
+            return None
         try:
-            await self.pipeline.store.line_up(turn.session_id, lease)
+            return await self.pipeline.store.line_up(turn.session_id, lease)
         except ThreadbotError as exc:  # the turn fails with it, in its place: its asker is told
-            lease.line_up_failed = exc
+            return exc
 
     async def run(
         self,
         turn: Turn,
-        sink: ReplySink,
+        sink: AnyReplySink,
         *,
         only_if: Callable[[], Awaitable[bool]] | None = None,
         received_at: float | None = None,
         lease: Lease | None = None,
+        place: Place | ThreadbotError | None = None,
     ) -> Outcome:
         """Run one turn now; never raises but for cancellation.
 
@@ -192,7 +196,7 @@ class TurnRunner:
                 return outcome
             if turn.action == "answer":
                 editor = await self._editor(turn, sink, lease, claim)
-                await self._answer(turn, editor, sink, outcome, lease)
+                await self._answer(turn, editor, sink, outcome, lease, place)
             else:
                 await self._reset(turn, sink, outcome)
         except LeaseLost as exc:
@@ -272,7 +276,7 @@ class TurnRunner:
             log.warning("could not mark %s answered: %s", event_key, exc)
 
     async def _editor(
-        self, turn: Turn, sink: ReplySink, lease: Lease, claim: Claim | None
+        self, turn: Turn, sink: AnyReplySink, lease: Lease, claim: Claim | None
     ) -> StreamingEditor[Any]:
         resume: list[Any] = []
         on_post = None
@@ -291,7 +295,7 @@ class TurnRunner:
 
             on_post = recorded
         return StreamingEditor(
-            cast("Sink[Any] | AppendSink[Any]", sink),
+            sink,
             interval_s=self._interval_s,
             placeholder=sink.placeholder,
             preparing=sink.preparing,
@@ -306,14 +310,17 @@ class TurnRunner:
         self,
         turn: Turn,
         editor: StreamingEditor[Any],
-        sink: ReplySink,
+        sink: AnyReplySink,
         outcome: Outcome,
         lease: Lease,
+        place: Place | ThreadbotError | None,
     ) -> None:
         # However showing ends (done, deleted, failed), the editor closes the answer: that
         # cancels the model and releases the conversation.
         asker = f"{turn.platform}:{turn.user}" if turn.user else ""
-        answer = self.pipeline.answer(turn.session_id, turn.question, lease=lease, user=asker)
+        answer = self.pipeline.answer(
+            turn.session_id, turn.question, lease=lease, place=place, user=asker
+        )
         reply = await editor.run(_or_no_answer(answer))
         outcome.reply = reply
         if reply.gone:
@@ -325,7 +332,7 @@ class TurnRunner:
         else:
             outcome.status = "answered"
 
-    async def _reset(self, turn: Turn, sink: ReplySink, outcome: Outcome) -> None:
+    async def _reset(self, turn: Turn, sink: AnyReplySink, outcome: Outcome) -> None:
         many = turn.action == "reset_all"
         if many:
             forgot = await self.pipeline.reset_many(turn.session_id)
@@ -334,14 +341,14 @@ class TurnRunner:
         outcome.status = "reset"
         await self._tell(sink, reset_text(forgot, turn.place, many=many), outcome)
 
-    async def _tell(self, sink: ReplySink, text: str, outcome: Outcome) -> None:
+    async def _tell(self, sink: AnyReplySink, text: str, outcome: Outcome) -> None:
         outcome.shown.append(text)
         await sink.notify(text)
 
     async def _apologise(
         self,
         turn: Turn,
-        sink: ReplySink,
+        sink: AnyReplySink,
         editor: StreamingEditor[Any] | None,
         error: ThreadbotError,
         outcome: Outcome,

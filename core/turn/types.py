@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from core.errors import ThreadbotError
-from core.reply.editor import Preparing, Reply, Sink
+from core.reply.editor import AppendSink, Preparing, Reply, Sink
 
 TurnAction = Literal["answer", "reset", "reset_all"]
 
@@ -31,8 +31,8 @@ class Turn:
     action: TurnAction = "answer"
 
 
-class ReplySink(Protocol):
-    """How a turn is shown on one platform: a `Sink` (or an `AppendSink`) and the asker.
+class _ShownTo(Protocol):
+    """What a turn's sink has besides the text: the asker, and how the wait looks.
 
     `placeholder` is posted at once (then replaced by the answer); `preparing` is shown until
     the first text (a typing indicator); `fallback` takes over when an append sink refuses to
@@ -49,11 +49,6 @@ class ReplySink(Protocol):
     @property
     def fallback(self) -> Sink[Any] | None: ...
 
-    @property
-    def max_len(self) -> int: ...
-
-    async def post(self, text: str) -> Any: ...
-
     async def notify(self, text: str) -> None: ...
 
     def begin(self) -> None:
@@ -62,6 +57,18 @@ class ReplySink(Protocol):
 
     def end(self) -> None:
         """The turn is over, however it ended: free what `begin` reserved."""
+
+
+class ReplySink(Sink[Any], _ShownTo, Protocol):
+    """How a turn is shown on one platform by posting and editing (Slack's `chat.update`,
+    Discord's message edits, the console)."""
+
+
+class StreamReplySink(AppendSink[Any], _ShownTo, Protocol):
+    """How a turn is shown where the platform streams it natively (Slack's `chat.*Stream`)."""
+
+
+AnyReplySink = ReplySink | StreamReplySink
 
 
 @runtime_checkable
@@ -77,7 +84,7 @@ class Resumable(Protocol):
     def resume(self, ref: str) -> Any: ...
 
 
-SinkFor = Callable[[dict[str, Any]], Awaitable[ReplySink | None]]
+SinkFor = Callable[[dict[str, Any]], Awaitable[AnyReplySink | None]]
 
 
 @dataclass
