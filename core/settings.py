@@ -190,7 +190,8 @@ def explain(error: ValidationError) -> list[str]:
     (pydantic's own text quotes the input, which may be a token)."""
     lines = []
     for problem in error.errors(include_url=False, include_input=False, include_context=False):
-        name = "_".join(str(part) for part in problem["loc"]).upper()
+        # The field alone: a list setting's location goes on with the item's index.
+        name = str(problem["loc"][0]).upper() if problem["loc"] else ""
         message = problem["msg"].removeprefix("Value error, ")
         lines.append(f"{name}: {message}" if name else message)
     return lines

@@ -102,7 +102,10 @@ class JsonFormatter(_Redacting):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return self.redact(json.dumps(entry, ensure_ascii=False))
+        # Each value before it is encoded: a secret holding a quote or a backslash is written
+        # escaped, and would no longer be found in the finished line.
+        redacted = {key: self.redact(value) for key, value in entry.items()}
+        return json.dumps(redacted, ensure_ascii=False)
 
 
 # Lines that are true and harmless for threadbot, and only worry someone reading the log:

@@ -119,11 +119,6 @@ def test_shard_ids_need_a_shard_count() -> None:
     assert IsolatedSettings(discord_shard_ids="0", discord_shard_count=2).discord_shard_ids == [0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="explain() joins the whole error location, list index included: a bad id in "
-    "DISCORD_CHANNELS is reported as DISCORD_CHANNELS_1, a variable that does not exist",
-)
 def test_a_bad_id_in_a_list_names_the_list() -> None:
     (line,) = problems(discord_channels="1,x")
     assert line.startswith("DISCORD_CHANNELS: ")
