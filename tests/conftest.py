@@ -15,6 +15,7 @@ from core.answer.pipeline import Pipeline
 from core.settings import Settings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
+from tests.valkey_server import Valkey
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DOCS = ROOT / "examples" / "docs"
@@ -54,6 +55,50 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         cluster.stop()
 
 
+# The Redis a test's clients use (`redis_target`): the one server, unless the test is run again
+# on the cluster with `on_server_and_cluster` (ids `[server]`, `[cluster]`) or `on_cluster`.
+# The default timeout on the cluster, as when these ran from modules of their own: the first of
+# them starts the cluster.
+ON_CLUSTER = pytest.param("cluster", marks=[pytest.mark.cluster, pytest.mark.timeout(120)])
+on_server_and_cluster = pytest.mark.parametrize(
+    "redis_target", ["server", ON_CLUSTER], indirect=True
+)
+on_cluster = pytest.mark.parametrize("redis_target", [ON_CLUSTER], indirect=True)
+
+
+@pytest.fixture
+def redis_target(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """The URL `make_settings` (so `pipeline` and every bot built from it) talks to: `redis_url`,
+    or `redis_cluster_url` for a test parametrised with "cluster" (a multi-key step of a turn
+    that leaves one hash slot, or a MOVED redirection not followed, fails it there)."""
+    if getattr(request, "param", "server") == "cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
+    return redis_url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the cluster says so (`cluster`), so `-m "not cluster"` leaves it out."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "redis_cluster_url" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("cluster") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"mark these with @pytest.mark.cluster: {', '.join(unmarked)}")
+
+
+@pytest.fixture
+def valkey(tmp_path: Path) -> Iterator[Valkey]:
+    """A Valkey server of the test's own (append-only file on), to kill, freeze and restart."""
+    server = Valkey(tmp_path / "valkey")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 async def fake_slack() -> AsyncIterator[FakeSlack]:
     fake = await FakeSlack().start()
@@ -86,14 +131,14 @@ MakeSettings = Callable[..., Settings]
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI) -> MakeSettings:
+def make_settings(tmp_path: Path, redis_target: str, fake_openai: FakeOpenAI) -> MakeSettings:
     """Settings aimed at the test servers; each test gets its own key prefix and data dir."""
     tag = uuid.uuid4().hex[:10]
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "threadbot_data_dir": tmp_path / "data",
-            "redis_url": redis_url,
+            "redis_url": redis_target,
             "history_key_prefix": f"test-{tag}:message_store:",
             "redis_namespace": f"test-{tag}:threadbot:",
             "openai_base_url": fake_openai.base_url,

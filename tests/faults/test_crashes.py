@@ -15,9 +15,11 @@ from redis.asyncio import Redis
 from core.reply.editor import MARKER
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
-from tests.faults.conftest import LEASE_S, Valkey, mention, tally, thread_reply
+from tests.faults.conftest import LEASE_S, mention, tally, thread_reply
+from tests.valkey_server import Valkey
 
-pytestmark = pytest.mark.timeout(90)
+# Bots and Valkey are SIGKILLed mid-answer, and every bot is SIGTERMed at the end.
+pytestmark = [pytest.mark.timeout(90), pytest.mark.kills]
 
 CHANNEL = "C0FAULTS"
 SLOW = "word " * 150  # about 3 s at 0.02 s a chunk: long enough to be killed in

@@ -18,9 +18,11 @@ from core.store.redis_client import connect
 from tests.conftest import IsolatedSettings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
-from tests.faults.conftest import BotProcess, Valkey, mention
+from tests.faults.conftest import BotProcess, mention
+from tests.valkey_server import Valkey
 
-pytestmark = pytest.mark.timeout(90)
+# Every bot is SIGTERMed at the end.
+pytestmark = [pytest.mark.timeout(90), pytest.mark.kills]
 
 CHANNEL = "C0FAULTS"
 DOCS = {"pets.md": "# Office pets\n\nDogs are welcome on Fridays if they are friendly.\n"}

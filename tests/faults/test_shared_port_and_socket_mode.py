@@ -22,7 +22,8 @@ from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_slack_socket import Connection
 from tests.faults.conftest import BotProcess, mention, tally
 
-pytestmark = pytest.mark.timeout(90)
+# A worker is SIGKILLed, and every worker is SIGTERMed at the end.
+pytestmark = [pytest.mark.timeout(90), pytest.mark.kills]
 
 CHANNEL = "C0FAULTS"
 SLOW = "word " * 150  # about 3 s at 0.02 s a chunk: long enough to be killed in

@@ -16,12 +16,14 @@ from redis.asyncio import Redis
 
 from core import sessions
 from core.store.redis_client import connect
-from tests.conftest import IsolatedSettings
+from tests.conftest import ON_CLUSTER, IsolatedSettings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
-from tests.faults.conftest import LEASE_S, Valkey, free_port, mention, tally, thread_reply
+from tests.faults.conftest import LEASE_S, mention, tally, thread_reply
+from tests.valkey_server import Valkey, free_port
 
-pytestmark = pytest.mark.timeout(120)
+# Every test SIGTERMs its workers at the end; the last one SIGKILLs one mid-answer.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.kills]
 
 CHANNEL = "C0FAULTS"
 TEAM = "T0FAULTS"
@@ -31,7 +33,7 @@ def texts(fake: FakeSlack, thread_ts: str) -> list[str]:
     return [m.text for m in fake.thread(CHANNEL, thread_ts)]
 
 
-@pytest.fixture(params=["one server", "cluster"])
+@pytest.fixture(params=["one server", ON_CLUSTER])
 def store(request: pytest.FixtureRequest, valkey: Valkey) -> dict[str, str]:
     """The workers' Redis: the fault suite's Valkey, or the 3-node cluster (its own names)."""
     if request.param == "one server":
@@ -61,7 +63,7 @@ async def two_workers(start_bot: Any, store: dict[str, str]) -> list[Any]:
 
 
 # On one server, tests/faults/test_crashes.py and test_shared_port_and_socket_mode.py cover it.
-@pytest.mark.parametrize("store", ["cluster"], indirect=True)
+@pytest.mark.parametrize("store", [ON_CLUSTER], indirect=True)
 async def test_the_same_event_sent_to_two_workers_is_answered_once(
     start_bot, store: dict[str, str], fake_slack: FakeSlack, fake_openai: FakeOpenAI, fault_report
 ) -> None:
@@ -110,7 +112,7 @@ async def test_twenty_questions_over_two_workers_are_answered_in_arrival_order(
 
 
 # On one server, tests/faults/test_crashes.py and test_shared_port_and_socket_mode.py cover it.
-@pytest.mark.parametrize("store", ["cluster"], indirect=True)
+@pytest.mark.parametrize("store", [ON_CLUSTER], indirect=True)
 async def test_a_worker_killed_mid_answer_blocks_the_other_for_a_lease_at_most(
     start_bot, store: dict[str, str], fake_slack: FakeSlack, fake_openai: FakeOpenAI, fault_report
 ) -> None:

@@ -2,7 +2,8 @@
 
 Each test starts the fake Discord (REST + gateway) and the fake OpenAI server on loopback, points
 discord.py at the fake through `use_discord_api`, logs the real client in and feeds it gateway
-events; assertions read what the fake recorded.
+events; assertions read what the fake recorded. History, order, reset and shards split over two
+processes run again on a real 3-node Redis Cluster (`on_server_and_cluster`, ids `[cluster]`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from core.errors import HistoryUnavailable
 from core.reply.editor import MARKER, Reply
 from core.store.sessions import discord_session
 from core.turn.types import Outcome
-from tests.conftest import ROOT
+from tests.conftest import ROOT, on_server_and_cluster
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -234,6 +235,7 @@ async def test_mention_posts_one_message_then_edits_it_in_place(
     assert "how do I install it?" in fake_openai.requests[0]["messages"][-1]["content"]
 
 
+@on_server_and_cluster
 async def test_a_reply_to_the_bot_follows_up_with_the_history(
     start_bot: StartBot, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
 ) -> None:
@@ -250,6 +252,7 @@ async def test_a_reply_to_the_bot_follows_up_with_the_history(
     assert "my name is Ada" in history and "You said: my name is Ada" in history
 
 
+@on_server_and_cluster
 async def test_two_messages_in_one_channel_are_answered_in_arrival_order(
     start_bot: StartBot,
     fake_discord: FakeDiscord,
@@ -376,6 +379,7 @@ async def test_a_long_answer_is_split_with_code_blocks_intact(
     assert not any(p.endswith(MARKER) for p in parts)
 
 
+@on_server_and_cluster
 async def test_reset_command_forgets_the_channel_conversation(
     start_bot: StartBot, fake_discord: FakeDiscord, pipeline: Pipeline
 ) -> None:
@@ -548,6 +552,7 @@ async def test_dms_are_answered_only_when_allowed(
         assert reply is not None and shown(fake_discord, 555) == []
 
 
+@on_server_and_cluster
 async def test_two_processes_split_the_guilds_by_shard(
     start_bot: StartBot, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
 ) -> None:

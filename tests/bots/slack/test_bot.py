@@ -3,6 +3,11 @@
 Events go in through bolt's two real entry points: signed HTTP requests on a loopback socket,
 and Socket Mode's request path. The fake Slack records every Web API call; the fake OpenAI
 streams scripted answers; history and dedupe live in a real Redis-compatible server.
+
+The flow's tests marked `on_server_and_cluster` run again on a real 3-node Redis Cluster
+(`[cluster]`): each passes there only if every multi-key step of a turn stays within one hash
+slot (the cluster refuses a transaction or script across slots) and MOVED redirections are
+followed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 from aiohttp import web
+from redis.asyncio.cluster import RedisCluster
 from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -38,10 +44,11 @@ from bots.slack.bot import (
 )
 from bots.slack.mrkdwn import markdown_to_mrkdwn
 from bots.slack.sink import MAX_LEN, PLACEHOLDER
+from core import sessions
 from core.answer.pipeline import Pipeline
 from core.errors import ThreadbotError
 from core.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, MakeSettings, on_cluster, on_server_and_cluster
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack
 
@@ -326,6 +333,7 @@ async def test_http_bad_signature_is_refused(
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
+@on_server_and_cluster
 async def test_http_slash_reset_in_channel_forgets_every_thread(
     make_bot: BotFactory, fake_slack: FakeSlack, http_url: Any
 ) -> None:
@@ -342,6 +350,42 @@ async def test_http_slash_reset_in_channel_forgets_every_thread(
     assert reply == "Forgot 2 conversations in this channel."
     assert not await bot.pipeline.has_history(f"slack:{{{TEAM_ID}:{CHANNEL}}}:{MENTION_TS}")
     assert await bot.pipeline.has_history(f"slack:{{{TEAM_ID}:{DM}}}")  # other conversations stay
+
+
+async def test_malformed_slack_requests_get_400(make_settings: MakeSettings) -> None:
+    settings = make_settings(slack_bot_token="xoxb-test", slack_signing_secret=SECRET)
+    async with await Pipeline.create(settings) as pipeline:
+        bot = build_slack_bot(settings, pipeline)
+        runner = web.AppRunner(bot.http_app())
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+
+        def signed(body: str, ts: str) -> dict[str, str]:
+            digest = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256)
+            return {
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": f"v0={digest.hexdigest()}",
+            }
+
+        now = str(int(time.time()))
+        cases = [
+            ("{}", signed("{}", "soon") | {"Content-Type": "application/json"}),
+            ("{not json", signed("{not json", now) | {"Content-Type": "application/json"}),
+            (
+                "payload=%7Bnope",
+                signed("payload=%7Bnope", now)
+                | {"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+        ]
+        try:
+            async with aiohttp.ClientSession() as http:
+                for body, headers in cases:
+                    async with http.post(url, data=body, headers=headers) as response:
+                        assert response.status == 400, (body, await response.text())
+        finally:
+            await runner.cleanup()
 
 
 async def test_serve_runs_http_mode_on_slack_port(
@@ -379,6 +423,7 @@ async def test_serve_runs_http_mode_on_slack_port(
 # -- Socket Mode's request path --------------------------------------------------------------
 
 
+@on_server_and_cluster
 async def test_follow_up_in_thread_uses_history(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
@@ -432,6 +477,7 @@ async def test_thread_that_cannot_be_read_is_ignored_quietly(
     assert "cannot read the thread" in caplog.text
 
 
+@on_server_and_cluster
 async def test_two_questions_in_one_thread_answer_in_order(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
@@ -481,6 +527,7 @@ async def test_bot_messages_and_edits_are_ignored(
     assert fake_openai.requests == []
 
 
+@on_server_and_cluster
 async def test_retried_event_is_answered_once(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
@@ -493,6 +540,7 @@ async def test_retried_event_is_answered_once(
     assert len(fake_openai.requests) == 1
 
 
+@on_server_and_cluster
 async def test_two_processes_sharing_redis_answer_once(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
@@ -507,6 +555,7 @@ async def test_two_processes_sharing_redis_answer_once(
     assert len(fake_openai.requests) == 1
 
 
+@on_server_and_cluster
 async def test_slash_reset_in_dm_is_ephemeral_with_a_count(
     make_bot: BotFactory, fake_slack: FakeSlack
 ) -> None:
@@ -521,6 +570,7 @@ async def test_slash_reset_in_dm_is_ephemeral_with_a_count(
     assert again.body == "Forgot 0 conversations in this DM."
 
 
+@on_server_and_cluster
 async def test_mention_reset_in_thread_forgets_that_thread(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
@@ -536,6 +586,7 @@ async def test_mention_reset_in_thread_forgets_that_thread(
     assert len(fake_openai.requests) == 1  # "reset" never reached the model
 
 
+@on_server_and_cluster
 async def test_reset_shortcut_forgets_the_thread(
     make_bot: BotFactory, fake_slack: FakeSlack
 ) -> None:
@@ -722,3 +773,62 @@ async def test_native_streaming_refused_falls_back_to_editing(
     assert len(fake_slack.calls_to("chat.startStream")) == 1
     assert fake_slack.calls_to("chat.postMessage")[0].body["text"] == PLACEHOLDER
     assert final_texts(fake_slack, CHANNEL, MENTION_TS) == [answer]
+
+
+# -- on the 3-node cluster alone: how the keys of a turn lie there ------------------------------
+
+
+@on_cluster
+async def test_keys_of_a_conversation_share_one_slot_and_conversations_spread(
+    make_bot: BotFactory,
+    fake_slack: FakeSlack,
+    fake_openai: FakeOpenAI,
+) -> None:
+    first, second = await make_bot(), await make_bot()  # two workers on the cluster
+    channels = [f"C{n:03d}" for n in range(12)]
+    for n, channel in enumerate(channels):
+        worker = (first, second)[n % 2]
+        await via_socket_mode(worker, mention(f"question {n}", channel=channel))
+    await first.drain()
+    await second.drain()
+    assert len(fake_openai.requests) == len(channels)
+
+    cluster = first.pipeline.store.redis
+    assert isinstance(cluster, RedisCluster)
+    ns = first.settings.redis_namespace
+    keys = [k.decode() async for k in cluster.scan_iter(match="test-*")]
+    ours = [k for k in keys if k.startswith((ns, first.settings.history_key_prefix))]
+    by_channel: dict[str, set[int]] = {}
+    for key in ours:
+        for channel in channels:
+            if f":{channel}}}" in key:
+                by_channel.setdefault(channel, set()).add(cluster.keyslot(key))
+    # Every channel's history, lock, line, counters and session sets: one slot each...
+    assert set(by_channel) == set(channels)
+    assert all(len(slots) == 1 for slots in by_channel.values()), by_channel
+    # ...and the conversations are spread over the cluster's nodes.
+    nodes = {cluster.get_node_from_key(k).name for k in ours if "message_store" in k}
+    assert len(nodes) >= 2, nodes
+
+
+@on_cluster
+async def test_two_workers_on_a_cluster_answer_a_thread_in_order(
+    make_bot: BotFactory,
+    fake_slack: FakeSlack,
+    fake_openai: FakeOpenAI,
+) -> None:
+    first, second = await make_bot(), await make_bot()
+    await via_socket_mode(first, mention("q0"))
+    # A thread reply is for the bot once the bot is in the thread: as in Slack, the replies
+    # come once the first answer shows (a worker that saw nothing of it ignores them).
+    await first.drain()
+    for n in range(1, 8):
+        worker = (first, second)[n % 2]
+        await via_socket_mode(worker, thread_reply(f"q{n}", ts=f"1712345700.{n:06d}"))
+    await first.drain()
+    await second.drain()
+    asked = [r["messages"][-1]["content"] for r in fake_openai.requests]
+    assert asked == [f"q{n}" for n in range(8)]
+    session = sessions.slack_session(TEAM_ID, CHANNEL, MENTION_TS)
+    history = await first.pipeline.store.history(session).aget_messages()
+    assert [m.content for m in history[::2]] == [f"q{n}" for n in range(8)]

@@ -1,5 +1,7 @@
 """One index for every worker: published to a real Redis in parts, followed by workers whose
-data folders start empty, with the real embeddings and retriever."""
+data folders start empty, with the real embeddings and retriever. The tests marked
+`on_server_and_cluster` run again on a real 3-node Redis Cluster (`[cluster]`): the parts spread
+over its nodes, and a worker with an empty data folder follows it."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from core.knowledge.retrieval import CURRENT, Retriever, live_version
 from core.knowledge.shared_index import Manifest, publish_live
 from core.settings import Settings
 from core.store.redis_client import connect
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, on_server_and_cluster
 from tests.core.knowledge.test_ingest import exploit
 
 DOCS = {
@@ -82,6 +84,7 @@ async def index_keys(redis: Redis, settings: Settings, version: str) -> list[byt
     return [k async for k in redis.scan_iter(f"{settings.redis_namespace}index:{version}:*")]
 
 
+@on_server_and_cluster
 async def test_a_worker_with_an_empty_data_folder_answers_from_the_published_index(
     first, worker, embeddings, redis
 ):
@@ -125,6 +128,7 @@ async def test_with_nothing_published_the_local_index_is_used(first, embeddings,
     assert await sources(found, "can I bring my dog?") == ["pets.md"]
 
 
+@on_server_and_cluster
 async def test_a_new_publish_is_followed_and_the_one_before_kept_one_round(
     first, worker, embeddings, redis
 ):
@@ -221,6 +225,7 @@ class socket_bound:
         self._socket.close()
 
 
+@on_server_and_cluster
 async def test_a_planted_pickle_is_never_loaded(first, worker, embeddings, redis, tmp_path, caplog):
     one = await ingest_and_publish(first, DOCS, embeddings, redis)
     found = retriever(worker, embeddings)
@@ -283,6 +288,7 @@ class Switched(logging.Handler):
             self.event.set()
 
 
+@on_server_and_cluster
 async def test_a_running_pipeline_switches_in_the_background(
     first, worker, embeddings, redis, caplog
 ):

@@ -30,6 +30,7 @@ def test_settings_accept_cluster_urls_and_refuse_a_hash_tag_in_prefixes() -> Non
         IsolatedSettings(redis_namespace="{bot}:")
 
 
+@pytest.mark.cluster
 async def test_a_burst_on_the_cluster_waits_for_a_connection(
     redis_cluster_url: str, make_settings: MakeSettings
 ) -> None:
