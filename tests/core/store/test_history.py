@@ -1,15 +1,18 @@
-"""The history store: compatible with LangChain's RedisChatMessageHistory both ways, and cheap."""
+"""The history store: compatible with LangChain's RedisChatMessageHistory both ways (across a
+restart of the server too), and cheap."""
 
 from __future__ import annotations
 
 import uuid
 
+import pytest
 import redis
 from langchain_community.chat_message_histories import RedisChatMessageHistory
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from redis.asyncio import Redis
 
 from core.store.history import RedisHistory
+from tests.valkey_server import Valkey
 
 
 def session() -> str:
@@ -81,3 +84,28 @@ async def test_trim_keeps_the_newest_and_ttl_slides(redis_url: str):
     await history.aadd_messages([HumanMessage("q4"), AIMessage("a4")])
     assert 5 < await client.ttl(history.key) <= 50
     await client.aclose()
+
+
+@pytest.mark.kills
+async def test_history_written_by_langchain_survives_a_valkey_restart(valkey: Valkey) -> None:
+    """The append-only file keeps every saved turn across a kill of the server: what LangChain
+    wrote, threadbot reads after the restart, and what threadbot wrote, LangChain reads."""
+    theirs_sid, ours_sid = session(), session()
+    theirs = RedisChatMessageHistory(theirs_sid, url=valkey.url)
+    theirs.add_messages([HumanMessage("asked in an existing app"), AIMessage("answered there")])
+    theirs.redis_client.close()
+    async with Redis.from_url(valkey.url) as client:
+        ours = RedisHistory(client, ours_sid)
+        await ours.aadd_messages([HumanMessage("asked here"), AIMessage("answered here")])
+
+    valkey.kill()  # SIGKILL: nothing is flushed on the way out
+    valkey.start()  # the same port and data folder: the append-only file is replayed
+
+    async with Redis.from_url(valkey.url) as client:
+        assert await RedisHistory(client, theirs_sid).aget_messages() == [
+            HumanMessage("asked in an existing app"),
+            AIMessage("answered there"),
+        ]
+    theirs = RedisChatMessageHistory(ours_sid, url=valkey.url)
+    assert theirs.messages == [HumanMessage("asked here"), AIMessage("answered here")]
+    theirs.redis_client.close()
