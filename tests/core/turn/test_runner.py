@@ -11,7 +11,7 @@ import pytest
 from core.answer.pipeline import Pipeline
 from core.errors import HistoryUnavailable, ModelFailed, NoAccess, ThreadbotError
 from core.reply.editor import MARKER
-from core.store.store import _NEXT
+from core.store.scripts import NEXT as _NEXT
 from core.turn.runner import GONE, NO_ANSWER, TurnRunner
 from core.turn.types import Outcome, Turn
 from tests.conftest import MakeSettings
