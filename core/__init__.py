@@ -32,8 +32,9 @@ from core.knowledge.status import index_summary
 from core.ops.health import Health
 from core.ops.logs import TextFormatter, configure_logging
 from core.ops.metrics import Metrics
-from core.reply.editor import MARKER, AppendSink, Preparing, Reply, Sink, StreamingEditor
+from core.reply.editor import MARKER, Reply, StreamingEditor
 from core.reply.pacing import Pacer, Ticket
+from core.reply.sinks import AppendSink, Preparing, Sink
 from core.settings import Settings
 from core.store import redis_client, sessions
 from core.store.redis_server import EmbeddedRedis

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, TypeVar
 
 from core.errors import (
     LeaseLost,
@@ -25,6 +23,8 @@ from core.errors import (
     StreamRefused,
     ThreadbotError,
 )
+from core.reply.sinks import AppendSink, Preparing, Sink
+from core.reply.splitting import cut
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,6 @@ MARKER = " ▌"
 # Room kept below `max_len` for the in-progress marker and a closing code fence.
 _RESERVE = len(MARKER) + len("\n```")
 _MIN_LIMIT = 32  # below this a "too long" refusal is not about length
-_FENCE = re.compile(r"^ {0,3}(```+|~~~+)(.*)$", re.MULTILINE)
-_SENTENCE_END = re.compile(r"[.!?][)\"'\]]*\s")
 
 
 async def close_stream(chunks: AsyncIterator[str]) -> None:
@@ -44,45 +42,6 @@ async def close_stream(chunks: AsyncIterator[str]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
         await aclose()
-
-
-class Sink(Protocol[H]):
-    """Where one reply is shown.
-
-    Implementations must: return from `post` a handle that `edit` accepts; accept unchanged text
-    in `edit`; translate their client's errors into `RateLimited` (with the retry-after the
-    platform gave), `MessageGone` (the message was deleted) and `MessageTooLong`; and never sleep
-    on a rate limit themselves, so the editor can coalesce edits instead of queueing them.
-    """
-
-    @property
-    def max_len(self) -> int: ...
-
-    async def post(self, text: str) -> H: ...
-
-    async def edit(self, handle: H, text: str) -> None: ...
-
-
-@runtime_checkable
-class AppendSink(Protocol[H]):
-    """Where one reply is streamed natively by the platform: text is only ever added.
-
-    `post` starts a message with its first text (or raises `StreamRefused` when the platform
-    will not stream there); `append` adds text; `finish` adds the last text (maybe "") and ends
-    the message. Errors are translated as for `Sink`; a refused call added nothing.
-    """
-
-    @property
-    def max_len(self) -> int: ...
-
-    async def post(self, text: str) -> H: ...
-
-    async def append(self, handle: H, text: str) -> None: ...
-
-    async def finish(self, handle: H, text: str) -> None: ...
-
-
-Preparing = Callable[[], AbstractAsyncContextManager[Any]]
 
 
 @dataclass
@@ -105,67 +64,6 @@ class Reply(Generic[H]):
     def text(self) -> str:
         """Everything shown, the parts joined as a reader sees them."""
         return "\n".join(self.texts)
-
-
-@dataclass(frozen=True)
-class _Fence:
-    """An open code fence at a cut: its opening line is repeated at the top of the next part."""
-
-    opening: str
-    marker: str
-
-
-def _open_fence(text: str) -> _Fence | None:
-    """The code fence still open at the end of `text`, if any."""
-    opening: _Fence | None = None
-    for match in _FENCE.finditer(text):
-        ticks, info = match.group(1), match.group(2)
-        if opening is None:
-            opening = _Fence(opening=match.group(0).strip(), marker=ticks)
-        elif ticks.startswith(opening.marker) and not info.strip():
-            opening = None
-    return opening
-
-
-def _last_boundary(text: str, limit: int) -> int:
-    """Best cut at or below `limit`: a paragraph, a line, a sentence, a word, else hard."""
-    window = text[:limit]
-    floor = limit // 3  # a cut that leaves a tiny part is worse than the next kind of boundary
-    for sep in ("\n\n", "\n"):
-        at = window.rfind(sep)
-        if at > floor:
-            return at
-    sentences = [m.end() - 1 for m in _SENTENCE_END.finditer(window)]
-    if sentences and sentences[-1] > floor:
-        return sentences[-1]
-    at = window.rfind(" ")
-    return at if at > floor else limit
-
-
-def _cut(text: str, limit: int) -> tuple[str, str, int]:
-    """Where to cut `text` (longer than `limit`) so that both parts render on their own: (head,
-    fence line to reopen the tail with, index the tail starts at).
-
-    The head ends on the best boundary; a cut that would fall inside a code fence moves before the
-    fence, or, when the fence itself is too long for one message, closes it in the head and
-    reopens it (same language) at the top of the tail.
-    """
-    cut = _last_boundary(text, limit)
-    fence = _open_fence(text[:cut])
-    if fence is not None:
-        start = text.rfind(fence.opening, 0, cut)
-        before = text[:start].rstrip()
-        if before:
-            return before, "", start
-        # The fence starts the part: cut inside it, at a line if there is one.
-        line = text.rfind("\n", 0, limit)
-        cut = line if line > len(fence.opening) else limit
-        rest = cut + 1 if text[cut : cut + 1] == "\n" else cut
-        return f"{text[:cut].rstrip(chr(10))}\n{fence.marker}", f"{fence.opening}\n", rest
-    rest = cut
-    while rest < len(text) and text[rest].isspace():
-        rest += 1
-    return text[:cut].rstrip(), "", rest
 
 
 class StreamingEditor(Generic[H]):
@@ -362,7 +260,7 @@ class StreamingEditor(Generic[H]):
     async def _flush_once(self, *, final: bool) -> None:
         text = self._current()
         while len(text) > self._limit:
-            head, reopen, rest = _cut(text, self._limit)
+            head, reopen, rest = cut(text, self._limit)
             await self._show(head, final=True)
             # The next message starts where the cut left the buffer, behind any reopened fence.
             self._start += rest - len(self._prefix)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, ThreadbotError
 from core.ops.logs import bind_turn, unbind
-from core.reply.editor import AppendSink, StreamingEditor, close_stream, with_warning
+from core.reply.editor import StreamingEditor, close_stream, with_warning
+from core.reply.sinks import AppendSink
 from core.store.lease import Lease
 from core.store.store import Claim, Place
 from core.turn.tasks import SessionTasks

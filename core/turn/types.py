@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from core.errors import ThreadbotError
-from core.reply.editor import AppendSink, Preparing, Reply, Sink
+from core.reply.editor import Reply
+from core.reply.sinks import AppendSink, Preparing, Sink
 
 TurnAction = Literal["answer", "reset", "reset_all"]
 

@@ -15,7 +15,8 @@ from core.errors import (
     SinkError,
     StreamRefused,
 )
-from core.reply.editor import MARKER, StreamingEditor, _cut
+from core.reply.editor import MARKER, StreamingEditor
+from core.reply.splitting import cut as _cut
 from tests.fakes.recording_sink import RecordingSink
 
 
