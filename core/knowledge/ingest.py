@@ -176,9 +176,36 @@ def ingest(
     previous = _load_previous(settings)
     recipe = _recipe(settings, embeddings_name)
     report = IngestReport()
-    found: list[SourceFile] = []
-    roots = [Path(e.root) for e in previous.files] if add and previous is not None else []
     targets = [Path(os.path.abspath(p)) for p in paths]
+    roots = [Path(e.root) for e in previous.files] if add and previous is not None else []
+    found = _find(settings, targets, roots, report)
+    if not found and not force:
+        # Replacing a live index with an empty one is never what a typo in a path meant.
+        raise NothingToIndex(f"no {', '.join(sorted(SUFFIXES))} files under the given paths")
+    entries, chunks = _read_all(
+        settings, found, _reusable(previous, recipe), _window(embeddings), report, progress
+    )
+    report.files = len(entries)
+    if add and previous is not None:  # what is indexed elsewhere stays as it is
+        fresh = {str(Path(f.root) / f.source) for f in found}
+        kept = [
+            e for e in previous.files
+            if e.path not in fresh and not any(_under(e.path, t) for t in targets)
+        ]  # fmt: skip
+        by_path = {e.path for e in kept}
+        old = [c for c, e in _chunk_files(previous) if e.path in by_path]
+        entries, chunks = kept + entries, old + chunks
+    return _commit(
+        settings, previous, entries, chunks, embeddings_name, recipe, report,
+        embeddings=embeddings, progress=progress, force=force,
+    )  # fmt: skip
+
+
+def _find(
+    settings: Settings, targets: list[Path], roots: list[Path], report: IngestReport
+) -> list[SourceFile]:
+    """The files to read under `targets`; what is skipped is noted in `report`."""
+    found: list[SourceFile] = []
     for target in targets:
         # Added under a folder already indexed: cited as its siblings are.
         root = next((r for r in roots if _under(str(target), r)), None)
@@ -189,22 +216,18 @@ def ingest(
         found += result.files
         for reason, sources in result.skipped.items():
             report.skipped.setdefault(reason, []).extend(sources)
-    if not found and not force:
-        # Replacing a live index with an empty one is never what a typo in a path meant.
-        raise NothingToIndex(f"no {', '.join(sorted(SUFFIXES))} files under the given paths")
+    return found
 
-    kept: list[FileEntry] = []
-    if add and previous is not None:
-        fresh = {str(Path(f.root) / f.source) for f in found}
-        kept = [
-            e for e in previous.files
-            if e.path not in fresh and not any(_under(e.path, t) for t in targets)
-        ]  # fmt: skip
-    reusable = _reusable(previous, recipe)
+
+def _read_all(
+    settings: Settings, found: list[SourceFile], reusable: dict[tuple[str, str], list[Chunk]],
+    window: _Window | None, report: IngestReport, progress: bool,
+) -> tuple[list[FileEntry], list[Chunk]]:  # fmt: skip
+    """Each file's passages: the live index's for a file unchanged since, else read and cut.
+    A file that cannot be read is noted in `report` and the rest go on."""
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=settings.chunk_size_chars, chunk_overlap=settings.chunk_overlap_chars
     )
-    window = _window(embeddings)
     entries: list[FileEntry] = []
     chunks: list[Chunk] = []
     for file in _reading(found, progress):
@@ -225,15 +248,7 @@ def ingest(
             continue
         entries.append(FileEntry(file.source, path, str(file.root), digest, len(mine)))
         chunks += mine
-    report.files = len(entries)
-    if previous is not None and kept:
-        by_path = {e.path for e in kept}
-        old = [c for c, e in _chunk_files(previous) if e.path in by_path]
-        entries, chunks = kept + entries, old + chunks
-    return _commit(
-        settings, previous, entries, chunks, embeddings_name, recipe, report,
-        embeddings=embeddings, progress=progress, force=force,
-    )  # fmt: skip
+    return entries, chunks
 
 
 def _reading(files: list[SourceFile], shown: bool) -> Iterator[SourceFile]:

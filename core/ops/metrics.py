@@ -59,7 +59,14 @@ class Metrics(AnswerProbe):
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._turn_metrics(self.registry)
+        self._platform_metrics(self.registry)
+        self._answer_metrics(self.registry)
+        self._redis_metrics(self.registry)
+        self._gauges(self.registry)
+
+    def _turn_metrics(self, r: CollectorRegistry) -> None:
+        """How turns end, and how long their replies take to show."""
         self.turns = Counter(
             "threadbot_turns",
             "Turns finished, by status: answered, failed, gone, cancelled, reset, "
@@ -93,12 +100,17 @@ class Metrics(AnswerProbe):
             ["platform"],
             registry=r,
         )
+
+    def _platform_metrics(self, r: CollectorRegistry) -> None:
         self.platform_requests = Counter(
             "threadbot_platform_requests",
             "HTTP requests to the chat platform's API by method and HTTP status (429: limited).",
             ["platform", "method", "status"],
             registry=r,
         )
+
+    def _answer_metrics(self, r: CollectorRegistry) -> None:
+        """The model's stream and the document search."""
         self.model_first_token = Histogram(
             "threadbot_model_first_token_seconds",
             "From the model request to its first streamed chunk.",
@@ -122,6 +134,8 @@ class Metrics(AnswerProbe):
             buckets=PASSAGE_BUCKETS,
             registry=r,
         )
+
+    def _redis_metrics(self, r: CollectorRegistry) -> None:
         self.redis_seconds = Histogram(
             "threadbot_redis_command_seconds",
             "Redis round trips by command (MULTI: a transaction, PIPELINE: a batch).",
@@ -135,6 +149,9 @@ class Metrics(AnswerProbe):
             ["command", "error"],
             registry=r,
         )
+
+    def _gauges(self, r: CollectorRegistry) -> None:
+        """What the bot holds right now (read when scraped; `watch` connects them)."""
         self.in_flight = Gauge(
             "threadbot_answers_in_flight", "Turns being answered now.", registry=r
         )
