@@ -21,9 +21,10 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from core.errors import IndexMismatch, IngestRefused, KnowledgeError, NothingToIndex
 from core.knowledge.embed_cache import EmbeddingCache, passage_hash
-from core.knowledge.extract import FENCE_LINE, read_sections
+from core.knowledge.extract import read_sections
 from core.knowledge.keywords import KeywordIndex
 from core.knowledge.retrieval import Chunk, FileEntry, Index
+from core.knowledge.sections import FENCE_LINE
 from core.knowledge.sources import SUFFIXES, UNDECODABLE, SourceFile, find_files
 
 if TYPE_CHECKING:
