@@ -205,13 +205,7 @@ class TurnRunner:
             log.warning("%s: stopped, another process took the turn over", turn.session_id)
         except NoAccess as exc:
             outcome.status = "failed"
-            if turn.session_id not in self._no_access_logged:
-                self._no_access_logged.add(turn.session_id)
-                log.warning(
-                    "missing permission to post in %s; not answering there (%s)",
-                    turn.session_id,
-                    exc,
-                )
+            self._note_no_access(turn, exc)
         except ThreadbotError as exc:
             log.warning("%s in %s: %s", type(exc).__name__, turn.session_id, exc)
             await self._apologise(turn, sink, editor, exc, outcome)
@@ -226,13 +220,26 @@ class TurnRunner:
             # by the next process to recover it.
             sink.end()
             self.in_flight -= 1
-            if final and outcome.status != "duplicate" and turn.event_key is not None:
-                await self._complete(turn.event_key, lease)
-            await lease.aclose()
-            for listener in self._listeners:
-                listener(outcome)
+            await self._release(turn, outcome, lease, final=final)
             unbind(logged)
         return outcome
+
+    async def _release(self, turn: Turn, outcome: Outcome, lease: Lease, *, final: bool) -> None:
+        """The turn is over: its event marked done when its reply is final, its lease given
+        up, its outcome told to the listeners."""
+        if final and outcome.status != "duplicate" and turn.event_key is not None:
+            await self._complete(turn.event_key, lease)
+        await lease.aclose()
+        for listener in self._listeners:
+            listener(outcome)
+
+    def _note_no_access(self, turn: Turn, exc: NoAccess) -> None:
+        """Nothing can be shown where the bot may not post: said once per conversation."""
+        if turn.session_id not in self._no_access_logged:
+            self._no_access_logged.add(turn.session_id)
+            log.warning(
+                "missing permission to post in %s; not answering there (%s)", turn.session_id, exc
+            )
 
     async def recover(self, sink_for: SinkFor) -> int:
         """Finish the replies that crashed processes left in progress: each one this bot's
