@@ -59,7 +59,7 @@ async def test_every_way_of_starting_a_command_gives_it_only_the_test_environmen
         assert Path(cwd) == workdir(env) != ROOT  # so no `.env` of the checkout is read
 
 
-def test_a_command_started_in_the_checkout_is_refused(tmp_path: Path) -> None:
+def test_a_command_started_in_the_checkout_is_refused() -> None:
     with pytest.raises(AssertionError, match="is in the checkout"):
         run([sys.executable, "-c", "pass"], env=env_for(ROOT))
     with pytest.raises(AssertionError, match="is in the checkout"):
