@@ -5,22 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import discord
-from discord.user import ClientUser
-
 from bots.discord.translator import DiscordRules, place_words, turn_from_discord
 from core.turn.types import Turn
+from tests.bots.discord.test_bot import parse
 from tests.conftest import IsolatedSettings
 from tests.fakes.fake_discord import FakeDiscord
-
-
-def parse(fake: FakeDiscord, payload: Any) -> discord.Message:
-    """A discord.Message built from a MESSAGE_CREATE payload the way the client's state does."""
-    state = discord.Client(intents=discord.Intents.none())._connection
-    state.user = ClientUser(state=state, data=fake._bot_user())
-    state._add_guild_from_data(fake._guild_payload())
-    channel, _ = state._get_guild_channel(payload)
-    return discord.Message(state=state, channel=channel, data=payload)  # type: ignore[arg-type]
 
 
 def turn(fake: FakeDiscord, payload: Any, rules: DiscordRules | None = None) -> Turn | None:
