@@ -4,8 +4,11 @@ from their outcomes, platform routes labelled, and the text /metrics serves."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
+from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from core.errors import ModelFailed
@@ -21,19 +24,31 @@ def value(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-async def test_a_successful_command_is_timed_and_no_error_counted(
-    make_settings: MakeSettings, redis_url: str
-):
+@dataclass
+class Observed:
+    metrics: Metrics
+    client: Redis
+    key: str  # a key of this test's own, deleted after it
+
+
+@pytest.fixture
+async def observed(make_settings: MakeSettings, redis_url: str) -> AsyncIterator[Observed]:
+    """A real client on the test server whose every command goes through a fresh `Metrics`."""
     settings = make_settings()
     metrics = Metrics()
     client = connect(settings, redis_url, observer=metrics)
     key = f"{settings.redis_namespace}metrics:{uuid.uuid4().hex}"
     try:
-        await client.set(key, b"1")
-        assert await client.get(key) == b"1"
+        yield Observed(metrics, client, key)
     finally:
         await client.delete(key)
         await client.aclose()
+
+
+async def test_a_successful_command_is_timed_and_no_error_counted(observed: Observed):
+    metrics, client, key = observed.metrics, observed.client, observed.key
+    await client.set(key, b"1")
+    assert await client.get(key) == b"1"
     assert value(metrics, "threadbot_redis_command_seconds_count", command="SET") == 1
     assert value(metrics, "threadbot_redis_command_seconds_count", command="GET") == 1
     assert value(metrics, "threadbot_redis_command_seconds_sum", command="GET") > 0
@@ -46,20 +61,11 @@ async def test_a_successful_command_is_timed_and_no_error_counted(
     assert errors == []
 
 
-async def test_a_failing_command_is_counted_by_error_class_and_still_timed(
-    make_settings: MakeSettings, redis_url: str
-):
-    settings = make_settings()
-    metrics = Metrics()
-    client = connect(settings, redis_url, observer=metrics)
-    key = f"{settings.redis_namespace}metrics:{uuid.uuid4().hex}"
-    try:
-        await client.set(key, b"not a number")
-        with pytest.raises(ResponseError):
-            await client.incr(key)  # redis-py sends INCRBY
-    finally:
-        await client.delete(key)
-        await client.aclose()
+async def test_a_failing_command_is_counted_by_error_class_and_still_timed(observed: Observed):
+    metrics, client, key = observed.metrics, observed.client, observed.key
+    await client.set(key, b"not a number")
+    with pytest.raises(ResponseError):
+        await client.incr(key)  # redis-py sends INCRBY
     assert (
         value(metrics, "threadbot_redis_errors_total", command="INCRBY", error="ResponseError") == 1
     )
@@ -67,19 +73,12 @@ async def test_a_failing_command_is_counted_by_error_class_and_still_timed(
     assert value(metrics, "threadbot_redis_command_seconds_count", command="INCRBY") == 1
 
 
-async def test_a_transaction_is_timed_as_one_multi(make_settings: MakeSettings, redis_url: str):
-    settings = make_settings()
-    metrics = Metrics()
-    client = connect(settings, redis_url, observer=metrics)
-    key = f"{settings.redis_namespace}metrics:{uuid.uuid4().hex}"
-    try:
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.set(key, b"1")
-            pipe.incr(key)
-            assert await pipe.execute() == [True, 2]
-    finally:
-        await client.delete(key)
-        await client.aclose()
+async def test_a_transaction_is_timed_as_one_multi(observed: Observed):
+    metrics, client, key = observed.metrics, observed.client, observed.key
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.set(key, b"1")
+        pipe.incr(key)
+        assert await pipe.execute() == [True, 2]
     assert value(metrics, "threadbot_redis_command_seconds_count", command="MULTI") == 1
     assert value(metrics, "threadbot_redis_command_seconds_count", command="INCRBY") == 0
 
