@@ -7,19 +7,22 @@
     │   ├── RetrievalFailed     the embedding service failed
     │   ├── QuestionRejected    the question cannot be answered as it is (too long)
     │   ├── LeaseLost           another worker took the turn over: show nothing
-    │   └── Busy                the conversation is held by an earlier question
+    │   ├── Busy                the conversation is held by an earlier question
+    │   └── NotAllowed          the asker may not ask here (allow lists): told privately
     ├── SinkError               a platform refused a post or an edit (the editor handles each)
     │   ├── RateLimited         429: retry after `retry_after_s`
     │   ├── MessageGone         the message was deleted: stop streaming
     │   ├── MessageTooLong      the text is over the platform's real limit
     │   ├── NoAccess            the bot may not post here
-    │   └── StreamRefused       no native stream here: edit instead
+    │   ├── StreamRefused       no native stream here: edit instead
+    │   └── StreamEnded         the platform ended a native stream: finish it by editing
     ├── KnowledgeError          the knowledge base cannot be built or read as asked
     │   ├── NothingToIndex      no document under the paths, or nothing indexed there
     │   ├── IngestRefused       the new index would replace the live one with far less
     │   ├── IndexMismatch       an index written by another threadbot version
     │   ├── IndexUnusable       an index that cannot be loaded (damaged, partial)
     │   └── SharedIndexError    a published index that is missing, malformed or corrupt
+    ├── FileRefused             a file attached to a question is not read (named in the answer)
     └── EmbeddedServerBusy      another process runs the embedded server on this data folder
 
 A third-party error is translated once, where it is met (`store_errors` for Redis), with
@@ -96,6 +99,13 @@ class Busy(ThreadbotError):
     )
 
 
+class NotAllowed(ThreadbotError):
+    """The allow lists leave this asker, or this place, out: nothing is answered, and the
+    asker alone is told (a refusal in the channel would spend the same attention)."""
+
+    user_message = "Sorry, I'm not set up to answer you here."
+
+
 # Errors a Sink raises; the streaming editor knows how to handle each one.
 
 
@@ -126,6 +136,11 @@ class StreamRefused(SinkError):
     shows the reply through its fallback sink, by editing)."""
 
 
+class StreamEnded(SinkError):
+    """A native stream the platform stopped taking text (Slack's end after about five minutes):
+    what was appended stays shown, and the editor finishes the reply by editing that message."""
+
+
 # Errors of the knowledge base: building, loading and sharing the index.
 
 
@@ -151,6 +166,11 @@ class IndexUnusable(KnowledgeError):
 
 class SharedIndexError(KnowledgeError):
     """A published index version that is missing, malformed or does not match its hashes."""
+
+
+class FileRefused(ThreadbotException):
+    """A file attached to a question that is not read: the message says why, after its name
+    ("deploy.bin: not a text file"), and the answer names it."""
 
 
 class EmbeddedServerBusy(ThreadbotException):

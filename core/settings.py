@@ -6,7 +6,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -24,7 +31,28 @@ def _split_ids(value: object) -> object:
 
 
 IdList = Annotated[list[int], NoDecode]
+NameList = Annotated[list[str], NoDecode]
 PatternList = Annotated[list[str], NoDecode]
+ReplyMode = Literal["mention", "auto", "forum", "thread"]
+ModeMap = Annotated[dict[str, ReplyMode], NoDecode]
+# Where each platform can do each mode: forums and a thread per question are Discord's.
+PLATFORM_MODES: dict[str, frozenset[str]] = {
+    "slack": frozenset({"mention", "auto"}),
+    "discord": frozenset({"mention", "auto", "forum", "thread"}),
+}
+
+
+def _split_modes(value: object) -> object:
+    """`C0ASK:auto, 1234:thread` from the environment: channel ids, each with its reply mode."""
+    if not isinstance(value, str):
+        return value
+    modes: dict[str, str] = {}
+    for part in value.replace(",", " ").split():
+        channel, sep, mode = part.partition(":")
+        if not sep or not channel or not mode:
+            raise ValueError(f"{part!r} is not CHANNEL_ID:MODE (e.g. C0123ASK:auto)")
+        modes[channel] = mode.lower()
+    return modes
 
 
 def _split_patterns(value: object) -> object:
@@ -90,6 +118,13 @@ class Settings(BaseSettings):
     max_answers_at_once: int = Field(default=100, ge=1)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
 
+    # What comes with a question: the thread it was asked in, the files attached to it
+    thread_context_messages: int = Field(default=30, ge=0, le=1000)
+    thread_context_tokens: int = Field(default=1500, ge=100)
+    files_max: int = Field(default=5, ge=0)
+    file_max_mb: float = Field(default=5.0, gt=0)
+    file_max_chars: int = Field(default=20_000, ge=100)
+
     # Slack
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -101,6 +136,11 @@ class Settings(BaseSettings):
     slack_streaming: Literal["edit", "native"] = "edit"
     slack_edit_interval_ms: int = Field(default=1000, ge=0)
     slack_post_interval_ms: int = Field(default=1000, ge=0)
+    slack_reply_modes: ModeMap = Field(default_factory=dict)
+    slack_allowed_users: NameList = Field(default_factory=list)
+    slack_allowed_usergroups: NameList = Field(default_factory=list)
+    slack_channels: NameList = Field(default_factory=list)
+    slack_allow_dms: bool = True
 
     # Discord
     discord_token: SecretStr | None = None
@@ -113,6 +153,7 @@ class Settings(BaseSettings):
     discord_shard_count: int | None = None
     discord_shard_ids: IdList = Field(default_factory=list)
     discord_edit_interval_ms: int = Field(default=1500, ge=0)
+    discord_reply_modes: ModeMap = Field(default_factory=dict)
 
     log_level: str = "INFO"
 
@@ -131,6 +172,25 @@ class Settings(BaseSettings):
         mode="before",
     )(_split_ids)
     _patterns = field_validator("ingest_ignore", mode="before")(_split_patterns)
+    _names = field_validator(
+        "slack_allowed_users", "slack_allowed_usergroups", "slack_channels", mode="before"
+    )(_split_ids)
+    _modes = field_validator("slack_reply_modes", "discord_reply_modes", mode="before")(
+        _split_modes
+    )
+
+    @field_validator("slack_reply_modes", "discord_reply_modes")
+    @classmethod
+    def _modes_the_platform_has(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        platform = str(info.field_name).split("_")[0]
+        allowed = PLATFORM_MODES[platform]
+        for channel, mode in value.items():
+            if mode not in allowed:
+                raise ValueError(
+                    f"{channel}: {platform.title()} has no {mode!r} mode "
+                    f"(one of {', '.join(sorted(allowed))})"
+                )
+        return value
 
     @field_validator("redis_url")
     @classmethod
@@ -168,6 +228,10 @@ class Settings(BaseSettings):
     @property
     def index_part_bytes(self) -> int:
         return max(1, int(self.index_part_mb * 1024 * 1024))
+
+    @property
+    def file_max_bytes(self) -> int:
+        return int(self.file_max_mb * 1024 * 1024)
 
     @property
     def ingest_max_file_bytes(self) -> int:

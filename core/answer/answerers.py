@@ -8,26 +8,21 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from langchain_core.messages import BaseMessage, trim_messages
-from langchain_core.messages.utils import count_tokens_approximately
-from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from core.answer.prompt import Quoted, system_message
 from core.errors import ModelFailed
 
 if TYPE_CHECKING:
+    from core.answer.attachments import FileText
     from core.knowledge.retrieval import Passage
     from core.settings import Settings
 
+NOTHING_QUOTED = Quoted()
+PASSAGE_CHARS = 1000  # an attached file's passages, as long as the documents' usually are
+FILE_PASSAGES = 2  # an attached file's best passages shown before the documents' (no model)
+
 log = logging.getLogger(__name__)
-
-SYSTEM_PROMPT = """You are threadbot, a helpful assistant in a team chat. Answer from the team's \
-documents below when they cover the question, and say so plainly when they don't. Be concise; \
-use Markdown. Do not add a list of sources: one is appended for you.
-
-Documents:
-{context}"""
-
-NO_DOCUMENTS = "(no documents matched; the knowledge base may be empty — see `threadbot ingest`)"
 
 _SET_A_MODEL = (
     "Set `OPENAI_API_KEY`, or `OPENAI_BASE_URL` for a local OpenAI-compatible server such as "
@@ -43,30 +38,31 @@ NOTHING_FOUND_NOTE = f"_No language model is configured: I can only show passage
 class Answerer(Protocol):
     """Writes the text of one answer; must raise `ModelFailed` (not a client error) on failure.
 
-    `cites_inline` says the text already names each passage, so no sources line is added.
+    `cites_inline` says the text already names each passage, so no sources line is added;
+    `reads_history` that the conversation's history (and a thread's) is given to a model, so
+    leaving part of it out is worth saying.
     """
 
     cites_inline: bool
+    reads_history: bool
 
     def stream(
-        self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
+        self,
+        history: Sequence[BaseMessage],
+        question: str,
+        passages: Sequence[Passage],
+        quoted: Quoted = NOTHING_QUOTED,
     ) -> AsyncIterator[str]: ...
 
     def remembered(self, answer: str, passages: Sequence[Passage]) -> str:
         """What the conversation keeps of an answer (what a model should see as history)."""
 
 
-def format_context(passages: Sequence[Passage]) -> str:
-    if not passages:
-        return NO_DOCUMENTS
-    return "\n\n".join(
-        f"[{n}] {p.chunk.citation}\n{p.chunk.text}" for n, p in enumerate(passages, start=1)
-    )
-
-
-def sources_footer(passages: Sequence[Passage]) -> str:
-    """The sources line shown after an answer: each file and heading (or page) once."""
-    citations = list(dict.fromkeys(p.chunk.citation for p in passages))
+def sources_footer(passages: Sequence[Passage], files: Sequence[FileText] = ()) -> str:
+    """The sources line shown after an answer: each attached file, then each document's file
+    and heading (or page), once."""
+    attached = [f"{f.name} (attached)" for f in files]
+    citations = list(dict.fromkeys([*attached, *(p.chunk.citation for p in passages)]))
     return f"\n\n_Sources: {'; '.join(citations)}_" if citations else ""
 
 
@@ -74,6 +70,7 @@ class ModelAnswerer:
     """A chat model at any OpenAI-compatible endpoint (OpenAI, Azure, Ollama, vLLM, LM Studio)."""
 
     cites_inline = False
+    reads_history = True
 
     def remembered(self, answer: str, passages: Sequence[Passage]) -> str:
         return answer
@@ -109,34 +106,27 @@ class ModelAnswerer:
             # the costliest step of a streamed chunk here; `stream` times the silence instead.
             stream_chunk_timeout=None,
         )
-        self._prompt = ChatPromptTemplate.from_messages(
-            [
-                ("system", SYSTEM_PROMPT),
-                MessagesPlaceholder("history"),
-                ("human", "{question}"),
-            ]
-        )
-        self._max_history_tokens = settings.history_max_tokens
         # Content silence (keep-alive comments don't count) longer than this fails the answer.
         self._silence_s = settings.chat_timeout_s
 
     async def stream(
-        self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
+        self,
+        history: Sequence[BaseMessage],
+        question: str,
+        passages: Sequence[Passage],
+        quoted: Quoted = NOTHING_QUOTED,
     ) -> AsyncIterator[str]:
+        """`history` as it fits the prompt already (the pipeline trims it)."""
         import httpx
         import openai
 
-        recent = trim_messages(
-            list(history),
-            max_tokens=self._max_history_tokens,
-            token_counter=count_tokens_approximately,
-            strategy="last",
-            start_on="human",
-            end_on="ai",
-        )
-        messages = self._prompt.format_messages(
-            context=format_context(passages), history=recent, question=question
-        )
+        # Messages built directly: a prompt template would read braces in quoted text as its
+        # own placeholders.
+        messages = [
+            SystemMessage(system_message(passages, quoted)),
+            *history,
+            HumanMessage(question),
+        ]
         finished = False
         try:
             # The chat model itself, not `prompt | model`: a runnable sequence awaits each chunk
@@ -174,6 +164,7 @@ class RetrievalOnlyAnswerer:
     """With no model configured: the best passages themselves, honestly labelled as such."""
 
     cites_inline = True
+    reads_history = False
 
     def remembered(self, answer: str, passages: Sequence[Passage]) -> str:
         """Not the passages themselves: a model configured later would get them as history, a
@@ -184,16 +175,45 @@ class RetrievalOnlyAnswerer:
         return f"(Retrieval-only answer: showed the passages {citations}.)"
 
     async def stream(
-        self, history: Sequence[BaseMessage], question: str, passages: Sequence[Passage]
+        self,
+        history: Sequence[BaseMessage],
+        question: str,
+        passages: Sequence[Passage],
+        quoted: Quoted = NOTHING_QUOTED,
     ) -> AsyncIterator[str]:
+        """The attached files' best passages for the question, then the documents'."""
+        found = await asyncio.to_thread(_best_in_files, quoted.files, question)
+        shown = [*found, *((p.chunk.citation, p.chunk.text) for p in passages)]
         blocks = [
-            f"**[{n}] {passage.chunk.citation}**\n\n{passage.chunk.text}"
-            for n, passage in enumerate(passages, start=1)
+            f"**[{n}] {citation}**\n\n{text}" for n, (citation, text) in enumerate(shown, start=1)
         ] or ["I found nothing about that in the documents."]
         if not history:  # what the answers are is said once per conversation, not every time
             blocks.append(RETRIEVAL_ONLY_NOTE if passages else NOTHING_FOUND_NOTE)
         for n, block in enumerate(blocks):
             yield block if n == 0 else f"\n\n{block}"
+
+
+def _best_in_files(files: Sequence[FileText], question: str) -> list[tuple[str, str]]:
+    """Each attached file's passages that share words with the question, best first (its first
+    passage when none does: the asker attached it for a reason). Blocking: BM25 over them."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from core.knowledge.keywords import KeywordIndex
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=PASSAGE_CHARS, chunk_overlap=0)
+    found: list[tuple[str, str]] = []
+    for file in files:
+        parts = [
+            (f"{file.name} (attached) › {s.location}" if s.location else f"{file.name} (attached)",
+             text)
+            for s in file.sections
+            for text in splitter.split_text(s.text)
+        ]  # fmt: skip
+        if not parts:
+            continue
+        hits = KeywordIndex.build([text for _, text in parts]).search([question], FILE_PASSAGES)
+        found += [parts[i] for i in [i for i, _ in hits[0]] or [0]]
+    return found
 
 
 def build_answerer(settings: Settings) -> Answerer:

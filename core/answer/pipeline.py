@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from core.answer.answerers import build_answerer, sources_footer
+from core.answer.asked import Asked, OnStep, Step
+from core.answer.context import ContextReader, Thread
 from core.answer.followups import search_query
 from core.answer.probe import AnswerProbe
+from core.answer.prompt import Quoted, fit_history, saved_thread, thread_in
 from core.errors import HistoryUnavailable, QuestionRejected, ThreadbotError
 from core.store.lease import Lease
 from core.store.redis_client import connect, is_cluster
@@ -20,6 +23,7 @@ from core.store.store import Conversation, Place, Store
 
 if TYPE_CHECKING:
     from core.answer.answerers import Answerer
+    from core.answer.attachments import FileText
     from core.answer.probe import PipelineMetrics
     from core.knowledge.index_follower import IndexFollower
     from core.knowledge.retrieval import Retriever
@@ -28,7 +32,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+async def _unseen(step: Step) -> None:
+    """Steps nobody shows."""
+
+
 EMPTY_QUESTION = "Ask me a question about the team's documents, and I'll answer here."
+FILES_ONLY_QUESTION = "What is in the attached file(s)?"  # files sent without a word
+LEFT_OUT_THREAD = "\n\n_Older messages of this thread were left out of what I read._"
+LEFT_OUT_CONVERSATION = "\n\n_Older messages of this conversation were left out of what I read._"
+TOLD_LEFT_OUT = "told_left_out"  # on every answer saved once the note was shown
+NOTHING_ASKED = Asked()
 
 
 class Pipeline:
@@ -59,6 +73,7 @@ class Pipeline:
         # One process streams only so many answers well: past that, all of them slow down and
         # their leases lapse. The rest wait their turn, each holding its conversation.
         self._answering = asyncio.Semaphore(settings.max_answers_at_once)
+        self._context = ContextReader(settings)
         self.waiting_for_slot = 0  # answers holding their conversation, waiting for a slot
 
     @classmethod
@@ -136,6 +151,8 @@ class Pipeline:
         lease: Lease | None = None,
         place: Place | ThreadbotError | None = None,
         user: str = "",
+        asked: Asked = NOTHING_ASKED,
+        on_step: OnStep | None = None,
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to `question` in the conversation `session_id`.
 
@@ -145,10 +162,14 @@ class Pipeline:
         (the turn's, which may already hold its event), or a lease of its own, in the `place`
         the turn took when it arrived (see `Store.conversation`). `user`, the
         asker as `platform:id`, is noted with the session so their conversations can be found.
+
+        `asked` gives the thread, read once when the conversation has no history yet (and kept
+        with the question saved), and the files, read for this answer only. `on_step` hears
+        each step before the first text, for platforms that show them.
         """
         # Lone surrogates (undecodable terminal input, JSON "\ud800") would break the tokenizer.
         question = question.encode("utf-8", "replace").decode("utf-8").strip()
-        if not question:
+        if not question and not asked.files:
             yield EMPTY_QUESTION
             return
         limit = self._settings.max_question_chars
@@ -158,18 +179,37 @@ class Pipeline:
                 user_message=f"That message is too long for me ({len(question):,} characters; "
                 f"the limit is {limit:,}). Please shorten it or ask about one part at a time.",
             )
+        step = on_step if on_step is not None else _unseen
         held = lease if lease is not None else self.store.lease()
         try:
             async with self.store.conversation(session_id, held, place) as placed, self._slot():
                 held.check()  # still ours after waiting for a free slot?
                 messages = await self.store.history(session_id).aget_messages()
                 resets_before = placed.resets
+                recent, left_out = fit_history(messages, self._settings.history_max_tokens)
+                thread, fresh = Thread(thread_in(recent)), False
+                if not messages and asked.thread is not None and self._context.reads_threads:
+                    await step(Step("thread", "Reading the thread"))
+                    thread, fresh = await self._context.thread(session_id, asked.thread), True
+                    read = f"{len(thread.messages)} earlier message(s)"
+                    await step(Step("thread", "Reading the thread", "complete", read))
+                files, refused = await self._read_files(asked, step)
+                if refused:
+                    yield f"_Not read: {'; '.join(refused)}._\n\n"
+                question = question or FILES_ONLY_QUESTION
+                await step(Step("search", "Searching the docs"))
                 started = asyncio.get_running_loop().time()
-                passages = await self._retriever.search(search_query(messages, question))
+                earlier = messages or [
+                    HumanMessage(s.text) for s in thread.messages if not s.by_bot
+                ]
+                passages = await self._retriever.search(search_query(earlier, question))
                 self._probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))
+                found = "; ".join(dict.fromkeys(p.chunk.citation for p in passages))
+                await step(Step("search", "Searching the docs", "complete", found or "no match"))
                 parts: list[str] = []
                 started = asyncio.get_running_loop().time()
-                stream = self._answerer.stream(messages, question, passages)
+                quoted = Quoted(thread.messages, files)
+                stream = self._answerer.stream(recent, question, passages, quoted)
                 async with contextlib.aclosing(stream):  # type: ignore[type-var]
                     async for chunk in stream:
                         self._probe.streamed(
@@ -179,14 +219,31 @@ class Pipeline:
                         parts.append(chunk)
                         yield chunk
                 held.check()
-                answer = self._answerer.remembered("".join(parts), passages)
-                turn = [HumanMessage(question), AIMessage(answer)]
+                told_before = any(m.additional_kwargs.get(TOLD_LEFT_OUT) for m in messages)
+                tell = self._answerer.reads_history and (left_out or thread.cut) and not told_before
+                answer = AIMessage(
+                    self._answerer.remembered("".join(parts), passages),
+                    additional_kwargs={TOLD_LEFT_OUT: True} if tell or told_before else {},
+                )
+                kept = saved_thread(thread.messages) if fresh else {}
+                turn = [HumanMessage(question, additional_kwargs=kept), answer]
                 await self.store.save_turn(session_id, turn, resets_before, user=user)
         finally:
             if lease is None:
                 await held.aclose()
-        if not self._answerer.cites_inline and passages:
-            yield sources_footer(passages)
+        if not self._answerer.cites_inline and (passages or files):
+            yield sources_footer(passages, files)
+        if tell:
+            yield LEFT_OUT_THREAD if thread.cut else LEFT_OUT_CONVERSATION
+
+    async def _read_files(self, asked: Asked, step: OnStep) -> tuple[list[FileText], list[str]]:
+        if not asked.files:
+            return [], []
+        await step(Step("files", "Reading the attached files"))
+        files, refused = await self._context.files(list(asked.files))
+        read = "; ".join(f.name for f in files) or "none could be read"
+        await step(Step("files", "Reading the attached files", "complete", read))
+        return files, refused
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:

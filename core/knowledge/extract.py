@@ -7,9 +7,11 @@ and plain text are read line by line, so a file of any size is never held whole.
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path, PurePath
+from typing import BinaryIO
 
 from core.knowledge.sections import FENCE_LINE, Section, section
 
@@ -62,10 +64,10 @@ def _markdown(lines: Iterable[str]) -> Iterator[Section]:
 # --- PDF --------------------------------------------------------------------------------------
 
 
-def _pdf(path: Path) -> Iterator[Section]:
+def _pdf(source: Path | BinaryIO) -> Iterator[Section]:
     from pypdf import PdfReader
 
-    for number, page in enumerate(PdfReader(path).pages, start=1):
+    for number, page in enumerate(PdfReader(source).pages, start=1):
         yield section([], [page.extract_text() or ""], page=number)
 
 
@@ -81,7 +83,30 @@ def _lines(path: Path) -> Iterator[str]:
 def _is_rst(path: Path) -> bool:
     with path.open(encoding="utf-8-sig", errors="replace") as handle:
         head = handle.read(_BLOCK_CHARS)
-    return path.stat().st_size <= _TREE_MAX_BYTES and _RST_HINT.search(head) is not None
+    return _reads_as_rst(path.suffix.lower(), head, path.stat().st_size)
+
+
+def _reads_as_rst(suffix: str, head: str, size: int) -> bool:
+    """reST through docutils: `.rst`, or `.txt` that looks like reST; not too large for a tree."""
+    hinted = suffix == ".rst" or (suffix == ".txt" and _RST_HINT.search(head) is not None)
+    return hinted and size <= _TREE_MAX_BYTES
+
+
+def _text_sections(
+    suffix: str, lines: Callable[[], Iterable[str]], whole: Callable[[], str], rst: bool
+) -> Iterable[Section]:
+    """The one choice of extractor for text, whether it is read from a file or from memory."""
+    if suffix in {".md", ".markdown"}:
+        return _markdown(lines())
+    if suffix in {".html", ".htm"}:
+        from core.knowledge.extract_html import html_sections
+
+        return html_sections(whole())
+    if rst:
+        from core.knowledge.extract_rst import rst_sections
+
+        return rst_sections(whole())
+    return _plain(lines())
 
 
 def read_sections(path: Path) -> Iterator[Section]:
@@ -93,19 +118,22 @@ def read_sections(path: Path) -> Iterator[Section]:
     suffix = path.suffix.lower()
     if suffix == ".pdf":
         sections: Iterable[Section] = _pdf(path)
-    elif suffix in {".md", ".markdown"}:
-        sections = _markdown(_lines(path))
-    elif suffix in {".html", ".htm"}:
-        from core.knowledge.extract_html import html_sections
-
-        sections = html_sections(path.read_text(encoding="utf-8-sig"))
-    elif suffix == ".rst" or (suffix == ".txt" and _is_rst(path)):
-        if path.stat().st_size <= _TREE_MAX_BYTES:
-            from core.knowledge.extract_rst import rst_sections
-
-            sections = rst_sections(path.read_text(encoding="utf-8-sig"))
-        else:
-            sections = _plain(_lines(path))
     else:
-        sections = _plain(_lines(path))
+        rst = suffix in {".rst", ".txt"} and _is_rst(path)
+        sections = _text_sections(
+            suffix, lambda: _lines(path), lambda: path.read_text(encoding="utf-8-sig"), rst
+        )
     return (section for section in sections if section.text)
+
+
+def sections_in(name: str, data: bytes) -> list[Section]:
+    """The sections of a document held in memory (a file attached to a question), read by the
+    same extractors as a file `name` on disk. Raises UnicodeDecodeError for text not UTF-8."""
+    suffix = PurePath(name).suffix.lower()
+    if suffix == ".pdf":
+        sections: Iterable[Section] = _pdf(io.BytesIO(data))
+    else:
+        text = data.decode("utf-8-sig")
+        rst = _reads_as_rst(suffix, text[:_BLOCK_CHARS], len(data))
+        sections = _text_sections(suffix, lambda: io.StringIO(text), lambda: text, rst)
+    return [section for section in sections if section.text]

@@ -20,6 +20,7 @@ from core.errors import (
     MessageTooLong,
     RateLimited,
     SinkError,
+    StreamEnded,
     StreamRefused,
     ThreadbotError,
 )
@@ -34,6 +35,8 @@ MARKER = " ▌"
 # Room kept below `max_len` for the in-progress marker and a closing code fence.
 _RESERVE = len(MARKER) + len("\n```")
 _MIN_LIMIT = 32  # below this a "too long" refusal is not about length
+# How long the placeholder waits to see whether `preparing` shows (then it is not posted).
+PREPARING_WAIT_S = 2.0
 
 
 async def close_stream(chunks: AsyncIterator[str]) -> None:
@@ -69,13 +72,15 @@ class Reply(Generic[H]):
 class StreamingEditor(Generic[H]):
     """Shows one answer stream through a `Sink` (or an `AppendSink`).
 
-    Posts `placeholder` at once when given (and shows `preparing` until the first text), then
+    Shows `preparing` until the first text (a typing indicator, a status line), and posts
+    `placeholder` at once when there is no `preparing`, or when it could not be shown; then
     shows the text at most once per `interval_s`; while waiting out a rate limit the stream keeps
     being read, so the next call carries everything new (calls coalesce, they never queue). The
     final edit goes out at once when the stream ends and drops the in-progress marker. Text over
     `sink.max_len` continues in a new message. A `ThreadbotError` from the stream ends the reply
     with its user message after what was already shown. An `AppendSink` that refuses to stream
-    hands the reply to `fallback`, which is edited instead.
+    hands the reply to `fallback`, which is edited instead; one whose stream the platform ended
+    (`StreamEnded`) is finished by editing its last message through `fallback`.
 
     `resume` gives the messages of a reply that a crash interrupted: they are reused, in order,
     before anything new is posted (the first at once, as the placeholder). `on_post` hears of
@@ -119,6 +124,7 @@ class StreamingEditor(Generic[H]):
         self._started = 0.0
         self._changed = asyncio.Event()
         self._has_text = asyncio.Event()
+        self._prepared: asyncio.Future[bool] | None = None  # did `preparing` come up?
         self._stopping = False
 
     @property
@@ -132,11 +138,15 @@ class StreamingEditor(Generic[H]):
 
     async def run(self, chunks: AsyncIterator[str]) -> Reply[H]:
         self._started = _now()
+        self._prepared = asyncio.get_running_loop().create_future()
         reader = asyncio.create_task(self._read(chunks))
         preparing = asyncio.create_task(self._prepare()) if self._preparing else None
         try:
-            if (self._resume or self._placeholder is not None) and not self._appends:
-                await self._post_placeholder()
+            if self._resume or (
+                self._placeholder is not None and not await self._shows_preparing()
+            ):
+                if not self._appends:
+                    await self._post_placeholder()
             while not reader.done():
                 await self._wait_for_text(reader)
                 if reader.done():
@@ -165,12 +175,24 @@ class StreamingEditor(Generic[H]):
 
     async def _prepare(self) -> None:
         """Show that an answer is coming (a typing indicator) until its first text."""
-        assert self._preparing is not None
+        assert self._preparing is not None and self._prepared is not None
         try:
             async with self._preparing():
+                _settle(self._prepared, True)
                 await self._has_text.wait()
         except Exception as exc:  # cosmetic: never let it end the reply
             log.debug("no preparing indicator: %s", exc)
+        finally:
+            _settle(self._prepared, False)
+
+    async def _shows_preparing(self) -> bool:
+        """Whether `preparing` came up (soon enough): the placeholder is then not needed."""
+        if self._preparing is None or self._prepared is None:
+            return False
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._prepared), PREPARING_WAIT_S)
+        except TimeoutError:
+            return False
 
     async def _read(self, chunks: AsyncIterator[str]) -> None:
         try:
@@ -247,12 +269,24 @@ class StreamingEditor(Generic[H]):
                 return
             except RateLimited as exc:
                 await self._waited_out(exc)
+            except StreamEnded:
+                self._edit_instead()
             except MessageTooLong as exc:
                 if self._limit <= _MIN_LIMIT:
                     raise SinkError("the platform refuses even a short message") from exc
                 current = len(self._current())
                 self._limit = max(min(self._limit, current) * 3 // 4, _MIN_LIMIT)
                 log.info("platform refused the text as too long; splitting at %d", self._limit)
+
+    def _edit_instead(self) -> None:
+        """The platform ended the native stream: what was appended stays shown, and the reply
+        goes on by editing that message (then new ones) through the fallback sink."""
+        if self._fallback is None or not self.reply.handles:
+            raise SinkError("the platform ended the stream, and nothing can edit it")
+        log.info("the platform ended the native stream; finishing the reply by editing")
+        self._sink = self._fallback
+        self._limit = max(self._fallback.max_len - _RESERVE, _MIN_LIMIT)
+        self._finished = False
 
     def _current(self) -> str:
         return self._prefix + self._buffer[self._start :]
@@ -326,6 +360,11 @@ class StreamingEditor(Generic[H]):
         self._last_send = _now()
         if self.reply.first_text_at is None:
             self.reply.first_text_at = self._last_send
+
+
+def _settle(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def with_warning(shown: str, message: str) -> str:

@@ -18,7 +18,9 @@ def encode(message: BaseMessage) -> str:
     """A message as stored. An `AIMessage`, never an `AIMessageChunk`: other readers expect
     the plain type."""
     if isinstance(message, AIMessage) and message.type != "ai":
-        message = AIMessage(content=message.content, id=message.id)
+        message = AIMessage(
+            content=message.content, id=message.id, additional_kwargs=message.additional_kwargs
+        )
     return json.dumps(message_to_dict(message))
 
 

@@ -14,14 +14,15 @@ from dataclasses import asdict
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from core.errors import HistoryUnavailable, LeaseLost, NoAccess, ThreadbotError
+from core.answer.asked import Asked, Step
+from core.errors import HistoryUnavailable, LeaseLost, NoAccess, NotAllowed, ThreadbotError
 from core.ops.logs import bind_turn, unbind
 from core.reply.editor import StreamingEditor, close_stream, with_warning
 from core.reply.sinks import AppendSink
 from core.store.lease import Lease
 from core.store.store import Claim, Place
 from core.turn.tasks import SessionTasks
-from core.turn.types import AnyReplySink, Outcome, Resumable, SinkFor, Turn
+from core.turn.types import AnyReplySink, Outcome, Resumable, ShowsSteps, SinkFor, Turn
 
 if TYPE_CHECKING:
     from core.answer.pipeline import Pipeline
@@ -33,6 +34,7 @@ GONE = "I stopped answering because the answer message was deleted."
 # How long `submit` waits for a turn's ticket: an ack must not wait long on a slow store (the
 # order across processes is then best effort for that turn).
 LINE_UP_WAIT_S = 1.0
+NOTHING_ASKED = Asked()
 
 
 def reset_text(forgot: int, place: str, *, many: bool) -> str:
@@ -111,6 +113,7 @@ class TurnRunner:
         sink: AnyReplySink,
         *,
         only_if: Callable[[], Awaitable[bool]] | None = None,
+        asked: Asked | None = None,
     ) -> asyncio.Task[None]:
         """Run the turn in the background, after the turns that reached any bot sharing the
         store before it in its session; return once it has its place in line.
@@ -118,7 +121,8 @@ class TurnRunner:
         Call it before awaiting anything, and acknowledge the event after it: the order events
         are acknowledged in is the order they are answered, across processes. `only_if`
         decides, in the turn's place in line, whether the bot takes part at all (nobody is told
-        anything when it says no).
+        anything when it says no; when it raises `NotAllowed`, the asker alone is told).
+        `asked`: the thread and files that came with the question.
         """
         received_at = asyncio.get_running_loop().time()
         lease = self.pipeline.store.lease()
@@ -133,8 +137,9 @@ class TurnRunner:
             (placed,) = await asyncio.gather(lined, return_exceptions=True)
             place = placed if isinstance(placed, Place | ThreadbotError) else None
             await self.run(
-                turn, sink, only_if=only_if, received_at=received_at, lease=lease, place=place
-            )
+                turn, sink, only_if=only_if, received_at=received_at, lease=lease, place=place,
+                asked=asked,
+            )  # fmt: skip
 
         def never_started(task: asyncio.Task[None]) -> None:
             # Cancelled in line at shutdown: give the place up, or other workers' turns in
@@ -171,6 +176,7 @@ class TurnRunner:
         received_at: float | None = None,
         lease: Lease | None = None,
         place: Place | ThreadbotError | None = None,
+        asked: Asked | None = None,
     ) -> Outcome:
         """Run one turn now; never raises but for cancellation.
 
@@ -197,7 +203,7 @@ class TurnRunner:
                 return outcome
             if turn.action == "answer":
                 editor = await self._editor(turn, sink, lease, claim)
-                await self._answer(turn, editor, sink, outcome, lease, place)
+                await self._answer(turn, editor, sink, outcome, lease, place, asked)
             else:
                 await self._reset(turn, sink, outcome)
         except LeaseLost as exc:
@@ -206,6 +212,10 @@ class TurnRunner:
         except NoAccess as exc:
             outcome.status = "failed"
             self._note_no_access(turn, exc)
+        except NotAllowed as exc:
+            outcome.status, outcome.error = "refused", exc
+            log.info("%s may not ask in %s: %s", turn.user, turn.session_id, exc)
+            await self._tell_safely(turn, sink, exc.user_message, outcome)
         except ThreadbotError as exc:
             log.warning("%s in %s: %s", type(exc).__name__, turn.session_id, exc)
             await self._apologise(turn, sink, editor, exc, outcome)
@@ -322,13 +332,24 @@ class TurnRunner:
         outcome: Outcome,
         lease: Lease,
         place: Place | ThreadbotError | None,
+        asked: Asked | None,
     ) -> None:
         # However showing ends (done, deleted, failed), the editor closes the answer: that
         # cancels the model and releases the conversation.
         asker = f"{turn.platform}:{turn.user}" if turn.user else ""
+        shows_steps = sink if isinstance(sink, ShowsSteps) else None
+
+        async def show_step(step: Step) -> None:
+            lease.check()  # another process took the turn over: it shows the steps
+            try:
+                await shows_steps.step(step)  # type: ignore[union-attr]
+            except Exception as exc:  # cosmetic: the answer goes on without it
+                log.debug("step %s not shown: %r", step.id, exc)
+
         answer = self.pipeline.answer(
-            turn.session_id, turn.question, lease=lease, place=place, user=asker
-        )
+            turn.session_id, turn.question, lease=lease, place=place, user=asker,
+            asked=asked or NOTHING_ASKED, on_step=show_step if shows_steps is not None else None,
+        )  # fmt: skip
         reply = await editor.run(_or_no_answer(answer))
         outcome.reply = reply
         if reply.gone:
@@ -381,6 +402,14 @@ class TurnRunner:
                 await self._tell(sink, text, outcome)
         except Exception as exc:  # the last word of a failed turn: log it, never raise
             log.warning("could not tell %s in %s it failed: %s", turn.user, turn.session_id, exc)
+
+    async def _tell_safely(
+        self, turn: Turn, sink: AnyReplySink, text: str, outcome: Outcome
+    ) -> None:
+        try:
+            await self._tell(sink, text, outcome)
+        except Exception as exc:  # a refusal nobody can be shown: logged
+            log.warning("could not tell %s in %s: %s", turn.user, turn.session_id, exc)
 
 
 def _forget(events: set[str], event_key: str, _: object) -> None:

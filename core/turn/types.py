@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from core.answer.asked import Step
 from core.errors import ThreadbotError
 from core.reply.editor import Reply
 from core.reply.sinks import AppendSink, Preparing, Sink
@@ -73,6 +74,14 @@ AnyReplySink = ReplySink | StreamReplySink
 
 
 @runtime_checkable
+class ShowsSteps(Protocol):
+    """A sink that shows an answer's steps before its first text (Slack's `task_update`
+    chunks); a step that cannot be shown is dropped, never the answer."""
+
+    async def step(self, step: Step) -> None: ...
+
+
+@runtime_checkable
 class Resumable(Protocol):
     """A sink whose reply another process can finish after a crash: `where` rebuilds the sink
     (the adapter's `sink_for`), `ref` and `resume` turn its message handles into text and back."""
@@ -94,9 +103,9 @@ class Outcome:
 
     turn: Turn
     received_at: float  # event-loop time the runner was given the turn
-    status: Literal["answered", "failed", "gone", "cancelled", "reset", "duplicate", "ignored"] = (
-        "ignored"
-    )
+    status: Literal[
+        "answered", "failed", "gone", "cancelled", "reset", "duplicate", "ignored", "refused"
+    ] = "ignored"
     reply: Reply[Any] | None = None
     error: ThreadbotError | None = None
     shown: list[str] = field(default_factory=list)  # what the asker was told besides a reply

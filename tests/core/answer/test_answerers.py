@@ -8,15 +8,14 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from core.answer.answerers import (
-    NO_DOCUMENTS,
     NOTHING_FOUND_NOTE,
     RETRIEVAL_ONLY_NOTE,
     ModelAnswerer,
     RetrievalOnlyAnswerer,
     build_answerer,
-    format_context,
     sources_footer,
 )
+from core.answer.prompt import NO_DOCUMENTS, fit_history, format_context
 from core.errors import ModelFailed
 from core.knowledge.retrieval import Chunk, Passage
 from tests.conftest import IsolatedSettings, MakeSettings
@@ -165,18 +164,16 @@ async def test_the_model_is_told_when_no_document_matched(
     assert NO_DOCUMENTS in fake_openai.requests[0]["messages"][0]["content"]
 
 
-async def test_only_the_latest_history_that_fits_is_sent(
-    make_settings: MakeSettings, fake_openai: FakeOpenAI
-) -> None:
+def test_only_the_latest_history_that_fits_is_kept() -> None:
     words = "word " * 150  # about 190 tokens a message by the approximate count
     history: list[BaseMessage] = []
     for n in range(6):
         history += [HumanMessage(f"question {n} {words}"), AIMessage(f"answer {n} {words}")]
-    await answer(ModelAnswerer(make_settings(history_max_tokens=500)), [], history=history)
-    sent = fake_openai.requests[0]["messages"][1:-1]
-    assert 0 < len(sent) < len(history)
-    assert sent[0]["role"] == "user"  # never starts with an answer cut from its question
-    assert sent[-1]["content"].startswith("answer 5 ")  # the newest is kept
+    kept, left_out = fit_history(history, 500)
+    assert left_out and 0 < len(kept) < len(history)
+    assert kept[0].type == "human"  # never starts with an answer cut from its question
+    assert kept[-1].text.startswith("answer 5 ")  # the newest is kept
+    assert fit_history(history[:2], 500) == (history[:2], False)
 
 
 async def test_a_local_server_needs_no_key(
