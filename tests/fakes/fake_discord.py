@@ -3,12 +3,26 @@
 It speaks the wire format discord.py expects (typed payload dicts, the rate-limit headers and
 bodies Discord sends), records every REST request, and can be told to answer 429, 404 (Unknown
 Message) or 403 (Missing Permissions), so the real client's own handling is exercised.
+
+- A forum channel (`forum_id`, type 15): `forum_post` builds a post's THREAD_CREATE and its starter
+  MESSAGE_CREATE (same id as the thread), `post_in_forum` sends both in Discord's order.
+- Threads (`threads`, id -> payload; `GET /channels/{id}` answers for them and every channel):
+  `POST .../messages/{id}/threads` starts one (201, THREAD_CREATE and MESSAGE_UPDATE dispatched,
+  160004 on a second try), recorded in `threads_created`.
+- History: `known` holds every message (the bot's and those `remember`ed, e.g. by `send_message`);
+  `GET /channels/{id}/messages` pages it as Discord does (limit, before/after/around, newest first)
+  and `GET .../messages/{id}` reads one (10008 if unknown); `fail(...)` applies to both.
+- Attachments (`message_create(attachments=...)`): signed CDN-style URLs on the fake's own host,
+  served without authorization; each download is recorded in `downloads`.
+- Reply chains: a reply's referenced message is known too, and the bot's replies carry
+  `message_reference`, so `fetch_message` walks a chain to its root.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import re
@@ -17,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
@@ -33,6 +48,8 @@ MESSAGE_CONTENT_INTENT = 1 << 15
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT
 ALL_PERMISSIONS = str((1 << 50) - 1)
 MAX_CONTENT_CHARS = 2_000
+HAS_THREAD = 1 << 5  # message flag: a thread was started from it
+ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)  # minutes, the only ones Discord accepts
 
 _snowflakes = itertools.count(1_300_000_000_000_000_000)
 
@@ -54,6 +71,18 @@ def user_payload(user_id: int, name: str, *, bot: bool = False) -> UserPayload:
         "avatar": None,
         "bot": bot,
     }
+
+
+def _referenced(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as embedded in a reply: REST form, one level only (Discord does not nest)."""
+    return {
+        k: v for k, v in message.items() if k not in ("referenced_message", "member", "guild_id")
+    }
+
+
+def _rest_view(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as REST returns it: `guild_id` and `member` are extra fields of gateway events."""
+    return {k: v for k, v in message.items() if k not in ("member", "guild_id")}
 
 
 def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -89,7 +118,8 @@ class FakeDiscord:
 
     `api_url` goes into DISCORD_API_URL; `dispatch(...)` sends a gateway event to every
     connected client; `requests` holds every REST call; `messages` every message the bot made
-    (id -> payload, content as currently shown) and `contents` each message's successive texts.
+    (id -> payload, content as currently shown) and `contents` each message's successive texts;
+    `known` every message REST can read back (the bot's and those `remember`ed).
     """
 
     guild_id: int = field(default_factory=snowflake)
@@ -103,12 +133,21 @@ class FakeDiscord:
     contents: dict[int, list[str]] = field(default_factory=dict)
     commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     identifies: list[dict[str, Any]] = field(default_factory=list)
+    known: dict[int, dict[str, Any]] = field(default_factory=dict)
+    threads: dict[int, dict[str, Any]] = field(default_factory=dict)
+    threads_created: list[dict[str, Any]] = field(default_factory=list)
+    downloads: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
 
     def __post_init__(self) -> None:
         if not self.channel_ids:
             self.channel_ids = (snowflake(), snowflake())
         self.category_id = snowflake()
+        self.forum_id = snowflake()
         self.thread_id = snowflake()  # an active public thread in the first channel
+        self._new_thread(self.thread_id, self.channel_id, 4242, "a thread").update(
+            message_count=1, total_message_sent=1
+        )
+        self._files: dict[int, tuple[str, str, bytes, str, str]] = {}  # id -> channel, name, ...
         self._failures: list[_Failure] = []
         self._gone: set[int] = set()
         self._forbidden: set[int] = set()
@@ -125,6 +164,8 @@ class FakeDiscord:
     async def __aenter__(self) -> FakeDiscord:
         app = web.Application()
         app.router.add_get("/gateway-ws", self._gateway)
+        for cdn in ("", "/media"):  # cdn.discordapp.com and media.discordapp.net (proxy_url)
+            app.router.add_get(cdn + r"/attachments/{channel}/{id:\d+}/{filename}", self._download)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -177,6 +218,18 @@ class FakeDiscord:
         """As if a user deleted it: further edits get 404 Unknown Message (10008)."""
         self._gone.add(message_id)
         self.messages.pop(message_id, None)
+        self.known.pop(message_id, None)
+
+    def remember(self, payload: Any) -> None:
+        """Store a message the tests made, as Discord has before it sends the event, so REST can
+        read it back; the message it replies to too, unless already known (e.g. the bot's)."""
+        referenced = payload.get("referenced_message")
+        if isinstance(referenced, dict) and int(referenced["id"]) not in self.known:
+            self.remember(referenced)
+        message_id = int(payload["id"])
+        if message_id not in self.known:
+            self._count(payload)
+        self.known[message_id] = payload
 
     def forbid(self, channel_id: int) -> None:
         """The bot lacks Send Messages there (the cache does not know): 403, code 50013."""
@@ -219,6 +272,44 @@ class FakeDiscord:
         payload = {"op": DISPATCH, "t": event, "s": next(self._seq), "d": data}
         await ws.send_str(json.dumps(payload))
 
+    async def send_message(self, payload: Any) -> None:
+        """A user posts `payload` (from `message_create`): stored, then MESSAGE_CREATE sent."""
+        self.remember(payload)
+        await self.dispatch("MESSAGE_CREATE", payload)
+
+    async def post_in_forum(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A user posts in the forum (`forum_post`'s arguments): THREAD_CREATE, then the starter."""
+        thread, starter = self.forum_post(*args, **kwargs)
+        await self.dispatch("THREAD_CREATE", thread)
+        await self.send_message(starter)
+        return thread, starter
+
+    def forum_post(
+        self,
+        title: str,
+        content: str,
+        *,
+        author_id: int = 4242,
+        attachments: Iterable[tuple[str, bytes, str]] = (),
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A new forum post's THREAD_CREATE and starter MESSAGE_CREATE; the thread is known now.
+
+        The post is a public thread owned by its author (its one member); the starter message is
+        in the thread and has the thread's id, and is not counted in `message_count`.
+        """
+        thread_id = snowflake()
+        thread = self._new_thread(thread_id, self.forum_id, author_id, title)
+        thread.update(applied_tags=[], last_message_id=str(thread_id))
+        starter: dict[str, Any] = dict(
+            self.message_create(
+                content, channel_id=thread_id, author_id=author_id, attachments=attachments
+            )
+        )
+        starter.update(id=str(thread_id), position=0)
+        return thread | {"newly_created": True}, starter
+
     def message_create(
         self,
         content: str,
@@ -230,17 +321,23 @@ class FakeDiscord:
         mention_bot: bool = False,
         reply_to: dict[str, Any] | None = None,
         guild: bool = True,
+        attachments: Iterable[tuple[str, bytes, str]] = (),
     ) -> MessageCreateEvent:
-        """A MESSAGE_CREATE as Discord sends it (`mention_bot` puts `<@bot>` in front)."""
+        """A MESSAGE_CREATE as Discord sends it (`mention_bot` puts `<@bot>` in front).
+
+        `attachments` are (filename, data, content type), served by the fake once it runs; a
+        message replied to must exist, so `reply_to` becomes known (see `remember`).
+        """
         author_id = author_id if author_id is not None else 4242
         author = user_payload(author_id, f"user{author_id}", bot=bot)
         mentions: list[Any] = []
         if mention_bot:
             content = f"<@{self.bot_id}> {content}"
             mentions.append(user_payload(self.bot_id, "threadbot", bot=True))
+        channel = str(channel_id if channel_id is not None else self.channel_id)
         data: dict[str, Any] = {
             "id": str(snowflake()),
-            "channel_id": str(channel_id if channel_id is not None else self.channel_id),
+            "channel_id": channel,
             "author": author,
             "content": content,
             "timestamp": _now(),
@@ -249,7 +346,7 @@ class FakeDiscord:
             "mention_everyone": False,
             "mentions": mentions,
             "mention_roles": [],
-            "attachments": [],
+            "attachments": [self._attachment(channel, *a) for a in attachments],
             "embeds": [],
             "pinned": False,
             "type": 0,
@@ -271,7 +368,9 @@ class FakeDiscord:
                 "channel_id": reply_to["channel_id"],
                 "guild_id": str(self.guild_id),
             }
-            data["referenced_message"] = reply_to
+            data["referenced_message"] = _referenced(reply_to)
+            if int(reply_to["id"]) not in self.known:
+                self.remember(reply_to)
         return data  # type: ignore[return-value]
 
     def interaction_create(
@@ -348,26 +447,116 @@ class FakeDiscord:
             "rate_limit_per_user": 0,
         }
 
-    def _thread_payload(self) -> dict[str, Any]:
+    def _category_payload(self) -> dict[str, Any]:
         return {
-            "id": str(self.thread_id),
+            "id": str(self.category_id),
+            "type": 4,
+            "name": "Text Channels",
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+        }
+
+    def _forum_payload(self) -> dict[str, Any]:
+        posts = [t for t, data in self.threads.items() if data["parent_id"] == str(self.forum_id)]
+        return {
+            "id": str(self.forum_id),
+            "type": 15,
+            "name": "forum",
+            "position": len(self.channel_ids),
+            "parent_id": str(self.category_id),
+            "permission_overwrites": [],
+            "nsfw": False,
+            "topic": None,
+            "last_message_id": str(max(posts)) if posts else None,  # the newest post's id
+            "rate_limit_per_user": 0,
+            "default_thread_rate_limit_per_user": 0,
+            "default_auto_archive_duration": 1440,
+            "available_tags": [],
+            "default_reaction_emoji": None,
+            "default_sort_order": None,
+            "default_forum_layout": 0,
+            "template": "",
+            "flags": 0,
+        }
+
+    def _thread_payload(self) -> dict[str, Any]:
+        return self.threads[self.thread_id]
+
+    def _new_thread(
+        self, thread_id: int, parent_id: int | str, owner_id: int, name: str, **extra: Any
+    ) -> dict[str, Any]:
+        """A public thread just created (counts exclude the starter message), now known."""
+        now = _now()
+        metadata = {"auto_archive_duration": extra.pop("auto_archive_duration", 1440)}
+        self.threads[thread_id] = thread = {
+            "id": str(thread_id),
             "guild_id": str(self.guild_id),
-            "parent_id": str(self.channel_id),
-            "owner_id": "4242",
-            "name": "a thread",
+            "parent_id": str(parent_id),
+            "owner_id": str(owner_id),
+            "name": name,
             "type": 11,
             "last_message_id": None,
             "rate_limit_per_user": 0,
-            "message_count": 1,
+            "message_count": 0,
             "member_count": 1,
-            "total_message_sent": 1,
+            "total_message_sent": 0,
             "flags": 0,
-            "thread_metadata": {
+            "thread_metadata": metadata
+            | {
                 "archived": False,
-                "auto_archive_duration": 1440,
-                "archive_timestamp": _now(),
+                "archive_timestamp": now,
                 "locked": False,
+                "create_timestamp": now,
             },
+            **extra,
+        }
+        return thread
+
+    def _channel(self, channel_id: int) -> dict[str, Any] | None:
+        """A guild channel or thread as `GET /channels/{id}` returns it (with `guild_id`)."""
+        if channel_id in self.threads:
+            return self.threads[channel_id]
+        guild = {"guild_id": str(self.guild_id)}
+        if channel_id in self.channel_ids:
+            return self._channel_payload(channel_id) | guild
+        others = {self.category_id: self._category_payload, self.forum_id: self._forum_payload}
+        return others[channel_id]() | guild if channel_id in others else None
+
+    def _knows_channel(self, channel_id: int) -> bool:
+        """A guild channel, or one a message was seen in (a DM)."""
+        return self._channel(channel_id) is not None or any(
+            m["channel_id"] == str(channel_id) for m in self.known.values()
+        )
+
+    def _count(self, message: Any) -> None:
+        """A new message in a thread bumps its counts (a forum post's starter does not)."""
+        thread = self.threads.get(int(message["channel_id"]))
+        if thread is not None and message["id"] != thread["id"]:
+            thread["message_count"] += 1
+            thread["total_message_sent"] += 1
+            thread["last_message_id"] = message["id"]
+
+    def _attachment(
+        self, channel_id: str, filename: str, data: bytes, content_type: str
+    ) -> dict[str, Any]:
+        """As Discord sends it: CDN URLs signed (ex/is/hm) so that they expire; no auth needed."""
+        attachment_id = snowflake()
+        filename = filename.replace(" ", "_")  # Discord stores names with spaces replaced
+        path = f"/attachments/{channel_id}/{attachment_id}/{quote(filename)}"
+        issued = int(time.time())
+        signature = hashlib.sha256(f"{path}{issued}".encode()).hexdigest()
+        self._files[attachment_id] = (channel_id, filename, data, content_type, signature)
+        query = f"?ex={issued + 86_400:x}&is={issued:x}&hm={signature}&"
+        host = f"http://127.0.0.1:{self.port}"
+        return {
+            "id": str(attachment_id),
+            "filename": filename,
+            "size": len(data),
+            "url": f"{host}{path}{query}",
+            "proxy_url": f"{host}/media{path}{query}",
+            "content_type": content_type,
         }
 
     def _ready_payload(self, shard: list[int] | None) -> ReadyEvent:
@@ -400,15 +589,6 @@ class FakeDiscord:
             "name": "threadbot",
             "managed": True,
             "tags": {"bot_id": str(self.bot_id)},
-        }
-        category = {
-            "id": str(self.category_id),
-            "type": 4,
-            "name": "Text Channels",
-            "position": 0,
-            "permission_overwrites": [],
-            "nsfw": False,
-            "parent_id": None,
         }
         data: dict[str, Any] = {
             "id": str(self.guild_id),
@@ -454,8 +634,12 @@ class FakeDiscord:
                     "flags": 0,
                 }
             ],
-            "channels": [category, *(self._channel_payload(c) for c in self.channel_ids)],
-            "threads": [self._thread_payload()],
+            "channels": [
+                self._category_payload(),
+                *(self._channel_payload(c) for c in self.channel_ids),
+                self._forum_payload(),
+            ],
+            "threads": list(self.threads.values()),
             "presences": [],
             "stage_instances": [],
             "guild_scheduled_events": [],
@@ -484,9 +668,19 @@ class FakeDiscord:
             "type": 19 if body.get("message_reference") else 0,
             "flags": int(body.get("flags") or 0),
         }
+        if reference := body.get("message_reference"):  # a reply, as Discord returns it
+            data["message_reference"] = {"type": reference.get("type", 0)} | {
+                k: str(reference[k])
+                for k in ("message_id", "channel_id", "guild_id")
+                if k in reference
+            }
+            if (replied := self.known.get(int(reference.get("message_id") or 0))) is not None:
+                data["referenced_message"] = _referenced(replied)
         if webhook_id is not None:
             data["webhook_id"] = webhook_id
             data["application_id"] = str(self.app_id)
+        self._count(data)
+        self.known[message_id] = data
         self.messages[message_id] = data
         self.contents[message_id] = [data["content"]]
         return data  # type: ignore[return-value]
@@ -506,6 +700,11 @@ class FakeDiscord:
     @staticmethod
     def _error(status: int, code: int, message: str) -> web.Response:
         return _json({"message": message, "code": code}, status=status)
+
+    @staticmethod
+    def _invalid(name: str, code: str, message: str) -> web.Response:
+        errors = {name: {"_errors": [{"code": code, "message": message}]}}
+        return _json({"message": "Invalid Form Body", "code": 50035, "errors": errors}, status=400)
 
     @staticmethod
     def _rate_limited(retry_after_s: float, scope: str) -> web.Response:
@@ -550,34 +749,22 @@ class FakeDiscord:
             raw = await request.read()
             body = json.loads(raw) if raw else None
         self.requests.append(Recorded(request.method, path, body, dict(request.query)))
-        response = self._injected(request.method, path) or self._route(
-            request.method, path, body or {}
+        response = self._injected(request.method, path) or await self._route(
+            request.method, path, body or {}, request.query
         )
         await self._notify()
         if response is None:
             return self._error(404, 0, f"fake Discord has no route {request.method} {path}")
         return response
 
-    def _route(self, method: str, path: str, body: Any) -> web.StreamResponse | None:
+    async def _route(
+        self, method: str, path: str, body: Any, query: Any
+    ) -> web.StreamResponse | None:
         parts = path.strip("/").split("/")
         content = body.get("content") if isinstance(body, dict) else None
         if isinstance(content, str) and len(content) > MAX_CONTENT_CHARS:
-            return _json(
-                {
-                    "message": "Invalid Form Body",
-                    "code": 50035,
-                    "errors": {
-                        "content": {
-                            "_errors": [
-                                {
-                                    "code": "BASE_TYPE_MAX_LENGTH",
-                                    "message": "Must be 2000 or fewer in length.",
-                                }
-                            ]
-                        }
-                    },
-                },
-                status=400,
+            return self._invalid(
+                "content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."
             )
         ok = _json
         if (method, path) == ("GET", "/users/@me"):
@@ -597,7 +784,7 @@ class FakeDiscord:
             ]
             return ok(self.commands[scope])
         if parts[0] == "channels":
-            return self._channels(method, parts, body)
+            return await self._channels(method, parts, body, query)
         if parts[0] == "interactions" and method == "POST":
             return self._interaction_callback(parts[2], body)
         if parts[0] == "webhooks":
@@ -618,10 +805,19 @@ class FakeDiscord:
             "interactions_endpoint_url": None,
         }
 
-    def _channels(
-        self, method: str, parts: list[str], body: dict[str, Any]
+    async def _channels(
+        self, method: str, parts: list[str], body: dict[str, Any], query: Any
     ) -> web.StreamResponse | None:
         channel_id = parts[1]
+        if method == "GET" and not self._knows_channel(int(channel_id)):
+            return self._error(404, 10003, "Unknown Channel")
+        if len(parts) == 2 and method == "GET":
+            found = self._channel(int(channel_id))
+            return _json(found) if found else self._error(404, 10003, "Unknown Channel")
+        if len(parts) == 3 and parts[2] == "messages" and method == "GET":
+            return self._history(channel_id, query)
+        if parts[2:3] == ["messages"] and parts[4:] == ["threads"] and method == "POST":
+            return await self._start_thread(channel_id, int(parts[3]), body)
         if len(parts) == 3 and parts[2] == "typing" and method == "POST":
             return web.Response(status=204)
         if len(parts) == 3 and parts[2] == "messages" and method == "POST":
@@ -630,6 +826,11 @@ class FakeDiscord:
             return _json(self._new_message(channel_id, body))
         if len(parts) == 4 and parts[2] == "messages":
             message_id = int(parts[3])
+            if method == "GET":
+                found = self.known.get(message_id)
+                if found is None or found["channel_id"] != channel_id:
+                    return self._error(404, 10008, "Unknown Message")
+                return _json(_rest_view(found))
             if method == "PATCH":
                 edited = self._edit_message(message_id, body)
                 if edited is None:
@@ -639,6 +840,92 @@ class FakeDiscord:
                 self.delete_message(message_id)
                 return web.Response(status=204)
         return None
+
+    def _history(self, channel_id: str, query: Any) -> web.Response:
+        """`limit` (1-100, 50) messages before (default: the newest), after or around an id; the
+        newest first whichever is asked, as Discord answers (discord.py relies on it to page)."""
+        values: dict[str, int] = {}
+        for name in ("limit", "around", "before", "after"):
+            if name in query:
+                try:
+                    values[name] = int(query[name])
+                except ValueError:
+                    return self._invalid(
+                        name, "NUMBER_TYPE_COERCE", f'Value "{query[name]}" is not int.'
+                    )
+        limit = values.get("limit", 50)
+        if not 1 <= limit <= 100:
+            side = ("MIN", "greater", 1) if limit < 1 else ("MAX", "less", 100)
+            message = f"int value should be {side[1]} than or equal to {side[2]}."
+            return self._invalid("limit", f"NUMBER_TYPE_{side[0]}", message)
+        ids = sorted(i for i, m in self.known.items() if m["channel_id"] == channel_id)
+        if "around" in values:  # the message itself and the ones on either side of it
+            newer = [i for i in ids if i > values["around"]][: limit // 2]
+            chosen = [i for i in ids if i <= values["around"]][-(limit - limit // 2) :] + newer
+        elif "before" in values or "after" not in values:
+            chosen = [i for i in ids if i < values.get("before", 1 << 64)][-limit:]
+        else:  # the ones right after it, still newest first
+            chosen = [i for i in ids if i > values["after"]][:limit]
+        return _json([_rest_view(self.known[i]) for i in reversed(chosen)])
+
+    async def _start_thread(
+        self, channel_id: str, message_id: int, body: dict[str, Any]
+    ) -> web.Response:
+        """A public thread from a message: id = the message's, owned by the bot (its member)."""
+        if int(channel_id) in self.threads:
+            return self._error(400, 50024, "Cannot execute action on this channel type")
+        message = self.known.get(message_id)
+        if message is None or message["channel_id"] != channel_id:
+            return self._error(404, 10008, "Unknown Message")
+        if message_id in self.threads:
+            return self._error(400, 160004, "A thread has already been created for this message")
+        name = body.get("name") or ""
+        if not 1 <= len(name) <= 100:
+            return self._invalid(
+                "name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+            )
+        duration = body.get("auto_archive_duration") or 1440
+        if duration not in ARCHIVE_DURATIONS:
+            return self._invalid(
+                "auto_archive_duration",
+                "BASE_TYPE_CHOICES",
+                f"Value must be one of {{{', '.join(map(str, ARCHIVE_DURATIONS))}}}.",
+            )
+        member = {
+            "id": str(message_id),
+            "user_id": str(self.bot_id),
+            "join_timestamp": _now(),
+            "flags": 1,
+        }
+        thread = self._new_thread(
+            message_id,
+            channel_id,
+            self.bot_id,
+            name,
+            auto_archive_duration=duration,
+            rate_limit_per_user=body.get("rate_limit_per_user") or 0,
+            member=member,
+        )
+        self.threads_created.append(thread)
+        # Discord fires THREAD_CREATE (to the creator too) and MESSAGE_UPDATE for the message.
+        message["thread"] = thread
+        message["flags"] = int(message.get("flags") or 0) | HAS_THREAD
+        await self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
+        await self.dispatch("MESSAGE_UPDATE", message | {"guild_id": str(self.guild_id)})
+        return _json(thread, status=201)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """The CDN: a file for a signed URL (no Authorization needed), else 404 as Discord's."""
+        self.downloads.append((request.path, request.headers.get("Authorization")))
+        await self._notify()
+        found = self._files.get(int(request.match_info["id"]))
+        if found is None or (found[0], found[1], found[4]) != (
+            request.match_info["channel"],
+            request.match_info["filename"],
+            request.query.get("hm"),
+        ):
+            return web.Response(status=404, text="This content is no longer available.")
+        return web.Response(body=found[2], headers={"Content-Type": found[3]})
 
     def _interaction_callback(self, token: str, body: dict[str, Any]) -> web.Response:
         kind = body.get("type")
