@@ -5,20 +5,24 @@ Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names
 """
 
 from core.answer.answerers import build_answerer
+from core.answer.asked import Asked, Attachment, Earlier, Said, Step
 from core.answer.pipeline import Pipeline
 from core.errors import (
     Busy,
     EmbeddedServerBusy,
+    FileRefused,
     HistoryUnavailable,
     KnowledgeError,
     MessageGone,
     MessageTooLong,
     ModelFailed,
     NoAccess,
+    NotAllowed,
     QuestionRejected,
     RateLimited,
     RetrievalFailed,
     SinkError,
+    StreamEnded,
     StreamRefused,
     ThreadbotError,
     ThreadbotException,
@@ -38,12 +42,15 @@ from core.reply.sinks import AppendSink, Preparing, Sink
 from core.settings import Settings
 from core.store import redis_client, sessions
 from core.store.redis_server import EmbeddedRedis
+from core.turn.access import AccessRules
+from core.turn.modes import ReplyModes, worth_answering
 from core.turn.runner import TurnRunner
 from core.turn.types import (
     AnyReplySink,
     Outcome,
     ReplySink,
     Resumable,
+    ShowsSteps,
     SinkFor,
     StreamReplySink,
     Turn,
@@ -51,12 +58,17 @@ from core.turn.types import (
 
 __all__ = [
     "MARKER",
+    "AccessRules",
     "AnyReplySink",
     "AppendSink",
+    "Asked",
+    "Attachment",
     "Busy",
     "Chunk",
+    "Earlier",
     "EmbeddedRedis",
     "EmbeddedServerBusy",
+    "FileRefused",
     "Health",
     "HistoryUnavailable",
     "Index",
@@ -67,6 +79,7 @@ __all__ = [
     "Metrics",
     "ModelFailed",
     "NoAccess",
+    "NotAllowed",
     "Outcome",
     "Pacer",
     "Passage",
@@ -75,14 +88,19 @@ __all__ = [
     "QuestionRejected",
     "RateLimited",
     "Reply",
+    "ReplyModes",
     "ReplySink",
     "Resumable",
     "RetrievalFailed",
     "Retriever",
+    "Said",
     "Settings",
+    "ShowsSteps",
     "Sink",
     "SinkError",
     "SinkFor",
+    "Step",
+    "StreamEnded",
     "StreamRefused",
     "StreamReplySink",
     "StreamingEditor",
@@ -101,4 +119,5 @@ __all__ = [
     "redis_client",
     "sessions",
     "shared_index",
+    "worth_answering",
 ]

@@ -4,26 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.app.async_server import AsyncSlackAppServer
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.lifecycle import ExitCode, cannot_start, until_stopped
+from bots.slack import threads
+from bots.slack.files import SlackFile, file_hosts
 from bots.slack.setup import make_client, missing_settings, rejected
-from bots.slack.sink import SlackSink, SlackStreamSink, SlashResponse
+from bots.slack.sink import SlackSink, SlackStreamSink, SlashResponse, WorkingStatus
 from bots.slack.translator import SlackPlace, place_words, turn_from_slack
 from core import (
+    AccessRules,
+    Asked,
+    Earlier,
     Health,
     Metrics,
     Pacer,
     Pipeline,
+    ReplyModes,
     Settings,
     ThreadbotError,
     Turn,
@@ -37,6 +45,7 @@ EVENTS_PATH = "/slack/events"
 RESET_SHORTCUT = "reset_conversation"
 SLACK_ACK_S = 2.0  # work done before an ack must fit Slack's 3 s window
 WEB_API_TIMEOUT_S = 30  # slack_sdk's own default, kept when it is given a session
+GROUPS_TTL_S = 300.0  # how long a user group's members are trusted before asking again
 
 
 @web.middleware
@@ -61,9 +70,20 @@ class SlackBot:
         self.runner = runner
         self.client = client
         self.pacer = Pacer(settings.slack_post_interval_ms / 1000)
+        self.status = WorkingStatus(client)
+        self.modes = ReplyModes(settings.slack_reply_modes)
+        self.rules = AccessRules.for_slack(settings)
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}  # group -> (until, members)
+        self._file_hosts = file_hosts(settings.slack_api_url)
         secret = settings.slack_signing_secret
         self.app = AsyncApp(
-            client=client,
+            # Tokenless: each request's client gets the token from `_authorize`.
+            client=AsyncWebClient(
+                base_url=client.base_url,
+                session=client.session,
+                retry_handlers=client.retry_handlers,
+            ),
+            authorize=lambda: self._authorize(),  # bolt passes arguments by parameter name
             signing_secret=secret.get_secret_value() if secret is not None else "",
             # Listeners only decide and submit, so running them before the response is sent
             # keeps the ack fast and makes the submitted turn the only thing that outlives it.
@@ -78,6 +98,15 @@ class SlackBot:
     @property
     def pipeline(self) -> Pipeline:
         return self.runner.pipeline
+
+    async def _authorize(self) -> AuthorizeResult:
+        """bolt's authorisation of every request, from the bot's identity, which the client
+        asks Slack for once per process (`SlackClient.auth_test`): bolt's own would call
+        `auth.test` for every request of a burst until its first answer is cached."""
+        identity = await self.client.auth_test()
+        return AuthorizeResult.from_auth_test_response(
+            auth_test_response=identity, bot_token=self.client.token
+        )
 
     async def __aenter__(self) -> SlackBot:
         return self
@@ -102,24 +131,50 @@ class SlackBot:
         self, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
     ) -> None:
         retried = bool(request.headers.get("x-slack-retry-num"))
-        parsed = turn_from_slack(body, context.bot_user_id or "", retried=retried)
+        parsed = turn_from_slack(body, context.bot_user_id or "", retried=retried, modes=self.modes)
         if parsed is None:
             return
         turn, place = parsed
         me = frozenset(i for i in (context.bot_user_id, context.bot_id) if i)
+        read: list[tuple[list[dict[str, Any]], bool]] = []  # the thread, once read
 
-        async def bot_in_thread() -> bool:
-            return await self._bot_in_thread(turn.session_id, place, me)
+        async def thread_messages() -> tuple[list[dict[str, Any]], bool]:
+            if not read:
+                read.append(
+                    await threads.replies(self.client, place.channel, place.thread_ts or place.ts)
+                )
+            return read[0]
 
-        only_if = bot_in_thread if place.needs_thread_check else None
-        await self.runner.submit(turn, self._sink(turn, place), only_if=only_if)
+        async def may_answer() -> bool:
+            if place.needs_thread_check and not await self._bot_in_thread(
+                turn.session_id, me, thread_messages
+            ):
+                return False
+            groups = await self._groups_of(turn.user) if self.rules.lists_groups else ()
+            self.rules.check(turn.user, groups, [place.channel], is_dm=place.is_dm)
+            return True
+
+        async def earlier(at_most: int) -> Earlier:
+            messages, more = await thread_messages()
+            return threads.earlier(messages, place.ts, me, at_most, more)
+
+        token = self.client.token or ""
+        asked = Asked(
+            thread=earlier if place.earlier_in_thread else None,
+            files=[SlackFile(f, token, self._file_hosts) for f in place.files],
+        )
+        await self.runner.submit(turn, self._sink(turn, place), only_if=may_answer, asked=asked)
 
     def _sink(self, turn: Turn, place: SlackPlace) -> SlackSink | SlackStreamSink:
         if self.settings.slack_streaming == "native" and place.thread_ts:
             return SlackStreamSink(
-                self.client, place.channel, place.thread_ts, place.team, turn.user, pacer=self.pacer
-            )
-        return SlackSink(self.client, place.channel, place.thread_ts, turn.user, pacer=self.pacer)
+                self.client, place.channel, place.thread_ts, place.team, turn.user,
+                pacer=self.pacer, status=self.status,
+            )  # fmt: skip
+        return SlackSink(
+            self.client, place.channel, place.thread_ts, turn.user, pacer=self.pacer,
+            status=self.status,
+        )  # fmt: skip
 
     async def sink_for(self, where: dict[str, Any]) -> SlackSink | None:
         """The sink of a reply a crashed process left unfinished (None: not a Slack reply)."""
@@ -129,7 +184,12 @@ class SlackBot:
             self.client, where["channel"], where.get("thread_ts"), where["user"], pacer=self.pacer
         )
 
-    async def _bot_in_thread(self, session_id: str, place: SlackPlace, me: frozenset[str]) -> bool:
+    async def _bot_in_thread(
+        self,
+        session_id: str,
+        me: frozenset[str],
+        thread_messages: Callable[[], Awaitable[tuple[list[dict[str, Any]], bool]]],
+    ) -> bool:
         """Has the bot a conversation here (history, or a reply of its own in the thread)?
 
         Never raises: when neither can be read, the bot stays quiet rather than tell someone in
@@ -141,14 +201,29 @@ class SlackBot:
         except ThreadbotError:
             pass  # the store is down: the thread itself says whether the bot is in it
         try:
-            response = await self.client.conversations_replies(
-                channel=place.channel, ts=place.thread_ts or place.ts, limit=200
-            )
+            messages, _ = await thread_messages()
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("not answering in %s: cannot read the thread (%s)", session_id, exc)
             return False
-        messages = response.get("messages") or []
-        return any(m.get("user") in me or m.get("bot_id") in me for m in messages)
+        return any(threads.written_by(m, me) for m in messages)
+
+    async def _groups_of(self, user: str) -> list[str]:
+        """The allowed user groups `user` is in; a group that cannot be read counts as not
+        including them (the allow list fails closed)."""
+        now = asyncio.get_running_loop().time()
+        found = []
+        for group in sorted(self.rules.groups):
+            until, members = self._groups.get(group, (0.0, frozenset()))
+            if until < now:
+                try:
+                    response = await self.client.usergroups_users_list(usergroup=group)
+                    members = frozenset(response.get("users") or ())
+                    self._groups[group] = (now + GROUPS_TTL_S, members)
+                except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+                    log.warning("cannot read the members of user group %s: %s", group, exc)
+            if user in members:
+                found.append(group)
+        return found
 
     async def _on_reset_command(self, ack: Any, command: dict[str, Any]) -> None:
         """/reset: slash commands carry no thread, so it forgets the whole DM or channel."""

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bots.lifecycle import ExitCode
 from core import Settings
 
 log = logging.getLogger(__name__)
+
+
+class SlackClient(AsyncWebClient):
+    """slack_sdk's client, asking `auth.test` once per process.
+
+    bolt authorises every request with `auth.test` until it has an answer cached, so a burst
+    at start-up sent one call per event; Slack rate-limits the method, and the bot's identity
+    does not change while it runs. Concurrent callers share the one call in flight; a failed
+    call is not kept, so the next caller asks again.
+    """
+
+    _identity: asyncio.Task[AsyncSlackResponse] | None = None
+
+    async def auth_test(self, **kwargs: Any) -> AsyncSlackResponse:
+        if kwargs:  # another token's identity: not the bot's
+            return await super().auth_test(**kwargs)
+        known = self._identity
+        if known is None or (known.done() and (known.cancelled() or known.exception())):
+            known = self._identity = asyncio.ensure_future(super().auth_test())
+        return await asyncio.shield(known)
 
 
 def make_client(
@@ -27,7 +50,7 @@ def make_client(
     trace) replaces slack_sdk's session per request.
     """
     token = settings.slack_bot_token
-    client = AsyncWebClient(
+    client = SlackClient(
         token=token.get_secret_value() if token is not None else None,
         base_url=settings.slack_api_url,
         session=session,

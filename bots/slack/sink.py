@@ -6,9 +6,11 @@ owns the waiting, the coalescing and the splitting.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -21,7 +23,10 @@ from core import (
     MessageTooLong,
     NoAccess,
     Pacer,
+    Preparing,
     RateLimited,
+    Step,
+    StreamEnded,
     StreamRefused,
     Ticket,
 )
@@ -36,13 +41,65 @@ MAX_LEN = 3500
 STREAM_MAX_LEN = 12_000
 GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "channel_not_found"})
 NO_ACCESS_ERRORS = frozenset({"not_in_channel", "is_archived", "restricted_action"})
+STREAM_ENDED = "message_not_in_streaming_state"
+# Slack stops a stream after about five minutes; one older than this is ended first, by us.
+STREAM_LIFETIME_S = 270.0
+# The thread's status line until the first text ("threadbot is thinking…"), rotating these.
+STATUS = "is thinking…"
+LOADING_MESSAGES = ("Reading the thread…", "Searching the docs…", "Writing the answer…")
+STATUS_RENEW_S = 100.0  # Slack drops a status after two minutes without a message
+
+
+class WorkingStatus:
+    """`assistant.threads.setStatus` for the replies of one bot. Once Slack refuses it (a
+    missing scope, a workspace without it) the bot stops asking, and replies post the
+    placeholder instead."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self.refused: str | None = None
+
+    @contextlib.asynccontextmanager
+    async def showing(self, channel: str, thread_ts: str) -> AsyncIterator[None]:
+        """Shown on entering (raises when Slack refuses), renewed until the block ends; the
+        first message the bot posts in the thread clears it."""
+        await self._set(channel, thread_ts)
+        renewing = asyncio.create_task(self._renew(channel, thread_ts))
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _set(self, channel: str, thread_ts: str) -> None:
+        try:
+            await self._client.assistant_threads_setStatus(
+                channel_id=channel,
+                thread_ts=thread_ts,
+                status=STATUS,
+                loading_messages=list(LOADING_MESSAGES),
+            )
+        except SlackApiError as exc:
+            if self.refused is None:
+                self.refused = str(exc.response.get("error"))
+                log.info("Slack refused a thread status (%s): posting a placeholder", self.refused)
+            raise
+
+    async def _renew(self, channel: str, thread_ts: str) -> None:
+        while True:
+            await asyncio.sleep(STATUS_RENEW_S)
+            with contextlib.suppress(Exception):  # cosmetic: the placeholder-less wait goes on
+                await self._set(channel, thread_ts)
 
 
 class _SlackReply:
-    """Where one reply goes in Slack, and how to tell its asker privately (ephemeral)."""
+    """Where one reply goes in Slack, and how to tell its asker privately (ephemeral).
+
+    With a `status`, a reply in a thread shows "is thinking…" until its first text, and posts
+    the placeholder only where Slack refuses the status.
+    """
 
     placeholder: str | None = PLACEHOLDER
-    preparing = None
     fallback: Any = None
 
     def __init__(
@@ -53,6 +110,7 @@ class _SlackReply:
         user: str,
         *,
         pacer: Pacer | None = None,
+        status: WorkingStatus | None = None,
     ) -> None:
         self._client = client
         self._channel = channel
@@ -60,6 +118,24 @@ class _SlackReply:
         self._user = user
         self._pacer = pacer
         self._ticket: Ticket | None = None
+        self._status = status
+
+    @property
+    def preparing(self) -> Preparing | None:
+        if self._status is None or self._status.refused or self._thread_ts is None:
+            return None
+        return self._showing_status
+
+    @contextlib.asynccontextmanager
+    async def _showing_status(self) -> AsyncIterator[None]:
+        assert self._status is not None and self._thread_ts is not None
+        async with self._status.showing(self._channel, self._thread_ts):
+            # The status shows the wait: the reply's first message takes its place in the
+            # channel's line when its text comes, rather than hold up the replies behind it.
+            if self._ticket is not None:
+                self._ticket.release()
+                self._ticket = None
+            yield
 
     def begin(self) -> None:
         # The reply's place in the channel's line of new messages, as its turn starts.
@@ -134,6 +210,8 @@ class SlackStreamSink(_SlackReply):
 
     max_len = STREAM_MAX_LEN
 
+    lifetime_s = STREAM_LIFETIME_S
+
     def __init__(
         self,
         client: AsyncWebClient,
@@ -143,12 +221,52 @@ class SlackStreamSink(_SlackReply):
         user: str,
         *,
         pacer: Pacer | None = None,
+        status: WorkingStatus | None = None,
     ) -> None:
-        super().__init__(client, channel, thread_ts, user, pacer=pacer)
+        super().__init__(client, channel, thread_ts, user, pacer=pacer, status=status)
         self._team = team
-        self.fallback = SlackSink(client, channel, thread_ts, user)  # after a refused start
+        # After a refused start, and to finish a stream Slack ended, by editing.
+        self.fallback = SlackSink(client, channel, thread_ts, user)
+        self._stream: str | None = None  # started by a step, before the first text
+        self._started_at = 0.0
+        self._refused: StreamRefused | None = None
+
+    async def step(self, step: Step) -> None:
+        """A `task_update` chunk: it starts the stream when it is the answer's first sign."""
+        chunk: dict[str, Any] = {
+            "type": "task_update",
+            "id": step.id,
+            "title": step.title,
+            "status": step.status,
+        }
+        if step.output:
+            chunk["output"] = step.output
+        if self._refused is not None:
+            return
+        if self._stream is None:
+            try:
+                self._stream = await self._start(chunks=[chunk])
+            except StreamRefused as exc:
+                self._refused = exc  # the first text goes to the fallback
+            return
+        await translated(
+            self._client.chat_appendStream(channel=self._channel, ts=self._stream, chunks=[chunk])
+        )
 
     async def post(self, text: str) -> str:
+        if self._refused is not None:
+            raise self._refused
+        if self._stream is not None:  # started by a step
+            try:
+                await self.append(self._stream, text)
+            except SlackApiError as exc:  # the stream takes no text: edit a message instead
+                with contextlib.suppress(SlackApiError):
+                    await self._client.chat_stopStream(channel=self._channel, ts=self._stream)
+                raise StreamRefused(str(exc.response.get("error"))) from exc
+            return self._stream
+        return await self._start(markdown_text=text)
+
+    async def _start(self, **content: Any) -> str:
         try:
             async with self._turn_to_post():
                 response = await translated(
@@ -157,14 +275,20 @@ class SlackStreamSink(_SlackReply):
                         thread_ts=self._thread_ts or "",
                         recipient_team_id=self._team,
                         recipient_user_id=self._user,
-                        markdown_text=text,
+                        **content,
                     )
                 )
         except SlackApiError as exc:
             raise StreamRefused(str(exc.response.get("error"))) from exc
+        self._started_at = time.monotonic()
         return str(response["ts"])
 
     async def append(self, handle: str, text: str) -> None:
+        if time.monotonic() - self._started_at > self.lifetime_s:
+            # Before Slack ends it mid-call: stopped here, the reply goes on by editing.
+            with contextlib.suppress(SlackApiError):
+                await self._client.chat_stopStream(channel=self._channel, ts=handle)
+            raise StreamEnded(f"stream older than {self.lifetime_s:.0f}s")
         await translated(
             self._client.chat_appendStream(channel=self._channel, ts=handle, markdown_text=text)
         )
@@ -211,6 +335,8 @@ async def translated(call: Coroutine[Any, Any, Any]) -> Any:
         if exc.response.status_code == 429:
             raise RateLimited(retry_after_s(exc)) from exc
         error = exc.response.get("error")
+        if error == STREAM_ENDED:
+            raise StreamEnded(error) from exc
         if error == "msg_too_long":
             raise MessageTooLong(error) from exc
         if error in GONE_ERRORS:

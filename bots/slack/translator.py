@@ -6,12 +6,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from core import Turn, sessions
+from core import ReplyModes, Turn, sessions, worth_answering
 
 RESET_WORDS = frozenset({"reset", "reset conversation", "forget", "forget this"})
 # Subtypes that are still a person writing; edits, deletions, joins and bots are not.
 HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+NO_MODES = ReplyModes({})
 
 
 @dataclass(frozen=True)
@@ -24,20 +25,32 @@ class SlackPlace:
     thread_ts: str | None  # where the reply goes; None for the top level of a DM
     is_dm: bool
     mentioned: bool
+    files: tuple[dict[str, Any], ...] = ()
+    auto: bool = False  # answered unasked: a top-level message of an auto-reply channel
+
+    @property
+    def earlier_in_thread(self) -> bool:
+        """Asked inside a thread that was there before: its earlier messages are context."""
+        return self.thread_ts is not None and self.thread_ts != self.ts
 
     @property
     def needs_thread_check(self) -> bool:
         """An unaddressed thread reply: answered only where the bot already takes part."""
-        return not self.mentioned and not self.is_dm
+        return not self.mentioned and not self.is_dm and not self.auto
 
 
 def turn_from_slack(
-    body: dict[str, Any], bot_user_id: str, *, retried: bool = False
+    body: dict[str, Any],
+    bot_user_id: str,
+    *,
+    retried: bool = False,
+    modes: ReplyModes = NO_MODES,
 ) -> tuple[Turn, SlackPlace] | None:
     """Translate an Events API envelope into a turn, or None for what the bot must ignore.
 
     Ignored: bots (itself included), edits, deletions and other non-human subtypes, top-level
-    channel messages without a mention, and channel `message` events that mention the bot (the
+    channel messages without a mention (but in an `auto` channel, where each one that is worth
+    answering opens a thread), and channel `message` events that mention the bot (the
     `app_mention` event for the same message is the one answered).
     """
     event = body.get("event") or {}
@@ -57,19 +70,25 @@ def turn_from_slack(
     raw = str(event.get("text") or "")
     mentioned = bool(bot_user_id) and any(m == bot_user_id for m in _MENTION.findall(raw))
     text = _MENTION.sub(lambda m: "" if m.group(1) == bot_user_id else m.group(0), raw).strip()
-    if not team or not channel or not ts or not text:
+    files = tuple(f for f in event.get("files") or () if isinstance(f, dict))
+    if not team or not channel or not ts or not (text or files):
         return None
     thread_ts = event.get("thread_ts")
     is_dm = event.get("channel_type") == "im" or (kind == "message" and channel.startswith("D"))
+    auto = False
     if kind == "app_mention":
         reply_ts = thread_ts or ts  # a mention at the top opens a thread under itself
     elif is_dm:
         reply_ts = thread_ts  # a top-level DM is one conversation, answered at the top
     elif thread_ts and thread_ts != ts and not mentioned:
         reply_ts = thread_ts
+    elif not thread_ts and not mentioned and modes.of(channel) == "auto":
+        if not files and not worth_answering(text):
+            return None
+        reply_ts, auto = ts, True  # an auto-reply channel: each message opens a thread
     else:
         return None
-    place = SlackPlace(team, channel, ts, reply_ts, is_dm, mentioned)
+    place = SlackPlace(team, channel, ts, reply_ts, is_dm, mentioned, files, auto)
     is_reset = text.lower().strip(" .!") in RESET_WORDS and (mentioned or is_dm)
     event_id = body.get("event_id")
     turn = Turn(

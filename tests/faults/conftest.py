@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from core.reply.editor import MARKER
 from tests.cli_runner import command, env_for, popen
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import BOT_USER_ID, FakeSlack
@@ -180,6 +181,19 @@ def thread_reply(text: str, *, ts: str, thread_ts: str, event_id: str) -> dict[s
 
 REPORT = pytest.StashKey[list[dict[str, Any]]]()
 COLUMNS = ("faults", "asked", "answered", "told", "lost", "duplicated", "marker_left", "blocked_s")
+
+
+@pytest.fixture
+def streaming(fake: FakeSlack, channel: str, thread_ts: str) -> bool:
+    """A reply in the thread shows the in-progress marker and was edited since it was posted.
+
+    The edit matters: a reply's first message is recorded in Redis just after it is posted, so
+    a bot killed between the two leaves a reply another process cannot find (it posts anew).
+    After an edit, a kill leaves a reply that recovery finishes in place.
+    """
+    return any(
+        m.text.endswith(MARKER.strip()) and m.edits > 0 for m in fake.thread(channel, thread_ts)
+    )
 
 
 @pytest.fixture

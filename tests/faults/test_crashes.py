@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from core.reply.editor import MARKER
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
-from tests.faults.conftest import LEASE_S, mention, tally, thread_reply
+from tests.faults.conftest import LEASE_S, mention, streaming, tally, thread_reply
 from tests.valkey_server import Valkey
 
 # Bots and Valkey are SIGKILLed mid-answer, and every bot is SIGTERMed at the end.
@@ -27,11 +27,6 @@ SLOW = "word " * 150  # about 3 s at 0.02 s a chunk: long enough to be killed in
 
 def texts(fake: FakeSlack, thread_ts: str) -> list[str]:
     return [m.text for m in fake.thread(CHANNEL, thread_ts)]
-
-
-def streaming(fake: FakeSlack, thread_ts: str) -> bool:
-    """A message of the thread shows the in-progress marker."""
-    return any(t.endswith(MARKER.strip()) for t in texts(fake, thread_ts))
 
 
 async def history_of(valkey: Valkey, session: str) -> list[bytes]:
@@ -46,9 +41,9 @@ async def test_a_bot_killed_mid_answer_is_finished_in_place_and_blocks_nobody(
     fake_openai.script("The answer, again, in full.")
     bot = await start_bot()
     assert await bot.send(mention("first?", ts="100.000001", event_id="EvKILL1")) == 200
-    await fake_slack.wait_for(lambda: streaming(fake_slack, "100.000001"), within_s=20)
+    await fake_slack.wait_for(lambda: streaming(fake_slack, CHANNEL, "100.000001"), within_s=20)
     bot.kill()  # SIGKILL mid-answer: the reply shows the marker, the lease is held
-    assert streaming(fake_slack, "100.000001")
+    assert streaming(fake_slack, CHANNEL, "100.000001")
 
     await start_bot()  # the restarted bot recovers the interrupted reply
     killed_at = time.monotonic()  # from the moment a bot runs again
@@ -72,7 +67,7 @@ async def test_slacks_redelivery_of_a_killed_event_is_answered_once(
     body = mention("again?", ts="200.000001", event_id="EvKILL2")
     bot = await start_bot()
     assert await bot.send(body) == 200
-    await fake_slack.wait_for(lambda: streaming(fake_slack, "200.000001"), within_s=20)
+    await fake_slack.wait_for(lambda: streaming(fake_slack, CHANNEL, "200.000001"), within_s=20)
     bot.kill()
     bot = await start_bot()
     await asyncio.sleep(LEASE_S * 1.5)  # the dead holder's claim has expired by now
@@ -96,7 +91,7 @@ async def test_after_a_crash_the_next_question_is_answered_within_a_lease(
     fake_openai.script(SLOW, chunk_size=5, delay_s=0.02)
     bot = await start_bot()
     assert await bot.send(mention("first?", ts="300.000001", event_id="EvKILL3")) == 200
-    await fake_slack.wait_for(lambda: streaming(fake_slack, "300.000001"), within_s=20)
+    await fake_slack.wait_for(lambda: streaming(fake_slack, CHANNEL, "300.000001"), within_s=20)
     bot.kill()
     bot = await start_bot()
     asked_at = time.monotonic()
@@ -108,7 +103,7 @@ async def test_after_a_crash_the_next_question_is_answered_within_a_lease(
     )
     blocked_s = time.monotonic() - asked_at
     assert not any("still answering" in t for t in texts(fake_slack, "300.000001"))
-    await fake_slack.wait_for(lambda: not streaming(fake_slack, "300.000001"), within_s=30)
+    await fake_slack.wait_for(lambda: not streaming(fake_slack, CHANNEL, "300.000001"), within_s=30)
     row = tally(fake_slack, CHANNEL, {"300.000001": 2})  # the killed question, answered again
     fault_report(faults=1, blocked_s=blocked_s, **row)
 
@@ -125,7 +120,7 @@ async def test_redis_killed_or_frozen_mid_answer_then_back(
     fake_openai.script(SLOW, chunk_size=5, delay_s=0.02)
     bot = await start_bot()
     assert await bot.send(mention("first?", ts="400.000001", event_id=f"EvR{fault}")) == 200
-    await fake_slack.wait_for(lambda: streaming(fake_slack, "400.000001"), within_s=20)
+    await fake_slack.wait_for(lambda: streaming(fake_slack, CHANNEL, "400.000001"), within_s=20)
     if fault == "kill":
         valkey.kill()
         await asyncio.sleep(LEASE_S * 2)
@@ -135,7 +130,7 @@ async def test_redis_killed_or_frozen_mid_answer_then_back(
         await asyncio.sleep(LEASE_S * 2)
         valkey.thaw()
     # The answer in flight ends honestly (not saved, or finished), never stuck with the marker.
-    await fake_slack.wait_for(lambda: not streaming(fake_slack, "400.000001"), within_s=30)
+    await fake_slack.wait_for(lambda: not streaming(fake_slack, CHANNEL, "400.000001"), within_s=30)
     asked_at = time.monotonic()
     follow_up = thread_reply(
         "next?", ts="400.000500", thread_ts="400.000001", event_id=f"EvN{fault}"

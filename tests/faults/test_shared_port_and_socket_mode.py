@@ -16,11 +16,10 @@ from collections.abc import Callable
 
 import pytest
 
-from core.reply.editor import MARKER
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_slack_socket import Connection
-from tests.faults.conftest import BotProcess, mention, tally
+from tests.faults.conftest import BotProcess, mention, streaming, tally
 
 # A worker is SIGKILLed, and every worker is SIGTERMed at the end.
 pytestmark = [pytest.mark.timeout(90), pytest.mark.kills]
@@ -196,7 +195,7 @@ async def test_a_worker_killed_mid_answer_leaves_its_events_to_the_other(
     first = mention("first?", ts="900.000001", event_id="EvDIE1")
     await fake_slack.socket_mode.send_event(first, to=doomed_link.number)
     await fake_slack.wait_for(
-        lambda: any(t.endswith(MARKER.strip()) for t in texts(fake_slack, "900.000001")),
+        lambda: streaming(fake_slack, CHANNEL, "900.000001"),
         within_s=20,
     )
     # Mid-answer, the worker stalls with a second event in its socket, unacked; then it dies.

@@ -19,7 +19,7 @@ from core.store.redis_client import connect
 from tests.conftest import ON_CLUSTER, IsolatedSettings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
-from tests.faults.conftest import LEASE_S, mention, tally, thread_reply
+from tests.faults.conftest import LEASE_S, mention, streaming, tally, thread_reply
 from tests.valkey_server import Valkey, free_port
 
 # Every test SIGTERMs its workers at the end; the last one SIGKILLs one mid-answer.
@@ -120,9 +120,7 @@ async def test_a_worker_killed_mid_answer_blocks_the_other_for_a_lease_at_most(
     first, second = await two_workers(start_bot, store)
     top = "500.000001"
     assert await first.send(mention("first?", ts=top, event_id="EvDEAD1")) == 200
-    await fake_slack.wait_for(
-        lambda: any(t.endswith("▌") for t in texts(fake_slack, top)), within_s=20
-    )
+    await fake_slack.wait_for(lambda: streaming(fake_slack, CHANNEL, top), within_s=20)
     first.kill()
     asked_at = time.monotonic()
     reply = thread_reply("second?", ts="500.000002", thread_ts=top, event_id="EvDEAD2")

@@ -293,13 +293,45 @@ async def test_http_mention_streams_one_post_then_updates(
     posts = fake_slack.calls_to("chat.postMessage")
     updates = fake_slack.calls_to("chat.update")
     assert acked < updates[-1].at  # acknowledged before the answer was done
-    assert len(posts) == 1
-    assert posts[0].body["text"] == PLACEHOLDER
-    assert posts[0].body["thread_ts"] == MENTION_TS
-    placeholder_ts = fake_slack.thread(CHANNEL, MENTION_TS)[0].ts
-    assert len(updates) >= 2 and {u.body["ts"] for u in updates} == {placeholder_ts}
-    assert updates[0].body["text"].endswith("▌") and not updates[-1].body["text"].endswith("▌")
+    # "threadbot is thinking…" until the first text, which is the one message posted
+    (status,) = fake_slack.calls_to("assistant.threads.setStatus")
+    assert status.body["thread_ts"] == MENTION_TS and status.body["status"] == "is thinking…"
+    assert len(posts) == 1 and status.at < posts[0].at
+    assert posts[0].body["text"].endswith("▌") and posts[0].body["thread_ts"] == MENTION_TS
+    assert fake_slack.statuses == {}  # cleared by the post, as Slack does
+    reply_ts = fake_slack.thread(CHANNEL, MENTION_TS)[0].ts
+    assert len(updates) >= 1 and {u.body["ts"] for u in updates} == {reply_ts}
+    assert not updates[-1].body["text"].endswith("▌")
     assert final_texts(fake_slack, CHANNEL, MENTION_TS) == [markdown_to_mrkdwn(answer)]
+
+
+async def test_without_a_thread_status_the_placeholder_shows_the_wait(
+    make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    """Where Slack refuses the status (a scope, a plan), "…" is posted at once instead; the
+    bot stops asking for a status after the first refusal."""
+    fake_slack.refuse_status = "missing_scope"
+    fake_openai.script("Answered under a placeholder.", chunk_size=5, delay_s=0.02)
+    bot = await make_bot()
+    await answer_via_socket(bot, mention())
+    fake_openai.script("Again.")
+    await answer_via_socket(bot, mention(ts="1712345679.000100"))
+    assert len(fake_slack.calls_to("assistant.threads.setStatus")) == 1
+    posts = fake_slack.calls_to("chat.postMessage")
+    assert [p.body["text"] for p in posts] == [PLACEHOLDER, PLACEHOLDER]
+    assert final_texts(fake_slack, CHANNEL, MENTION_TS) == ["Answered under a placeholder."]
+
+
+async def test_a_slow_model_keeps_the_thread_status_up(
+    make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI, monkeypatch: Any
+) -> None:
+    """Slack drops a status after two minutes without a message: it is set again meanwhile."""
+    monkeypatch.setattr("bots.slack.sink.STATUS_RENEW_S", 0.2)
+    fake_openai.script("Finally.", chunk_size=100, delay_s=0.7)
+    bot = await make_bot()
+    await answer_via_socket(bot, mention())
+    assert len(fake_slack.calls_to("assistant.threads.setStatus")) >= 3
+    assert final_texts(fake_slack, CHANNEL, MENTION_TS) == ["Finally."]
 
 
 async def test_http_retry_of_an_answered_event_is_ignored(
@@ -700,7 +732,7 @@ async def test_unexpected_slack_error_ends_with_an_apology(
     bot = await make_bot()
     await answer_via_socket(bot, mention())
     (text,) = final_texts(fake_slack, CHANNEL, MENTION_TS)
-    assert text == f"⚠️ {ThreadbotError.user_message}"
+    assert text.endswith(f"⚠️ {ThreadbotError.user_message}")  # after what was shown
     assert "answering slack:" in caplog.text  # logged with its traceback
 
 
@@ -747,9 +779,12 @@ async def test_native_streaming_failure_closes_the_answer_before_apologizing(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
     fake_openai.script("word " * 2000, chunk_size=5, delay_s=0.01)  # ~20 s if not stopped
-    fake_slack.fail_next("chat.appendStream", "invalid_blocks")  # after the stream started
     bot = await make_bot(slack_streaming="native", slack_edit_interval_ms=20)
-    await answer_via_socket(bot, mention())
+    await via_socket_mode(bot, mention())
+    # Refused once the stream shows text, as an error the editor does not handle.
+    await fake_slack.wait_for(lambda: any(m.text for m in fake_slack.thread(CHANNEL, MENTION_TS)))
+    fake_slack.fail_next("chat.appendStream", "invalid_blocks")
+    await bot.drain()
     texts = [e.body["text"] for e in fake_slack.calls_to("chat.postEphemeral")]
     assert texts == [f"⚠️ {ThreadbotError.user_message}"]
     # The answer was closed with the event, not whenever the garbage collector gets to it:
