@@ -39,7 +39,7 @@ from core.ops.metrics import Metrics
 from core.reply.editor import MARKER, Reply, StreamingEditor
 from core.reply.pacing import Pacer, Ticket
 from core.reply.sinks import AppendSink, Preparing, Sink
-from core.settings import Settings
+from core.settings import ReplyMode, Settings
 from core.store import redis_client, sessions
 from core.store.redis_server import EmbeddedRedis
 from core.turn.access import AccessRules
@@ -88,6 +88,7 @@ __all__ = [
     "QuestionRejected",
     "RateLimited",
     "Reply",
+    "ReplyMode",
     "ReplyModes",
     "ReplySink",
     "Resumable",

@@ -12,12 +12,37 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bots.discord import reading
 from bots.discord.endpoint import use_discord_api
 from bots.discord.setup import invite_url, missing_settings
-from bots.discord.sink import NO_MENTIONS, DiscordSink, InteractionSink, rate_limit_trace
-from bots.discord.translator import DiscordRules, place_words, role_ids, turn_from_discord
+from bots.discord.sink import (
+    NO_MENTIONS,
+    DiscordSink,
+    InteractionSink,
+    NewThreadSink,
+    rate_limit_trace,
+)
+from bots.discord.translator import (
+    DiscordRules,
+    place_words,
+    role_ids,
+    starts_thread,
+    thread_name,
+    turn_from_discord,
+)
 from bots.lifecycle import ExitCode, cannot_start, until_stopped
-from core import Health, Metrics, NoAccess, Pipeline, Settings, Turn, TurnRunner, sessions
+from core import (
+    Asked,
+    Earlier,
+    Health,
+    Metrics,
+    NoAccess,
+    Pipeline,
+    Settings,
+    Turn,
+    TurnRunner,
+    sessions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +75,30 @@ class ThreadbotCog(commands.Cog):
         if turn is None:
             return
 
+        own_thread = starts_thread(message, self.rules)
+
         async def may_post() -> bool:
-            _check_may_post(message.channel)
+            _check_may_post(message.channel, starting_thread=own_thread)
             return True
 
+        async def earlier(at_most: int) -> Earlier:
+            return await reading.earlier(message, me.id if me else 0, at_most)
+
+        # The thread it was asked in, or the chain of replies it ends, is context; a message
+        # in a channel has the channel's conversation instead.
+        in_thread = isinstance(message.channel, discord.Thread) or message.reference is not None
+        asked = Asked(
+            thread=earlier if in_thread and not own_thread else None,
+            files=[reading.DiscordFile(a) for a in message.attachments],
+        )
+        sink: DiscordSink | NewThreadSink = (
+            NewThreadSink(message, thread_name(turn.question))
+            if own_thread
+            else DiscordSink(message.channel, question=message)
+        )
         # discord.py runs each event in its own task: submitted before anything is awaited, so
         # two messages in one conversation are answered in the order they came.
-        await self.runner.submit(
-            turn, DiscordSink(message.channel, question=message), only_if=may_post
-        )
+        await self.runner.submit(turn, sink, only_if=may_post, asked=asked)
 
     @app_commands.command(name="ask", description="Ask a question; the answer is posted here.")
     @app_commands.describe(question="What you want to know")
@@ -81,7 +121,7 @@ class ThreadbotCog(commands.Cog):
     def _turn_for(self, interaction: discord.Interaction, **fields: Any) -> Turn | None:
         """A slash command's turn, or None when it may not be used there."""
         if not self.rules.allows(interaction.user.id, role_ids(interaction.user)):
-            return None
+            return None  # (the same rule as messages: the core's AccessRules)
         if interaction.guild_id is None and not self.rules.allow_dms:
             return None
         return Turn(
@@ -93,12 +133,16 @@ class ThreadbotCog(commands.Cog):
         )
 
 
-def _check_may_post(channel: object) -> None:
+def _check_may_post(channel: object, *, starting_thread: bool = False) -> None:
     """What the permission cache says; a stale cache is caught later as a 403 (NoAccess)."""
     guild = getattr(channel, "guild", None)
     if guild is None or guild.me is None:
         return
     permissions = channel.permissions_for(guild.me)  # type: ignore[attr-defined]
+    if starting_thread:
+        if not (permissions.create_public_threads and permissions.send_messages_in_threads):
+            raise NoAccess("no Create Public Threads permission")
+        return
     is_thread = isinstance(channel, discord.Thread)
     if not (permissions.send_messages_in_threads if is_thread else permissions.send_messages):
         raise NoAccess("no Send Messages permission")

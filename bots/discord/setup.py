@@ -14,7 +14,8 @@ INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
     send_messages_in_threads=True,
-    read_message_history=True,  # needed to reply to the question's message
+    create_public_threads=True,  # a `thread` channel answers each question in its own thread
+    read_message_history=True,  # to reply to the question, and to read the thread before it
 )
 
 

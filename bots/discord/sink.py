@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, Literal
 
 import aiohttp
 import discord
@@ -167,6 +167,47 @@ class DiscordSink(DiscordSinkBase):
         reference = self._question.to_reference(fail_if_not_exists=False)
         self._question = None  # later parts of a long answer follow without a reply arrow
         return await self._channel.send(text, reference=reference, allowed_mentions=NO_MENTIONS)
+
+
+THREAD_EXISTS = 160004  # "A thread has already been created for this message"
+ARCHIVE_AFTER_MIN: Literal[1440] = 1440  # a day without messages
+
+
+class NewThreadSink(DiscordSinkBase):
+    """Shows one reply in a thread it starts from the question (a `thread` channel): the
+    thread is made when the answer begins, and the conversation is that thread."""
+
+    def __init__(self, question: discord.Message, name: str) -> None:
+        self._question = question
+        self._name = name
+        self._thread: discord.Thread | None = None
+        self.preparing = self._typing_in_thread
+
+    async def notify(self, text: str) -> None:
+        log.info("not shown in the channel (Discord has no private notice here): %s", text)
+
+    async def thread(self) -> discord.Thread:
+        if self._thread is None:
+            with _translated_errors():
+                try:
+                    self._thread = await self._question.create_thread(
+                        name=self._name, auto_archive_duration=ARCHIVE_AFTER_MIN
+                    )
+                except discord.HTTPException as exc:
+                    if exc.code != THREAD_EXISTS:
+                        raise
+                    found = await self._question.guild.fetch_channel(self._question.id)  # type: ignore[union-attr]
+                    assert isinstance(found, discord.Thread)
+                    self._thread = found
+        return self._thread
+
+    @contextlib.asynccontextmanager
+    async def _typing_in_thread(self) -> AsyncIterator[None]:
+        async with (await self.thread()).typing():
+            yield
+
+    async def _send(self, text: str) -> Editable:
+        return await (await self.thread()).send(text, allowed_mentions=NO_MENTIONS)
 
 
 class InteractionSink(DiscordSinkBase):

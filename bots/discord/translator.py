@@ -1,24 +1,33 @@
-"""Discord messages in, turns out: who may ask where, and the pure translation."""
+"""Discord messages in, turns out: who may ask where, in which mode, and the pure translation."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import discord
 
-from core import Settings, Turn, sessions
+from core import AccessRules, ReplyMode, ReplyModes, Settings, Turn, sessions, worth_answering
+
+THREAD_NAME_CHARS = 90  # Discord allows 100
 
 
 @dataclass(frozen=True)
 class DiscordRules:
-    """Where and to whom the bot answers, from the settings."""
+    """Where and to whom the bot answers, from the settings.
+
+    `channels` (DISCORD_CHANNELS) are auto-reply channels, the same as `auto` in `modes`
+    (DISCORD_REPLY_MODES), which also names forum channels and channels where each question
+    gets a thread of its own.
+    """
 
     channels: frozenset[int] = frozenset()  # channel, thread-parent or category ids
     allow_dms: bool = False
     users: frozenset[int] = frozenset()
     roles: frozenset[int] = frozenset()
+    modes: Mapping[str, ReplyMode] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiscordRules:
@@ -27,29 +36,67 @@ class DiscordRules:
             allow_dms=settings.discord_allow_dms,
             users=frozenset(settings.discord_allowed_users),
             roles=frozenset(settings.discord_allowed_roles),
+            modes=dict(settings.discord_reply_modes),
         )
+
+    @cached_property
+    def access(self) -> AccessRules:
+        """The core's one rule of who may ask: a Discord role is a group."""
+        return AccessRules(
+            users=frozenset(map(str, self.users)),
+            groups=frozenset(map(str, self.roles)),
+            allow_dms=self.allow_dms,
+        )
+
+    @cached_property
+    def _modes(self) -> ReplyModes:
+        return ReplyModes({**{str(c): "auto" for c in self.channels}, **self.modes})
 
     def allows(self, user_id: int, role_ids: Collection[int]) -> bool:
         """Without allow lists everyone may ask; with them, a listed user or a listed role."""
-        if not self.users and not self.roles:
-            return True
-        return user_id in self.users or not self.roles.isdisjoint(role_ids)
+        return self.access.may_ask(str(user_id), [str(r) for r in role_ids])
+
+    def mode_of(self, channel: object) -> ReplyMode:
+        """The mode of the channel, else of the thread's parent, else of their category."""
+        return self._modes.of(
+            *(getattr(channel, a, None) for a in ("id", "parent_id", "category_id"))
+        )
 
     def lists(self, channel: object) -> bool:
-        """The channel, the thread's parent, or their category is listed: answer everything."""
-        ids = {getattr(channel, name, None) for name in ("id", "parent_id", "category_id")}
-        return not self.channels.isdisjoint(ids)
+        """An auto-reply channel (or a thread or category of one): answer everything."""
+        return self.mode_of(channel) == "auto"
 
 
 def role_ids(user: discord.abc.User) -> list[int]:
     return [role.id for role in getattr(user, "roles", ())]
 
 
+def starts_thread(message: discord.Message, rules: DiscordRules) -> bool:
+    """A message in a `thread` channel (not in a thread yet): answered in a thread of its own."""
+    channel = message.channel
+    return (
+        message.guild is not None
+        and not isinstance(channel, discord.Thread)
+        and rules.mode_of(channel) == "thread"
+    )
+
+
+def thread_name(question: str) -> str:
+    """A new thread's name: the question's first line, cut at a word."""
+    line = next((ln.strip() for ln in question.splitlines() if ln.strip()), "") or "Question"
+    if len(line) <= THREAD_NAME_CHARS:
+        return line
+    return line[:THREAD_NAME_CHARS].rsplit(" ", 1)[0] + "…"
+
+
 def turn_from_discord(message: discord.Message, *, bot_id: int, rules: DiscordRules) -> Turn | None:
     """The turn a message asks for, or None: bots (itself too), other channels, other users.
 
-    In a guild the bot answers when mentioned, when replied to, and everything in listed
-    channels; in a DM only when DMs are allowed. The mention is stripped from the question.
+    In a guild the bot answers when mentioned, when replied to, and, in a channel with a reply
+    mode, unasked (an auto-reply channel's messages, a forum's posts and the messages in their
+    threads, a thread channel's questions) when the message is worth answering; in a DM only
+    when DMs are allowed. The mention is stripped from the question; a forum post's title
+    leads it.
     """
     author = message.author
     if author.bot or author.id == bot_id or message.webhook_id is not None:
@@ -63,21 +110,35 @@ def turn_from_discord(message: discord.Message, *, bot_id: int, rules: DiscordRu
     role_id = self_role.id if self_role is not None else 0
     mentioned = bot_id in message.raw_mentions or role_id in message.raw_role_mentions
     question = re.sub(rf"<@!?{bot_id}>|<@&{role_id}>", " ", message.content).strip()
+    channel = message.channel
     if message.guild is None:
         addressed = rules.allow_dms
     else:
         resolved = message.reference.resolved if message.reference else None
         replied_to = isinstance(resolved, discord.Message) and resolved.author.id == bot_id
-        addressed = mentioned or replied_to or rules.lists(message.channel)
-    if not addressed or not (question or mentioned):
+        mode = rules.mode_of(channel)
+        in_thread = isinstance(channel, discord.Thread)
+        unasked = mode == "auto" or mode == "thread" or (mode == "forum" and in_thread)
+        if (
+            isinstance(channel, discord.Thread)
+            and message.id == channel.id
+            and isinstance(channel.parent, discord.ForumChannel)
+        ):
+            question = f"{channel.name}\n\n{question}".strip()  # a forum post: its title first
+        addressed = mentioned or replied_to or unasked
+        if unasked and not (mentioned or replied_to):
+            addressed = bool(message.attachments) or worth_answering(question)
+    if not addressed or not (question or mentioned or message.attachments):
         return None
     guild_id = message.guild.id if message.guild is not None else None
+    own_thread = starts_thread(message, rules)
+    conversation = message.id if own_thread else channel.id  # a new thread's id is the message's
     return Turn(
         platform="discord",
-        session_id=sessions.discord_session(guild_id, message.channel.id),
+        session_id=sessions.discord_session(guild_id, conversation),
         question=question,
         user=str(author.id),
-        place=place_words(message.channel),
+        place="in this thread" if own_thread else place_words(channel),
         event_key=f"discord:message:{message.id}",
     )
 

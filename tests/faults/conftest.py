@@ -183,7 +183,6 @@ REPORT = pytest.StashKey[list[dict[str, Any]]]()
 COLUMNS = ("faults", "asked", "answered", "told", "lost", "duplicated", "marker_left", "blocked_s")
 
 
-@pytest.fixture
 def streaming(fake: FakeSlack, channel: str, thread_ts: str) -> bool:
     """A reply in the thread shows the in-progress marker and was edited since it was posted.
 

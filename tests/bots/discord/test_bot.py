@@ -123,6 +123,7 @@ def test_invite_url_asks_for_exactly_the_scopes_and_permissions_used() -> None:
         "read_messages",
         "send_messages",
         "send_messages_in_threads",
+        "create_public_threads",
         "read_message_history",
     }
     # The link docs/discord.md gives for inviting the bot before it runs is this very one.
@@ -185,7 +186,7 @@ def test_turn_from_discord_answers_replies_listed_threads_dms_and_allowed_roles(
     fake = FakeDiscord()
     bot_says = fake._new_message(str(fake.channel_id), {"content": "an answer"})
     reply = fake.message_create("and then?", reply_to=dict(bot_says))
-    in_thread = fake.message_create("hello", channel_id=fake.thread_id)
+    in_thread = fake.message_create("how do I deploy?", channel_id=fake.thread_id)
     dm = fake.message_create("private", channel_id=555, guild=False)
     by_category = DiscordRules(channels=frozenset({fake.category_id}))
 

@@ -1,0 +1,78 @@
+"""What the bot reads from Discord besides the question: the thread or reply chain before it,
+and the files attached to it."""
+
+from __future__ import annotations
+
+import discord
+
+from core import Earlier, FileRefused, Said
+
+
+async def earlier(message: discord.Message, bot_id: int, at_most: int) -> Earlier:
+    """The messages before `message` that it answers: the thread's (its first message among
+    them), or else the chain of replies it ends; oldest first. Raises discord.py's errors."""
+    channel = message.channel
+    if isinstance(channel, discord.Thread):
+        before = [m async for m in channel.history(limit=at_most + 1, before=message)]
+        more = len(before) > at_most
+        found = list(reversed(before[:at_most]))
+        starter = await _starter(channel)
+        if starter is not None and starter.id != message.id and starter not in found:
+            found.insert(0, starter)
+        return Earlier([_said(m, bot_id) for m in found], more)
+    chain: list[discord.Message] = []
+    reference = message.reference
+    while reference is not None and reference.message_id is not None and len(chain) < at_most:
+        resolved = reference.resolved
+        if not isinstance(resolved, discord.Message):
+            resolved = await channel.fetch_message(reference.message_id)
+        chain.append(resolved)
+        reference = resolved.reference
+    return Earlier([_said(m, bot_id) for m in reversed(chain)], reference is not None)
+
+
+async def _starter(thread: discord.Thread) -> discord.Message | None:
+    """The message a thread began with: a forum post's own first message (same id as the
+    thread), or the channel message the thread was started from."""
+    if thread.starter_message is not None:
+        return thread.starter_message
+    try:
+        if isinstance(thread.parent, discord.ForumChannel):
+            return await thread.fetch_message(thread.id)
+        if thread.parent is not None:
+            return await thread.parent.fetch_message(thread.id)
+    except discord.NotFound:
+        pass  # a thread started without a message, or its message deleted
+    return None
+
+
+def _said(message: discord.Message, bot_id: int) -> Said:
+    by_bot = message.author.id == bot_id
+    author = "threadbot" if by_bot else message.author.display_name
+    return Said(author, message.clean_content.strip(), by_bot)
+
+
+class DiscordFile:
+    """A message attachment, read on demand (an `Attachment` for the core)."""
+
+    def __init__(self, attachment: discord.Attachment) -> None:
+        self._attachment = attachment
+
+    @property
+    def name(self) -> str:
+        return self._attachment.filename
+
+    @property
+    def size(self) -> int | None:
+        return self._attachment.size
+
+    @property
+    def mimetype(self) -> str:
+        return self._attachment.content_type or ""
+
+    async def read(self, limit: int) -> bytes:
+        """Discord's size is exact: the core refuses a larger file before reading it."""
+        try:
+            return await self._attachment.read()
+        except (discord.HTTPException, discord.NotFound) as exc:
+            raise FileRefused("could not be downloaded") from exc
