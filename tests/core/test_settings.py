@@ -213,3 +213,36 @@ def test_load_with_nothing_wrong(clean_env: pytest.MonkeyPatch) -> None:
     settings, ignored = load("chat")
     assert ignored == []
     assert settings.chat_model == "gpt-4o-mini"
+
+
+def test_every_setting_is_in_env_example_with_a_comment() -> None:
+    lines = (Path(__file__).resolve().parents[2] / ".env.example").read_text().splitlines()
+    for name in Settings.model_fields:
+        key = name.upper()
+        at = next((i for i, ln in enumerate(lines) if ln.lstrip("# ").startswith(f"{key}=")), None)
+        assert at is not None, f"{key} is not in .env.example"
+        # The setting's line follows a comment (its own, or its group's).
+        above = [ln for ln in lines[:at] if ln.strip()][-1]
+        assert above.startswith("#"), key
+
+
+def test_reply_modes_are_channel_mode_pairs_each_platform_can_do() -> None:
+    settings = IsolatedSettings(
+        slack_reply_modes="C0ASK:auto, C0HELP:mention", discord_reply_modes="12:forum 13:Thread"
+    )
+    assert settings.slack_reply_modes == {"C0ASK": "auto", "C0HELP": "mention"}
+    assert settings.discord_reply_modes == {"12": "forum", "13": "thread"}
+    assert problems(slack_reply_modes="C0ASK:forum") == [
+        "SLACK_REPLY_MODES: C0ASK: Slack has no 'forum' mode (one of auto, mention)"
+    ]
+    assert problems(discord_reply_modes="12") == [
+        "DISCORD_REPLY_MODES: '12' is not CHANNEL_ID:MODE (e.g. C0123ASK:auto)"
+    ]
+
+
+def test_slack_allow_lists_read_from_the_environment(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("SLACK_ALLOWED_USERS", "U1, U2 U3")
+    clean_env.setenv("SLACK_ALLOW_DMS", "false")
+    settings = Settings()
+    assert settings.slack_allowed_users == ["U1", "U2", "U3"]
+    assert not settings.slack_allow_dms and settings.slack_channels == []
