@@ -42,6 +42,10 @@ STREAM_MAX_LEN = 12_000
 GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "channel_not_found"})
 NO_ACCESS_ERRORS = frozenset({"not_in_channel", "is_archived", "restricted_action"})
 STREAM_ENDED = "message_not_in_streaming_state"
+# Errors that say nothing of whether Slack does thread statuses here: try again next time.
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 # Slack stops a stream after about five minutes; one older than this is ended first, by us.
 STREAM_LIFETIME_S = 270.0
 # The thread's status line until the first text ("threadbot is thinking…"), rotating these.
@@ -80,9 +84,11 @@ class WorkingStatus:
                 loading_messages=list(LOADING_MESSAGES),
             )
         except SlackApiError as exc:
-            if self.refused is None:
-                self.refused = str(exc.response.get("error"))
-                log.info("Slack refused a thread status (%s): posting a placeholder", self.refused)
+            error = str(exc.response.get("error"))
+            passing = exc.response.status_code == 429 or error in TRANSIENT_ERRORS
+            if self.refused is None and not passing:  # Slack will not do it: stop asking
+                self.refused = error
+                log.info("Slack refused a thread status (%s): posting a placeholder", error)
             raise
 
     async def _renew(self, channel: str, thread_ts: str) -> None:
