@@ -10,19 +10,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from core.answer.asked import Asked, Step
+from core.answer.asked import Asked
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, NotAllowed, ThreadbotError
 from core.ops.logs import bind_turn, unbind
 from core.reply.editor import StreamingEditor, close_stream, with_warning
 from core.reply.sinks import AppendSink
 from core.store.lease import Lease
 from core.store.store import Claim, Place
+from core.turn.showing import editor_for, steps_for
 from core.turn.tasks import SessionTasks
-from core.turn.types import AnyReplySink, Outcome, Resumable, ShowsSteps, SinkFor, Turn
+from core.turn.types import AnyReplySink, Outcome, SinkFor, Turn
 
 if TYPE_CHECKING:
     from core.answer.pipeline import Pipeline
@@ -202,7 +202,10 @@ class TurnRunner:
                 log.info("event %s delivered again; %s", turn.event_key, claim.status)
                 return outcome
             if turn.action == "answer":
-                editor = await self._editor(turn, sink, lease, claim)
+                editor = await editor_for(
+                    turn, sink, lease, claim, self.pipeline.store,
+                    interval_s=self._interval_s, post_deadline_s=self._post_deadline_s,
+                )  # fmt: skip
                 await self._answer(turn, editor, sink, outcome, lease, place, asked)
             else:
                 await self._reset(turn, sink, outcome)
@@ -293,37 +296,6 @@ class TurnRunner:
         except ThreadbotError as exc:  # the claim expires; a recovery may answer it again
             log.warning("could not mark %s answered: %s", event_key, exc)
 
-    async def _editor(
-        self, turn: Turn, sink: AnyReplySink, lease: Lease, claim: Claim | None
-    ) -> StreamingEditor[Any]:
-        resume: list[Any] = []
-        on_post = None
-        if claim is not None and turn.event_key is not None and isinstance(sink, Resumable):
-            record = claim.record or {"turn": asdict(turn), "where": sink.where, "handles": []}
-            resume = [sink.resume(ref) for ref in record["handles"]]
-            if claim.record is None:
-                await self.pipeline.store.record(turn.event_key, record)
-            event_key, refs = turn.event_key, list(record["handles"])
-
-            async def recorded(handle: Any) -> None:
-                ref = sink.ref(handle)
-                if ref not in refs:
-                    refs.append(ref)
-                    await self.pipeline.store.record(event_key, {**record, "handles": refs})
-
-            on_post = recorded
-        return StreamingEditor(
-            sink,
-            interval_s=self._interval_s,
-            placeholder=sink.placeholder,
-            preparing=sink.preparing,
-            fallback=sink.fallback,
-            resume=resume,
-            on_post=on_post,
-            post_deadline_s=self._post_deadline_s,
-            check=lease.check,
-        )
-
     async def _answer(
         self,
         turn: Turn,
@@ -337,18 +309,9 @@ class TurnRunner:
         # However showing ends (done, deleted, failed), the editor closes the answer: that
         # cancels the model and releases the conversation.
         asker = f"{turn.platform}:{turn.user}" if turn.user else ""
-        shows_steps = sink if isinstance(sink, ShowsSteps) else None
-
-        async def show_step(step: Step) -> None:
-            lease.check()  # another process took the turn over: it shows the steps
-            try:
-                await shows_steps.step(step)  # type: ignore[union-attr]
-            except Exception as exc:  # cosmetic: the answer goes on without it
-                log.debug("step %s not shown: %r", step.id, exc)
-
         answer = self.pipeline.answer(
             turn.session_id, turn.question, lease=lease, place=place, user=asker,
-            asked=asked or NOTHING_ASKED, on_step=show_step if shows_steps is not None else None,
+            asked=asked or NOTHING_ASKED, on_step=steps_for(sink, lease),
         )  # fmt: skip
         reply = await editor.run(_or_no_answer(answer))
         outcome.reply = reply
