@@ -118,6 +118,8 @@ async def read_files(files: Sequence[Attachment], limits: FileLimits) -> ReadFil
         if number >= limits.max_files:
             found.refused.append(
                 f"{name}: not read (only the first {limits.max_files} files of a question are)"
+                if limits.max_files
+                else f"{name}: files are not read here (FILES_MAX=0)"
             )
             continue
         kind = _kind(file)
