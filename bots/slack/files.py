@@ -1,8 +1,9 @@
 """A file attached to a Slack question, downloaded with the bot token from Slack's file host only.
 
 The token is a workspace credential: it goes to the host that serves the workspace's files
-(`files.slack.com`, or the host of `SLACK_API_URL` where tests run their own Slack) and nowhere
-else, whatever URL a payload names, and a redirect is followed with it only to such a host.
+(`https://files.slack.com`, or the origin of `SLACK_API_URL` where tests run their own Slack:
+scheme, host and port alike) and nowhere else, whatever URL a payload names, and a redirect is
+followed with it only to such an origin.
 """
 
 from __future__ import annotations
@@ -14,21 +15,35 @@ import aiohttp
 
 from core import FileRefused
 
-SLACK_FILE_HOSTS = frozenset({"files.slack.com"})
+Origin = tuple[str, str, int]  # scheme, host, port: the token goes to these exactly
+SLACK_FILE_HOST: Origin = ("https", "files.slack.com", 443)
 REDIRECTS_AT_MOST = 3
 TIMEOUT_S = 30
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-def file_hosts(api_url: str) -> frozenset[str]:
-    host = urlsplit(api_url).hostname
-    return SLACK_FILE_HOSTS | ({host} if host and host != "slack.com" else set())
+def origin(url: str) -> Origin | None:
+    parts = urlsplit(url)
+    if not parts.hostname or parts.scheme not in ("http", "https"):
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number
+        return None
+    return parts.scheme, parts.hostname.lower(), port
+
+
+def file_hosts(api_url: str) -> frozenset[Origin]:
+    """Where the bot token may go: Slack's file host, and SLACK_API_URL's own origin when it is
+    not Slack's (a local Slack in tests serves its files itself)."""
+    api = origin(api_url)
+    return frozenset({SLACK_FILE_HOST} | ({api} if api and api[1] != "slack.com" else set()))
 
 
 class SlackFile:
     """One entry of an event's `files`, read on demand (an `Attachment` for the core)."""
 
-    def __init__(self, file: dict[str, Any], token: str, hosts: frozenset[str]) -> None:
+    def __init__(self, file: dict[str, Any], token: str, hosts: frozenset[Origin]) -> None:
         self._file = file
         self._token = token
         self._hosts = hosts
@@ -56,7 +71,7 @@ class SlackFile:
         timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             for _ in range(REDIRECTS_AT_MOST + 1):
-                if urlsplit(url).hostname not in self._hosts:
+                if origin(url) not in self._hosts:
                     raise FileRefused("its address is not Slack's file host")
                 headers = {"Authorization": f"Bearer {self._token}"}
                 try:
@@ -74,7 +89,7 @@ class SlackFile:
                             data += block
                             if len(data) > limit:  # enough to know it is too large
                                 break
-                        return bytes(data)
+                        return bytes(data[: limit + 1])
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     raise FileRefused("could not be downloaded") from exc
         raise FileRefused("Slack redirected its download too many times")

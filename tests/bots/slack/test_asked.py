@@ -99,20 +99,7 @@ def answers(
 
 # Another host: by another name, or the fake Slack's own address on another port (another
 # server on that machine, which is not Slack's file host either).
-ANOTHER_HOST = pytest.mark.parametrize(
-    "elsewhere",
-    [
-        "other name",
-        pytest.param(
-            "other port",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: bots/slack/files.py trusts a URL by its hostname alone, so any "
-                "port on SLACK_API_URL's host gets the bot token",
-            ),
-        ),
-    ],
-)
+ANOTHER_HOST = pytest.mark.parametrize("elsewhere", ["other name", "other port"])
 
 
 def other_host_url(host: OtherHost, elsewhere: str, path: str) -> str:
@@ -294,11 +281,6 @@ async def test_a_file_larger_than_its_told_size_is_refused_while_reading(
     assert "\n<files>\n" not in system_of(fake_openai.requests[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SlackFile.read(limit) returns up to limit + 64 KiB (a whole last chunk), not "
-    "at most limit + 1 bytes as the Attachment protocol promises",
-)
 async def test_a_file_read_stops_at_the_limit(
     make_bot: BotFactory, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
