@@ -192,7 +192,18 @@ class SlackSink(_SlackReply):
     def resume(self, ref: str) -> str:
         return ref
 
+    _adopted: str | None = None
+
+    def adopt(self, ts: str) -> None:
+        """Take the bot's message `ts` (a native stream that ended before its first text) as
+        this reply's first message: the next post edits it rather than post a new one."""
+        self._adopted = ts
+
     async def post(self, text: str) -> str:
+        if self._adopted is not None:
+            ts, self._adopted = self._adopted, None
+            await self.edit(ts, text)
+            return ts
         async with self._turn_to_post():
             response = await translated(
                 self._client.chat_postMessage(
@@ -265,10 +276,14 @@ class SlackStreamSink(_SlackReply):
         if self._stream is not None:  # started by a step
             try:
                 await self.append(self._stream, text)
-            except SlackApiError as exc:  # the stream takes no text: edit a message instead
-                with contextlib.suppress(SlackApiError):
-                    await self._client.chat_stopStream(channel=self._channel, ts=self._stream)
-                raise StreamRefused(str(exc.response.get("error"))) from exc
+            except (SlackApiError, StreamEnded) as exc:
+                # The stream takes no text (Slack ended it, or refuses it): the answer is
+                # shown by editing that message instead.
+                if not isinstance(exc, StreamEnded):
+                    with contextlib.suppress(SlackApiError):
+                        await self._client.chat_stopStream(channel=self._channel, ts=self._stream)
+                self.fallback.adopt(self._stream)
+                raise StreamRefused(str(exc)) from exc
             return self._stream
         return await self._start(markdown_text=text)
 

@@ -214,17 +214,6 @@ async def test_the_bot_stops_a_stream_near_its_lifetime_and_finishes_by_editing(
     await one_turn_saved(bot, MENTION_TS, answer)
 
 
-BEFORE_TEXT_BUG = (
-    "BUG: a native stream started by a step (task_update) that ends before the answer's first "
-    "text (Slack's limit, or SlackStreamSink.lifetime_s) loses the answer: SlackStreamSink.post "
-    "appends the first text to the step's stream, gets StreamEnded, and the editor's "
-    "_edit_instead raises SinkError('...nothing can edit it') because reply.handles is still "
-    "empty (the stream's ts never became a handle); the apology fails the same way, so the "
-    "thread shows only the task rows and no turn is saved"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=BEFORE_TEXT_BUG)
 @pytest.mark.parametrize("ender", ["slack", "bot"])
 async def test_a_stream_that_ends_before_the_first_text_still_shows_the_answer(
     ender: str,
