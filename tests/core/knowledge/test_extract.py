@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.knowledge.extract import read_sections
+import pytest
+
+from core.knowledge.extract import read_sections, sections_in
+from tests.conftest import SAMPLE_DOCS
 from tests.core.knowledge.test_ingest import tiny_pdf
 
 
@@ -177,3 +180,28 @@ A :class:`.datetime` object is a single object.
     )
     assert got[f"{top} › partialmethod › __get__"] == "__get__(obj)\n\nBinds it."
     assert got[f"{top} › datetime Objects"] == "A datetime object is a single object."
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        *((p.name, p.read_bytes()) for p in sorted(SAMPLE_DOCS.iterdir())),  # md, rst, html
+        ("csv.html", SPHINX_PAGE.encode()),
+        ("manual.pdf", tiny_pdf(["Cover page", "The printer code is 4711"])),
+        ("notes.txt", b"Title\n=====\n\n.. note:: reST in a .txt\n\nBody.\n"),
+        ("plain.txt", "\ufeffplain words, a BOM first\n\nand more".encode()),
+        ("long.txt", ("word " * 199 + "end.\n\n").encode() * 200),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_a_document_in_memory_reads_as_the_same_file_on_disk(tmp_path: Path, name: str, data):
+    (tmp_path / name).write_bytes(data)
+    assert sections_in(name, data) == list(read_sections(tmp_path / name))
+
+
+def test_text_in_memory_that_is_not_utf8_is_refused_as_on_disk(tmp_path: Path):
+    (tmp_path / "latin.md").write_bytes("café".encode("latin-1"))
+    with pytest.raises(UnicodeDecodeError):
+        sections_in("latin.md", "café".encode("latin-1"))
+    with pytest.raises(UnicodeDecodeError):
+        list(read_sections(tmp_path / "latin.md"))

@@ -8,13 +8,17 @@ from typing import Any
 
 import pytest
 
+from core.answer.asked import Asked, Step
 from core.answer.pipeline import Pipeline
-from core.errors import HistoryUnavailable, ModelFailed, NoAccess, ThreadbotError
+from core.errors import HistoryUnavailable, ModelFailed, NoAccess, NotAllowed, ThreadbotError
 from core.reply.editor import MARKER
 from core.store.scripts import NEXT as _NEXT
+from core.turn.access import AccessRules
 from core.turn.runner import GONE, NO_ANSWER, TurnRunner
 from core.turn.types import Outcome, Turn
 from tests.conftest import MakeSettings
+from tests.core.answer.test_attachments import File
+from tests.core.answer.test_context import Reader
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.recording_sink import RecordingSink
 
@@ -274,3 +278,49 @@ async def test_a_reset_on_another_worker_forgets_a_question_waiting_in_line(
         await runner.drain()
     assert sink.messages[-1] == "You said: q2"  # answered, after the reset
     assert not await pipeline.has_history(SESSION)
+
+
+async def test_an_asker_not_allowed_is_told_privately_and_nothing_is_asked(
+    runner: TurnRunner, fake_openai: FakeOpenAI, pipeline: Pipeline
+) -> None:
+    rules = AccessRules(users=frozenset({"U9"}))
+
+    async def only_if() -> bool:
+        rules.check("U1", (), ("C",), is_dm=False)
+        return True
+
+    sink = RecordingSink(placeholder="…")
+    outcome = await runner.run(turn(event_key="test:evNA"), sink, only_if=only_if)
+    assert outcome.status == "refused" and isinstance(outcome.error, NotAllowed)
+    assert sink.notices == outcome.shown == [NotAllowed.user_message] and sink.messages == []
+    assert fake_openai.requests == [] and not await pipeline.has_history(SESSION)
+
+
+class StepSink(RecordingSink):
+    """A sink that shows steps (Slack's task updates); `fail`: the platform refuses each."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.steps: list[Step] = []
+
+    async def step(self, step: Step) -> None:
+        self.steps.append(step)
+        if self.fail:
+            raise RuntimeError("task_update refused")
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["shown", "refused"])
+async def test_a_sink_that_shows_steps_gets_each_and_a_failing_one_costs_nothing(
+    runner: TurnRunner, fail: bool
+) -> None:
+    sink = StepSink(fail=fail)
+    asked = Asked(thread=Reader("earlier words"), files=[File("a.log", b"ERROR")])
+    outcome = await runner.run(turn(), sink, asked=asked)
+    assert outcome.status == "answered"
+    assert sink.messages == ["You said: what is threadbot?\n\n_Sources: a.log (attached)_"]
+    assert [(s.id, s.status) for s in sink.steps] == [
+        (id_, status)
+        for id_ in ("thread", "files", "search")
+        for status in ("in_progress", "complete")
+    ]
