@@ -44,7 +44,6 @@ TEXT_MIMETYPES = frozenset(
     }
 )
 PDF_MIMETYPE = "application/pdf"
-_SNIFF_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ def _megabytes(size: int) -> str:
 
 def _extract(name: str, kind: str, data: bytes, max_chars: int) -> FileText:
     """Blocking (PDF parsing): run in a worker thread. Raises FileRefused."""
-    if kind == "text" and b"\x00" in data[:_SNIFF_BYTES]:
+    if kind == "text" and b"\x00" in data:
         raise FileRefused("not a text file")
     # A snippet or a file without a known suffix is read as plain text.
     as_name = name if kind == "pdf" or PurePath(name).suffix.lower() in TEXT_SUFFIXES else "x.txt"
@@ -140,4 +139,7 @@ async def read_files(files: Sequence[Attachment], limits: FileLimits) -> ReadFil
             )
         except FileRefused as exc:
             found.refused.append(f"{name}: {exc}")
+        except Exception as exc:  # an adapter's client failing otherwise: this file only
+            log.warning("could not download the attached %s: %r", name, exc)
+            found.refused.append(f"{name}: could not be downloaded")
     return found

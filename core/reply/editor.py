@@ -186,13 +186,21 @@ class StreamingEditor(Generic[H]):
             _settle(self._prepared, False)
 
     async def _shows_preparing(self) -> bool:
-        """Whether `preparing` came up (soon enough): the placeholder is then not needed."""
+        """Whether the placeholder is not needed: `preparing` came up soon enough, or the first
+        text came before it did (and is shown at once)."""
         if self._preparing is None or self._prepared is None:
             return False
+        text: asyncio.Future[Any] = asyncio.ensure_future(self._has_text.wait())
+        waited: set[asyncio.Future[Any]] = {self._prepared, text}
         try:
-            return await asyncio.wait_for(asyncio.shield(self._prepared), PREPARING_WAIT_S)
-        except TimeoutError:
-            return False
+            await asyncio.wait(
+                waited, timeout=PREPARING_WAIT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            text.cancel()
+        if self._has_text.is_set():
+            return True
+        return self._prepared.done() and self._prepared.result()
 
     async def _read(self, chunks: AsyncIterator[str]) -> None:
         try:

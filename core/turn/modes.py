@@ -20,7 +20,7 @@ SMALL_TALK = frozenset(
     "bye cya welcome np sure done got it +1 ack noted all everyone folks team there".split()
 )
 _MOST_WORDS = 5
-_NOISE = re.compile(r"<[@#!][^>]*>|:[a-z0-9_+-]+:|[^\w\s+?]", re.IGNORECASE)  # mentions, emoji
+_NOISE = re.compile(r"<[@#!][^>]*>|:[a-z0-9_+-]+:|[^\w\s+]", re.IGNORECASE)  # mentions, emoji
 
 
 class ReplyModes:
@@ -47,4 +47,4 @@ def worth_answering(text: str) -> bool:
         return False
     if "?" in text:
         return True
-    return not (len(words) <= _MOST_WORDS and all(w.strip("?") in SMALL_TALK for w in words))
+    return not (len(words) <= _MOST_WORDS and all(w in SMALL_TALK for w in words))

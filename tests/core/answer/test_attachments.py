@@ -125,12 +125,6 @@ async def test_markdown_keeps_its_headings_and_a_pdf_its_pages():
     assert found.refused == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: read_files promises never to raise but catches only FileRefused: a read that "
-    "raises anything else (discord.py's attachment.read() raising aiohttp.ClientError, which "
-    "bots/discord/reading.py does not translate) fails the whole answer, not that one file",
-)
 async def test_a_read_that_breaks_otherwise_still_costs_only_that_file():
     files = [File("a.log", refuse=ConnectionResetError("reset by peer")), File("b.txt")]
     found = await read_files(files, LIMITS)

@@ -330,12 +330,6 @@ async def test_preparing_that_does_not_come_up_in_time_leaves_the_placeholder(
     assert loop.time() - started < 30  # a hung indicator is dropped, not waited for
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (latency): _shows_preparing waits up to PREPARING_WAIT_S for `preparing` to "
-    "come up without waking on the first text (_has_text), so an answer ready at once is held "
-    "2 s behind a slow indicator, then shown by posting the placeholder and editing it",
-)
 async def test_text_ready_before_preparing_comes_up_is_not_held_for_it():
     sink = RecordingSink()
     reply = await StreamingEditor(

@@ -49,11 +49,6 @@ def test_questions_and_statements_are_answered(text):
     assert worth_answering(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a message of question marks only is answered: _NOISE keeps '?' as a word and "
-    "the '?' check returns True before anything asks whether a real word is left",
-)
 @pytest.mark.parametrize("text", ["?", "??", "?!", "<@U1> ?"])
 def test_question_marks_alone_are_punctuation(text):
     assert not worth_answering(text)
