@@ -43,10 +43,15 @@ async def test_a_burst_of_500_questions_in_one_process_is_all_answered(
     fault_report(faults=0, asked=500, answered=answered, told=0, lost=500 - answered)
 
 
+@pytest.mark.parametrize("status", ["shown", "refused"])
 async def test_a_burst_in_one_channel_under_a_post_limit_is_all_answered_in_order(
-    make_settings: MakeSettings, fake_openai: FakeOpenAI, fault_report
+    status: str, make_settings: MakeSettings, fake_openai: FakeOpenAI, fault_report
 ) -> None:
+    """Without a thread status, each reply's placeholder is posted in the order the questions
+    came, paced; with one, the status shows the wait, and each reply's first message takes its
+    place in the channel's line when its text is ready (each is in a thread of its own)."""
     fake = await FakeSlack().start()
+    fake.refuse_status = "not_allowed" if status == "refused" else None
     fake.limit_rate("chat.postMessage", calls=1, per_s=0.1)  # Slack: about 1 a second a channel
     try:
         settings = make_settings(
@@ -72,8 +77,12 @@ async def test_a_burst_in_one_channel_under_a_post_limit_is_all_answered_in_orde
         threads = [[m.text for m in fake.thread("C0BURST", ts)] for ts in stamps]
         assert threads == [[f"You said: question {n}"] for n in range(30)]
         posted = fake.calls_to("chat.postMessage")
-        placeholders = [c.body["thread_ts"] for c in posted if c.status == 200 and not c.error]
-        assert placeholders == stamps  # posted in the order the questions came
+        first = [c.body["thread_ts"] for c in posted if c.status == 200 and not c.error]
+        if status == "refused":
+            assert first == stamps  # placeholders posted in the order the questions came
+        else:
+            assert sorted(first) == stamps  # one first message each
+            assert len(fake.calls_to("assistant.threads.setStatus")) == len(stamps)
         limited = sum(c.status == 429 for c in posted)
         fault_report(faults=limited, **tally(fake, "C0BURST", dict.fromkeys(stamps, 1)))
     finally:
