@@ -21,7 +21,13 @@ from bots.lifecycle import ExitCode, cannot_start, until_stopped
 from bots.slack import threads
 from bots.slack.files import SlackFile, file_hosts
 from bots.slack.setup import make_client, missing_settings, rejected
-from bots.slack.sink import SlackSink, SlackStreamSink, SlashResponse, WorkingStatus
+from bots.slack.sink import (
+    SlackSink,
+    SlackStreamSink,
+    SlashResponse,
+    WorkingStatus,
+    loading_messages,
+)
 from bots.slack.translator import SlackPlace, place_words, turn_from_slack
 from core import (
     AccessRules,
@@ -166,15 +172,16 @@ class SlackBot:
         await self.runner.submit(turn, self._sink(turn, place), only_if=may_answer, asked=asked)
 
     def _sink(self, turn: Turn, place: SlackPlace) -> SlackSink | SlackStreamSink:
+        showing: dict[str, Any] = {
+            "pacer": self.pacer,
+            "status": self.status,
+            "loading": loading_messages(thread=place.earlier_in_thread, files=bool(place.files)),
+        }
         if self.settings.slack_streaming == "native" and place.thread_ts:
             return SlackStreamSink(
-                self.client, place.channel, place.thread_ts, place.team, turn.user,
-                pacer=self.pacer, status=self.status,
-            )  # fmt: skip
-        return SlackSink(
-            self.client, place.channel, place.thread_ts, turn.user, pacer=self.pacer,
-            status=self.status,
-        )  # fmt: skip
+                self.client, place.channel, place.thread_ts, place.team, turn.user, **showing
+            )
+        return SlackSink(self.client, place.channel, place.thread_ts, turn.user, **showing)
 
     async def sink_for(self, where: dict[str, Any]) -> SlackSink | None:
         """The sink of a reply a crashed process left unfinished (None: not a Slack reply)."""

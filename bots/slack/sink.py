@@ -50,7 +50,17 @@ TRANSIENT_ERRORS = frozenset(
 STREAM_LIFETIME_S = 270.0
 # The thread's status line until the first text ("threadbot is thinking…"), rotating these.
 STATUS = "is thinking…"
-LOADING_MESSAGES = ("Reading the thread…", "Searching the docs…", "Writing the answer…")
+LOADING_MESSAGES = ("Searching the docs…", "Writing the answer…")
+
+
+def loading_messages(*, thread: bool, files: bool) -> tuple[str, ...]:
+    """The status's rotating steps: what this answer will do before its first text."""
+    first = (("Reading the thread…",) if thread else ()) + (
+        ("Reading the files…",) if files else ()
+    )
+    return first + LOADING_MESSAGES
+
+
 STATUS_RENEW_S = 100.0  # Slack drops a status after two minutes without a message
 
 
@@ -64,24 +74,26 @@ class WorkingStatus:
         self.refused: str | None = None
 
     @contextlib.asynccontextmanager
-    async def showing(self, channel: str, thread_ts: str) -> AsyncIterator[None]:
+    async def showing(
+        self, channel: str, thread_ts: str, loading: tuple[str, ...] = LOADING_MESSAGES
+    ) -> AsyncIterator[None]:
         """Shown on entering (raises when Slack refuses), renewed until the block ends; the
         first message the bot posts in the thread clears it."""
-        await self._set(channel, thread_ts)
-        renewing = asyncio.create_task(self._renew(channel, thread_ts))
+        await self._set(channel, thread_ts, loading)
+        renewing = asyncio.create_task(self._renew(channel, thread_ts, loading))
         try:
             yield
         finally:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
 
-    async def _set(self, channel: str, thread_ts: str) -> None:
+    async def _set(self, channel: str, thread_ts: str, loading: tuple[str, ...]) -> None:
         try:
             await self._client.assistant_threads_setStatus(
                 channel_id=channel,
                 thread_ts=thread_ts,
                 status=STATUS,
-                loading_messages=list(LOADING_MESSAGES),
+                loading_messages=list(loading),
             )
         except SlackApiError as exc:
             error = str(exc.response.get("error"))
@@ -91,11 +103,11 @@ class WorkingStatus:
                 log.info("Slack refused a thread status (%s): posting a placeholder", error)
             raise
 
-    async def _renew(self, channel: str, thread_ts: str) -> None:
+    async def _renew(self, channel: str, thread_ts: str, loading: tuple[str, ...]) -> None:
         while True:
             await asyncio.sleep(STATUS_RENEW_S)
             with contextlib.suppress(Exception):  # cosmetic: the placeholder-less wait goes on
-                await self._set(channel, thread_ts)
+                await self._set(channel, thread_ts, loading)
 
 
 class _SlackReply:
@@ -117,6 +129,7 @@ class _SlackReply:
         *,
         pacer: Pacer | None = None,
         status: WorkingStatus | None = None,
+        loading: tuple[str, ...] = LOADING_MESSAGES,
     ) -> None:
         self._client = client
         self._channel = channel
@@ -125,6 +138,7 @@ class _SlackReply:
         self._pacer = pacer
         self._ticket: Ticket | None = None
         self._status = status
+        self._loading = loading
 
     @property
     def preparing(self) -> Preparing | None:
@@ -135,7 +149,7 @@ class _SlackReply:
     @contextlib.asynccontextmanager
     async def _showing_status(self) -> AsyncIterator[None]:
         assert self._status is not None and self._thread_ts is not None
-        async with self._status.showing(self._channel, self._thread_ts):
+        async with self._status.showing(self._channel, self._thread_ts, self._loading):
             # The status shows the wait: the reply's first message takes its place in the
             # channel's line when its text comes, rather than hold up the replies behind it.
             if self._ticket is not None:
@@ -239,8 +253,11 @@ class SlackStreamSink(_SlackReply):
         *,
         pacer: Pacer | None = None,
         status: WorkingStatus | None = None,
+        loading: tuple[str, ...] = LOADING_MESSAGES,
     ) -> None:
-        super().__init__(client, channel, thread_ts, user, pacer=pacer, status=status)
+        super().__init__(
+            client, channel, thread_ts, user, pacer=pacer, status=status, loading=loading
+        )
         self._team = team
         # After a refused start, and to finish a stream Slack ended, by editing.
         self.fallback = SlackSink(client, channel, thread_ts, user)

@@ -322,6 +322,20 @@ async def test_without_a_thread_status_the_placeholder_shows_the_wait(
     assert final_texts(fake_slack, CHANNEL, MENTION_TS) == ["Answered under a placeholder."]
 
 
+async def test_the_status_names_the_steps_this_answer_takes(
+    make_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = await make_bot()
+    await answer_via_socket(bot, mention())  # at the top: no thread to read, no file
+    parent = fake_slack.post_human(CHANNEL, "an earlier message")
+    await answer_via_socket(bot, mention(ts="1712345679.000100", thread_ts=parent))
+    loading = [entry[3] for entry in fake_slack.status_history]
+    assert loading == [
+        ["Searching the docs…", "Writing the answer…"],
+        ["Reading the thread…", "Searching the docs…", "Writing the answer…"],
+    ]
+
+
 async def test_a_slow_model_keeps_the_thread_status_up(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI, monkeypatch: Any
 ) -> None:
