@@ -13,9 +13,10 @@ async def earlier(message: discord.Message, bot_id: int, at_most: int) -> Earlie
     them), or else the chain of replies it ends; oldest first. Raises discord.py's errors."""
     channel = message.channel
     if isinstance(channel, discord.Thread):
-        before = [m async for m in channel.history(limit=at_most + 1, before=message)]
-        more = len(before) > at_most
-        found = list(reversed(before[:at_most]))
+        room = max(at_most - 1, 1)  # one place kept for the thread's first message
+        before = [m async for m in channel.history(limit=room + 1, before=message)]
+        more = len(before) > room
+        found = list(reversed(before[:room]))
         starter = await _starter(channel)
         if starter is not None and starter.id != message.id and starter not in found:
             found.insert(0, starter)
@@ -25,7 +26,12 @@ async def earlier(message: discord.Message, bot_id: int, at_most: int) -> Earlie
     while reference is not None and reference.message_id is not None and len(chain) < at_most:
         resolved = reference.resolved
         if not isinstance(resolved, discord.Message):
-            resolved = await channel.fetch_message(reference.message_id)
+            if reference.channel_id != channel.id:
+                break  # forwarded from another channel: not this conversation's
+            try:
+                resolved = await channel.fetch_message(reference.message_id)
+            except (discord.NotFound, discord.Forbidden):
+                break  # deleted, or not ours to read: the chain so far
         chain.append(resolved)
         reference = resolved.reference
     return Earlier([_said(m, bot_id) for m in reversed(chain)], reference is not None)
@@ -41,8 +47,8 @@ async def _starter(thread: discord.Thread) -> discord.Message | None:
             return await thread.fetch_message(thread.id)
         if thread.parent is not None:
             return await thread.parent.fetch_message(thread.id)
-    except discord.NotFound:
-        pass  # a thread started without a message, or its message deleted
+    except (discord.NotFound, discord.Forbidden):
+        pass  # a thread started without a message, its message deleted, or not ours to read
     return None
 
 
@@ -74,5 +80,5 @@ class DiscordFile:
         """Discord's size is exact: the core refuses a larger file before reading it."""
         try:
             return await self._attachment.read()
-        except (discord.HTTPException, discord.NotFound) as exc:
+        except discord.HTTPException as exc:
             raise FileRefused("could not be downloaded") from exc

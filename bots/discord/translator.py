@@ -62,10 +62,6 @@ class DiscordRules:
             *(getattr(channel, a, None) for a in ("id", "parent_id", "category_id"))
         )
 
-    def lists(self, channel: object) -> bool:
-        """An auto-reply channel (or a thread or category of one): answer everything."""
-        return self.mode_of(channel) == "auto"
-
 
 def role_ids(user: discord.abc.User) -> list[int]:
     return [role.id for role in getattr(user, "roles", ())]

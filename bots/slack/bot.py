@@ -35,6 +35,7 @@ from core import (
     Earlier,
     Health,
     Metrics,
+    NotAllowed,
     Pacer,
     Pipeline,
     ReplyModes,
@@ -52,6 +53,7 @@ RESET_SHORTCUT = "reset_conversation"
 SLACK_ACK_S = 2.0  # work done before an ack must fit Slack's 3 s window
 WEB_API_TIMEOUT_S = 30  # slack_sdk's own default, kept when it is given a session
 GROUPS_TTL_S = 300.0  # how long a user group's members are trusted before asking again
+GROUPS_RETRY_S = 60.0  # how long after a failed read of a user group it is asked again
 
 
 @web.middleware
@@ -157,7 +159,12 @@ class SlackBot:
             ):
                 return False
             groups = await self._groups_of(turn.user) if self.rules.lists_groups else ()
-            self.rules.check(turn.user, groups, [place.channel], is_dm=place.is_dm)
+            try:
+                self.rules.check(turn.user, groups, [place.channel], is_dm=place.is_dm)
+            except NotAllowed:
+                if place.mentioned or place.is_dm or place.auto:
+                    raise  # asked: told privately
+                return False  # a thread reply nobody addressed to the bot: quietly not
             return True
 
         async def earlier(at_most: int) -> Earlier:
@@ -227,6 +234,9 @@ class SlackBot:
                     members = frozenset(response.get("users") or ())
                     self._groups[group] = (now + GROUPS_TTL_S, members)
                 except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+                    # Not asked again for a while: a missing scope would cost a call (and a
+                    # warning) per message.
+                    self._groups[group] = (now + GROUPS_RETRY_S, members)
                     log.warning("cannot read the members of user group %s: %s", group, exc)
             if user in members:
                 found.append(group)

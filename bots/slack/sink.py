@@ -42,9 +42,18 @@ STREAM_MAX_LEN = 12_000
 GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "channel_not_found"})
 NO_ACCESS_ERRORS = frozenset({"not_in_channel", "is_archived", "restricted_action"})
 STREAM_ENDED = "message_not_in_streaming_state"
-# Errors that say nothing of whether Slack does thread statuses here: try again next time.
-TRANSIENT_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+# Errors that say Slack will not show a thread status for this app at all: stop asking (any
+# other error, a 429 or one thread's, costs only that reply its status).
+NEVER_ERRORS = frozenset(
+    {
+        "missing_scope",
+        "not_allowed_token_type",
+        "not_allowed",
+        "unknown_method",
+        "method_deprecated",
+        "feature_not_enabled",
+        "team_access_not_granted",
+    }
 )
 # Slack stops a stream after about five minutes; one older than this is ended first, by us.
 STREAM_LIFETIME_S = 270.0
@@ -62,6 +71,15 @@ def loading_messages(*, thread: bool, files: bool) -> tuple[str, ...]:
 
 
 STATUS_RENEW_S = 100.0  # Slack drops a status after two minutes without a message
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak refs)
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 class WorkingStatus:
@@ -97,11 +115,15 @@ class WorkingStatus:
             )
         except SlackApiError as exc:
             error = str(exc.response.get("error"))
-            passing = exc.response.status_code == 429 or error in TRANSIENT_ERRORS
-            if self.refused is None and not passing:  # Slack will not do it: stop asking
+            if self.refused is None and error in NEVER_ERRORS:  # Slack will not do it here
                 self.refused = error
                 log.info("Slack refused a thread status (%s): posting a placeholder", error)
             raise
+
+    async def clear(self, channel: str, thread_ts: str) -> None:
+        await self._client.assistant_threads_setStatus(
+            channel_id=channel, thread_ts=thread_ts, status=""
+        )
 
     async def _renew(self, channel: str, thread_ts: str, loading: tuple[str, ...]) -> None:
         while True:
@@ -155,7 +177,14 @@ class _SlackReply:
             if self._ticket is not None:
                 self._ticket.release()
                 self._ticket = None
-            yield
+            try:
+                yield
+            except BaseException:
+                # The reply ended before any text (failed, taken over, stopped): the status
+                # would otherwise say "thinking" for two more minutes.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._status.clear(self._channel, self._thread_ts), 2)
+                raise
 
     def begin(self) -> None:
         # The reply's place in the channel's line of new messages, as its turn starts.
@@ -262,6 +291,8 @@ class SlackStreamSink(_SlackReply):
         # After a refused start, and to finish a stream Slack ended, by editing.
         self.fallback = SlackSink(client, channel, thread_ts, user)
         self._stream: str | None = None  # started by a step, before the first text
+        self._texted = False  # the first text was posted
+        self._open: set[str] = set()  # streams started and not yet stopped
         self._started_at = 0.0
         self._refused: StreamRefused | None = None
 
@@ -275,8 +306,8 @@ class SlackStreamSink(_SlackReply):
         }
         if step.output:
             chunk["output"] = step.output
-        if self._refused is not None:
-            return
+        if self._refused is not None or self._texted:
+            return  # steps come before the first text; after it they have nothing to add
         if self._stream is None:
             try:
                 self._stream = await self._start(chunks=[chunk])
@@ -290,18 +321,20 @@ class SlackStreamSink(_SlackReply):
     async def post(self, text: str) -> str:
         if self._refused is not None:
             raise self._refused
-        if self._stream is not None:  # started by a step
+        self._texted = True
+        if self._stream is not None:  # started by a step: the reply's first message only
+            stream, self._stream = self._stream, None
             try:
-                await self.append(self._stream, text)
+                await self.append(stream, text)
             except (SlackApiError, StreamEnded) as exc:
                 # The stream takes no text (Slack ended it, or refuses it): the answer is
                 # shown by editing that message instead.
                 if not isinstance(exc, StreamEnded):
                     with contextlib.suppress(SlackApiError):
-                        await self._client.chat_stopStream(channel=self._channel, ts=self._stream)
-                self.fallback.adopt(self._stream)
+                        await self._client.chat_stopStream(channel=self._channel, ts=stream)
+                self.fallback.adopt(stream)
                 raise StreamRefused(str(exc)) from exc
-            return self._stream
+            return stream
         return await self._start(markdown_text=text)
 
     async def _start(self, **content: Any) -> str:
@@ -319,9 +352,18 @@ class SlackStreamSink(_SlackReply):
         except SlackApiError as exc:
             raise StreamRefused(str(exc.response.get("error"))) from exc
         self._started_at = time.monotonic()
-        return str(response["ts"])
+        ts = str(response["ts"])
+        self._open.add(ts)
+        return ts
 
     async def append(self, handle: str, text: str) -> None:
+        try:
+            await self._append(handle, text)
+        except StreamEnded:
+            self._open.discard(handle)  # Slack's, or stopped here: over either way
+            raise
+
+    async def _append(self, handle: str, text: str) -> None:
         if time.monotonic() - self._started_at > self.lifetime_s:
             # Before Slack ends it mid-call: stopped here, the reply goes on by editing.
             with contextlib.suppress(SlackApiError):
@@ -337,6 +379,19 @@ class SlackStreamSink(_SlackReply):
                 channel=self._channel, ts=handle, markdown_text=text or None
             )
         )
+        self._open.discard(handle)
+
+    def end(self) -> None:
+        """No stream is left open: one the reply did not finish (it failed, was taken over,
+        or a step started it and no text came) is stopped, in the background."""
+        super().end()
+        for ts in self._open:
+            _in_background(self._stop_quietly(ts))
+        self._open.clear()
+
+    async def _stop_quietly(self, ts: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._client.chat_stopStream(channel=self._channel, ts=ts)
 
 
 class SlashResponse:

@@ -81,6 +81,8 @@ def turn_from_slack(
     elif is_dm:
         reply_ts = thread_ts  # a top-level DM is one conversation, answered at the top
     elif thread_ts and thread_ts != ts and not mentioned:
+        if not files and not worth_answering(text):
+            return None  # "thanks!" to the bot's answer, in a thread it follows
         reply_ts = thread_ts
     elif not thread_ts and not mentioned and modes.of(channel) == "auto":
         if not files and not worth_answering(text):

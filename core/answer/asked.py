@@ -62,6 +62,8 @@ class Asked:
     files: Sequence[Attachment] = field(default_factory=tuple)
 
 
+NOTHING_ASKED = Asked()
+
 StepStatus = Literal["in_progress", "complete", "error"]
 
 

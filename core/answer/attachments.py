@@ -44,6 +44,7 @@ TEXT_MIMETYPES = frozenset(
     }
 )
 PDF_MIMETYPE = "application/pdf"
+READ_TIMEOUT_S = 60.0  # every file of a question, downloaded and read together
 
 
 @dataclass(frozen=True)
@@ -110,36 +111,50 @@ def _extract(name: str, kind: str, data: bytes, max_chars: int) -> FileText:
 
 
 async def read_files(files: Sequence[Attachment], limits: FileLimits) -> ReadFiles:
-    """Read what may be read of `files`, in order; never raises."""
+    """Read what may be read of `files`, all at once and within `READ_TIMEOUT_S` together
+    (the conversation waits meanwhile); in their order; never raises."""
+    reads = [_read_one(number, file, limits) for number, file in enumerate(files)]
+    tasks = [asyncio.ensure_future(read) for read in reads]
+    _, late = await asyncio.wait(tasks, timeout=READ_TIMEOUT_S) if tasks else (set(), set())
+    for task in late:
+        task.cancel()
     found = ReadFiles([], [])
-    for number, file in enumerate(files):
-        name = printable(file.name) or "(unnamed file)"
-        if number >= limits.max_files:
-            found.refused.append(
-                f"{name}: not read (only the first {limits.max_files} files of a question are)"
-                if limits.max_files
-                else f"{name}: files are not read here (FILES_MAX=0)"
-            )
+    for file, task in zip(files, tasks, strict=True):
+        if task in late:
+            found.refused.append(f"{_name(file)}: not downloaded within {READ_TIMEOUT_S:.0f}s")
             continue
-        kind = _kind(file)
-        if kind is None:
-            found.refused.append(f"{name}: not a text file")
-            continue
-        limit = _megabytes(limits.max_bytes)
-        if file.size is not None and file.size > limits.max_bytes:
-            found.refused.append(f"{name}: too large ({_megabytes(file.size)}; limit {limit})")
-            continue
-        try:
-            data = await file.read(limits.max_bytes)
-            if len(data) > limits.max_bytes:  # the platform's size was wrong, or missing
-                found.refused.append(f"{name}: too large (over the limit, {limit})")
-                continue
-            found.texts.append(
-                await asyncio.to_thread(_extract, name, kind, data, limits.max_chars)
-            )
-        except FileRefused as exc:
-            found.refused.append(f"{name}: {exc}")
-        except Exception as exc:  # an adapter's client failing otherwise: this file only
-            log.warning("could not download the attached %s: %r", name, exc)
-            found.refused.append(f"{name}: could not be downloaded")
+        result = task.result()
+        if isinstance(result, FileText):
+            found.texts.append(result)
+        else:
+            found.refused.append(result)
     return found
+
+
+def _name(file: Attachment) -> str:
+    return printable(file.name) or "(unnamed file)"
+
+
+async def _read_one(number: int, file: Attachment, limits: FileLimits) -> FileText | str:
+    """The file's text, or the line saying why it is not read."""
+    name = _name(file)
+    if number >= limits.max_files:
+        if not limits.max_files:
+            return f"{name}: files are not read here (FILES_MAX=0)"
+        return f"{name}: not read (only the first {limits.max_files} files of a question are)"
+    kind = _kind(file)
+    if kind is None:
+        return f"{name}: not a text file"
+    limit = _megabytes(limits.max_bytes)
+    if file.size is not None and file.size > limits.max_bytes:
+        return f"{name}: too large ({_megabytes(file.size)}; limit {limit})"
+    try:
+        data = await file.read(limits.max_bytes)
+        if len(data) > limits.max_bytes:  # the platform's size was wrong, or missing
+            return f"{name}: too large (over the limit, {limit})"
+        return await asyncio.to_thread(_extract, name, kind, data, limits.max_chars)
+    except FileRefused as exc:
+        return f"{name}: {exc}"
+    except Exception as exc:  # an adapter's client failing otherwise: this file only
+        log.warning("could not download the attached %s: %r", name, exc)
+        return f"{name}: could not be downloaded"

@@ -59,8 +59,11 @@ class ContextReader:
             self._warn_once(session_id, exc)
             return Thread()
         said = [m for m in earlier.messages if m.text.strip()]
-        kept, cut = fit_thread(said[-self._max_messages :], self._max_tokens)
-        return Thread(kept, cut or earlier.more or len(said) > self._max_messages)
+        over = len(said) > self._max_messages
+        if over:  # the first message says what the thread is about: kept with the newest
+            said = [said[0], *said[len(said) - self._max_messages + 1 :]]
+        kept, cut = fit_thread(said, self._max_tokens)
+        return Thread(kept, cut or earlier.more or over)
 
     async def files(self, files: list[Attachment]) -> tuple[list[FileText], list[str]]:
         found = await read_files(files, self._limits)

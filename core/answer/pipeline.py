@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from core.answer.answerers import build_answerer, sources_footer
-from core.answer.asked import Asked, OnStep, Step
+from core.answer.asked import NOTHING_ASKED, Asked, OnStep, Step
 from core.answer.context import ContextReader, Thread
 from core.answer.followups import search_query
 from core.answer.probe import AnswerProbe
@@ -42,7 +42,6 @@ FILES_ONLY_QUESTION = "What is in the attached file(s)?"  # files sent without a
 LEFT_OUT_THREAD = "\n\n_Older messages of this thread were left out of what I read._"
 LEFT_OUT_CONVERSATION = "\n\n_Older messages of this conversation were left out of what I read._"
 TOLD_LEFT_OUT = "told_left_out"  # on every answer saved once the note was shown
-NOTHING_ASKED = Asked()
 
 
 class Pipeline:
@@ -188,7 +187,9 @@ class Pipeline:
                 resets_before = placed.resets
                 recent, left_out = fit_history(messages, self._settings.history_max_tokens)
                 thread, fresh = Thread(thread_in(recent)), False
-                if not messages and asked.thread is not None and self._context.reads_threads:
+                # Not after a reset (a counter kept for a day): what was forgotten stays so.
+                forgotten = any(counter is not None for counter in placed.resets)
+                if not messages and not forgotten and asked.thread and self._context.reads_threads:
                     await step(Step("thread", "Reading the thread"))
                     thread, fresh = await self._context.thread(session_id, asked.thread), True
                     read = f"{len(thread.messages)} earlier message(s)"
@@ -231,10 +232,10 @@ class Pipeline:
         finally:
             if lease is None:
                 await held.aclose()
+        if tell:  # before the sources, which a platform may show apart at the very end
+            yield LEFT_OUT_THREAD if thread.cut else LEFT_OUT_CONVERSATION
         if not self._answerer.cites_inline and (passages or files):
             yield sources_footer(passages, files)
-        if tell:
-            yield LEFT_OUT_THREAD if thread.cut else LEFT_OUT_CONVERSATION
 
     async def _read_files(self, asked: Asked, step: OnStep) -> tuple[list[FileText], list[str]]:
         if not asked.files:

@@ -33,14 +33,6 @@ class AccessRules:
             allow_dms=settings.slack_allow_dms,
         )
 
-    @classmethod
-    def for_discord(cls, settings: Settings) -> AccessRules:
-        return cls(
-            users=frozenset(map(str, settings.discord_allowed_users)),
-            groups=frozenset(map(str, settings.discord_allowed_roles)),
-            allow_dms=settings.discord_allow_dms,
-        )
-
     @property
     def lists_groups(self) -> bool:
         """Whether `check` needs the asker's groups (which may cost the adapter a lookup)."""

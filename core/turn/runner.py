@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from core.answer.asked import Asked
+from core.answer.asked import NOTHING_ASKED, Asked
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, NotAllowed, ThreadbotError
 from core.ops.logs import bind_turn, unbind
 from core.reply.editor import StreamingEditor, close_stream, with_warning
@@ -34,7 +34,6 @@ GONE = "I stopped answering because the answer message was deleted."
 # How long `submit` waits for a turn's ticket: an ack must not wait long on a slow store (the
 # order across processes is then best effort for that turn).
 LINE_UP_WAIT_S = 1.0
-NOTHING_ASKED = Asked()
 
 
 def reset_text(forgot: int, place: str, *, many: bool) -> str:

@@ -27,8 +27,9 @@ from core.answer.pipeline import Pipeline
 from core.errors import HistoryUnavailable
 from core.reply.editor import MARKER, Reply
 from core.store.sessions import discord_session
+from core.turn.access import AccessRules
 from core.turn.types import Outcome
-from tests.conftest import ROOT, on_server_and_cluster
+from tests.conftest import ROOT, IsolatedSettings, on_server_and_cluster
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -143,8 +144,15 @@ def test_rules_allow_lists_and_listed_channels() -> None:
     class Channel:
         id, category_id = 20, 99
 
-    assert rules.lists(Thread()) and not rules.lists(Channel())
-    assert DiscordRules(channels=frozenset({99})).lists(Channel())
+    assert rules.mode_of(Thread()) == "auto" and rules.mode_of(Channel()) == "mention"
+    assert DiscordRules(channels=frozenset({99})).mode_of(Channel()) == "auto"
+    # The core's one access rule, from the settings: a role is a group.
+    from_settings = DiscordRules.from_settings(
+        IsolatedSettings(discord_allowed_users="11,12", discord_allowed_roles="21")
+    )
+    assert from_settings.access == AccessRules(
+        frozenset({"11", "12"}), frozenset({"21"}), allow_dms=False
+    )
 
 
 def parse(fake: FakeDiscord, payload: Any) -> discord.Message:

@@ -154,6 +154,35 @@ async def test_a_mention_in_a_thread_gives_its_earlier_messages_once(
     ]
 
 
+async def test_after_a_reset_the_thread_is_not_read_again(
+    make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    """What was forgotten stays so: the thread (and the bot's old answers in it) is not given
+    to the model again after a reset."""
+    parent = start_thread(fake_slack, (ALICE, "Deploys fail."), (BOB, "Since Monday."))
+    bot = await make_bot()
+    await answer_via_socket(bot, ask_in_thread(fake_slack, parent, "why?"))
+    await answer_via_socket(bot, ask_in_thread(fake_slack, parent, "reset"))
+    await answer_via_socket(bot, ask_in_thread(fake_slack, parent, "what now?"))
+    assert len(fake_slack.calls_to("conversations.replies")) == 1
+    assert "\n<thread>\n" not in system_of(fake_openai.requests[-1])
+    assert fake_openai.requests[-1]["messages"][1:] == [{"role": "user", "content": "what now?"}]
+
+
+async def test_small_talk_in_a_followed_thread_is_not_answered(
+    make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    bot = await make_bot(slack_allowed_users=ALICE)
+    await answer_via_socket(bot, mention("how do I deploy?"))
+    for text, user in (("thanks!", ALICE), ("and on staging?", BOB)):
+        ts = fake_slack.post_human(CHANNEL, text, thread_ts=MENTION_TS, user=user)
+        body = payload("message_thread_reply", text=text, ts=ts, thread_ts=MENTION_TS, user=user)
+        await answer_via_socket(bot, body)
+    # "thanks!" asks nothing; Bob, not on the list, did not address the bot: no notice either.
+    assert len(fake_openai.requests) == 1
+    assert fake_slack.calls_to("chat.postEphemeral") == []
+
+
 async def test_orders_written_in_a_thread_stay_quoted_text(
     make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:

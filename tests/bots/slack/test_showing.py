@@ -239,6 +239,35 @@ async def test_a_stream_that_ends_before_the_first_text_still_shows_the_answer(
     await one_turn_saved(bot, MENTION_TS, answer)
 
 
+async def test_a_native_answer_longer_than_a_stream_keeps_every_part(
+    make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI, monkeypatch: Any
+) -> None:
+    """The step-started stream is the reply's first message only: the next part is a stream
+    of its own, and the first part stays as it was."""
+    monkeypatch.setattr(SlackStreamSink, "max_len", 1500)
+    answer = long_answer(12)
+    fake_openai.script(answer, chunk_size=40)
+    bot = await make_bot(slack_streaming="native")
+    await answer_via_socket(bot, mention())
+    shown = fake_slack.thread(CHANNEL, MENTION_TS)
+    assert len(shown) >= 2 and len(fake_slack.calls_to("chat.startStream")) == len(shown)
+    assert words(" ".join(m.text for m in shown)) == words(answer)
+    assert not any(m.streaming for m in shown)
+
+
+async def test_a_stream_that_gets_no_text_is_not_left_open(
+    make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    """The model fails before its first word: the step's stream carries the apology, and is
+    stopped rather than left "in progress"."""
+    fake_openai.script("never shown", fail_after_chunks=0)
+    bot = await make_bot(slack_streaming="native")
+    await answer_via_socket(bot, mention())
+    await fake_slack.wait_for(lambda: bool(fake_slack.calls_to("chat.stopStream")))
+    (shown,) = fake_slack.thread(CHANNEL, MENTION_TS)
+    assert not shown.streaming and "⚠️" in shown.text
+
+
 # -- auto-reply channels ---------------------------------------------------------------------
 
 

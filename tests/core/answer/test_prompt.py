@@ -68,7 +68,10 @@ def test_fit_thread_keeps_the_first_and_the_newest_that_fit():
     assert fit_thread([first, *rest], 500) == ([first, *rest[-2:]], True)
     assert fit_thread([first, *rest[:2]], 500) == ([first, *rest[:2]], False)
     assert fit_thread([], 500) == ([], False)
-    assert fit_thread([Said("U0", "word " * 1000)], 100) == ([], True)
+    # A first message alone over the budget (a pasted log): its start is kept, said cut.
+    (kept,), cut = fit_thread([Said("U0", "word " * 1000), *rest], 100)
+    assert cut and kept.author == "U0" and kept.text.endswith(" […]")
+    assert 0 < len(kept.text) <= 100 * 4
 
 
 async def test_the_saved_thread_comes_back_from_the_stored_history(pipeline: Pipeline):
