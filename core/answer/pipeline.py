@@ -42,6 +42,7 @@ FILES_ONLY_QUESTION = "What is in the attached file(s)?"  # files sent without a
 LEFT_OUT_THREAD = "\n\n_Older messages of this thread were left out of what I read._"
 LEFT_OUT_CONVERSATION = "\n\n_Older messages of this conversation were left out of what I read._"
 TOLD_LEFT_OUT = "told_left_out"  # on every answer saved once the note was shown
+UNCOVERED = "uncovered"  # on an answer saved when nothing the bot may read matched its question
 
 
 class Pipeline:
@@ -205,6 +206,7 @@ class Pipeline:
                 ]
                 passages = await self._retriever.search(search_query(earlier, question))
                 self._probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))
+                uncovered = not passages and not files  # the model is told so (`prompt`)
                 found = "; ".join(dict.fromkeys(p.chunk.citation for p in passages))
                 await step(Step("search", "Searching the docs", "complete", found or "no match"))
                 parts: list[str] = []
@@ -222,13 +224,16 @@ class Pipeline:
                 held.check()
                 told_before = any(m.additional_kwargs.get(TOLD_LEFT_OUT) for m in messages)
                 tell = self._answerer.reads_history and (left_out or thread.cut) and not told_before
+                marks = {TOLD_LEFT_OUT: True} if tell or told_before else {}
+                if uncovered:
+                    marks[UNCOVERED] = True  # what the documents miss, for the operator
                 answer = AIMessage(
-                    self._answerer.remembered("".join(parts), passages),
-                    additional_kwargs={TOLD_LEFT_OUT: True} if tell or told_before else {},
+                    self._answerer.remembered("".join(parts), passages), additional_kwargs=marks
                 )
                 kept = saved_thread(thread.messages) if fresh else {}
                 turn = [HumanMessage(question, additional_kwargs=kept), answer]
                 await self.store.save_turn(session_id, turn, resets_before, user=user)
+                self._probe.answered(covered=not uncovered)
         finally:
             if lease is None:
                 await held.aclose()

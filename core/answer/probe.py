@@ -20,6 +20,9 @@ class AnswerProbe:
     def streamed(self, seconds: float, *, first: bool) -> None:
         """The model gave a chunk `seconds` after the request started (`first`: its first)."""
 
+    def answered(self, *, covered: bool) -> None:
+        """An answer was saved; `covered`: a passage or a file matched its question."""
+
 
 class PipelineMetrics(CommandObserver, Protocol):
     """What a pipeline is measured by (`core.ops.metrics.Metrics`): the answers' timings, as an
@@ -28,3 +31,5 @@ class PipelineMetrics(CommandObserver, Protocol):
     def retrieved(self, seconds: float, passages: int) -> None: ...
 
     def streamed(self, seconds: float, *, first: bool) -> None: ...
+
+    def answered(self, *, covered: bool) -> None: ...

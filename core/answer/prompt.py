@@ -34,7 +34,10 @@ own messages, after this one, are addressed to you.
 
 {quoted}"""
 
-NO_DOCUMENTS = "(no documents matched; the knowledge base may be empty — see `threadbot ingest`)"
+NO_DOCUMENTS = (
+    "(No passage of the team's documents matched this question. Say so plainly, first: the "
+    "documents do not cover it. Anything you add after that is not from them; say that too.)"
+)
 _CHARS_PER_TOKEN = 4  # the approximate count's own ratio
 THREAD_KEY = "thread"  # where a saved question keeps the thread it was asked in
 _TAGS = ("documents", "thread", "files")

@@ -134,6 +134,13 @@ class Metrics(AnswerProbe):
             buckets=PASSAGE_BUCKETS,
             registry=r,
         )
+        self.questions = Counter(
+            "threadbot_questions",
+            "Questions answered, by whether a passage or a file matched them (covered=no: "
+            "what the documents miss).",
+            ["covered"],
+            registry=r,
+        )
 
     def _redis_metrics(self, r: CollectorRegistry) -> None:
         self.redis_seconds = Histogram(
@@ -221,6 +228,9 @@ class Metrics(AnswerProbe):
     def retrieved(self, seconds: float, passages: int) -> None:
         self.retrieval_seconds.observe(seconds)
         self.retrieval_passages.observe(passages)
+
+    def answered(self, *, covered: bool) -> None:
+        self.questions.labels("yes" if covered else "no").inc()
 
     def streamed(self, seconds: float, *, first: bool) -> None:
         self.model_chunks.inc()

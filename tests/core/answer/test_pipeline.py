@@ -29,9 +29,10 @@ async def test_answer_streams_and_saves_the_turn(pipeline: Pipeline, fake_openai
     assert len(chunks) > 3  # streamed, not one blob
     assert "".join(chunks).startswith("Redis keeps the history.")
     messages = await stored(pipeline, "console:t")
+    # No document matched (an empty index): the answer is marked as one the documents miss.
     assert messages == [
         HumanMessage("Where is history kept?"),
-        AIMessage("Redis keeps the history."),
+        AIMessage("Redis keeps the history.", additional_kwargs={"uncovered": True}),
     ]
     assert type(messages[1]) is AIMessage
 

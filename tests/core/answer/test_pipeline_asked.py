@@ -18,9 +18,10 @@ from core.answer.pipeline import (
     LEFT_OUT_CONVERSATION,
     LEFT_OUT_THREAD,
     TOLD_LEFT_OUT,
+    UNCOVERED,
     Pipeline,
 )
-from core.answer.prompt import THREAD_KEY
+from core.answer.prompt import NO_DOCUMENTS, THREAD_KEY
 from core.knowledge.embeddings import LocalEmbeddings
 from tests.conftest import MakeSettings
 from tests.core.answer.test_attachments import File
@@ -84,9 +85,9 @@ async def test_the_thread_is_read_on_the_first_turn_and_given_on_every_turn(
     kept = [["U0", "the deploy broke", False], ["U1", "did you roll back?", False]]
     assert await saved(pipeline) == [
         ("why?", {THREAD_KEY: kept}),
-        ("You said: why?", {}),
+        ("You said: why?", {"uncovered": True}),
         ("and now?", {}),
-        ("You said: and now?", {}),
+        ("You said: and now?", {"uncovered": True}),
     ]
 
 
@@ -104,7 +105,7 @@ async def test_an_unreadable_thread_costs_only_the_context(pipeline: Pipeline):
     answer = await ask(pipeline, "why?", Asked(thread=Reader(fail=TimeoutError())), steps)
     assert answer == "You said: why?"
     assert steps[1] == Step("thread", "Reading the thread", "complete", "0 earlier message(s)")
-    assert await saved(pipeline) == [("why?", {}), ("You said: why?", {})]
+    assert await saved(pipeline) == [("why?", {}), ("You said: why?", {"uncovered": True})]
 
 
 async def test_files_are_given_the_turn_they_come_with_and_never_saved(
@@ -119,9 +120,9 @@ async def test_files_are_given_the_turn_they_come_with_and_never_saved(
     assert "<files>\n" not in system(fake_openai, 1)
     assert await saved(pipeline) == [
         ("what failed?", {}),
-        ("You said: what failed?", {}),
+        ("You said: what failed?", {}),  # the file matched: covered
         ("and now?", {}),
-        ("You said: and now?", {}),
+        ("You said: and now?", {"uncovered": True}),
     ]
 
 
@@ -186,3 +187,20 @@ async def test_what_was_left_out_is_said_once_per_conversation(
     assert notes == expected
     assert sum(a.count("were left out") for a in answers) == 1
     assert told[1::2] == [cut == "thread", True, True]  # flagged from the answer that said it
+
+
+async def test_a_question_the_documents_miss_is_said_so_and_marked(
+    documented: Pipeline, fake_openai: FakeOpenAI
+):
+    """Nothing matched: the model is told to say plainly that the documents do not cover it,
+    the saved answer is marked `uncovered` (for the report of what the documents miss), and
+    the probe counts it; a question they cover is not marked."""
+    counted: list[bool] = []
+    documented._probe.answered = lambda *, covered: counted.append(covered)  # type: ignore[method-assign]
+    await ask(documented, "how do I bound the queue?")
+    await ask(documented, "what is the capital of Mongolia?")
+    assert NO_DOCUMENTS not in system(fake_openai, 0)
+    assert "documents do not cover it" in NO_DOCUMENTS and NO_DOCUMENTS in system(fake_openai, 1)
+    marks = [kwargs for _, kwargs in await saved(documented)][1::2]
+    assert marks == [{}, {UNCOVERED: True}]
+    assert counted == [True, False]

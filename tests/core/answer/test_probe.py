@@ -13,6 +13,7 @@ def test_the_base_ignores_every_timing() -> None:
     assert probe.retrieved(0.0, 0) is None
     assert probe.streamed(0.5, first=True) is None
     assert probe.streamed(1.5, first=False) is None
+    assert probe.answered(covered=False) is None
     assert vars(probe) == {}  # it keeps nothing
 
 

@@ -178,7 +178,9 @@ def test_the_exposition_has_every_recorded_metric_line():
     metrics.streamed(0.2, first=True)
     metrics.streamed(0.01, first=False)
     metrics.retrieved(0.003, 4)
+    metrics.answered(covered=False)
     text = metrics.exposition().decode()
+    assert 'threadbot_questions_total{covered="no"} 1.0' in text
     assert 'threadbot_turns_total{platform="slack",status="answered"} 1.0' in text
     assert "threadbot_model_chunks_total 2.0" in text
     assert "threadbot_model_first_token_seconds_count 1.0" in text
