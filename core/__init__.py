@@ -5,7 +5,7 @@ Adapters (`bots/`) and benchmarks (`bench/`) use only what `__all__` names
 """
 
 from core.answer.answerers import build_answerer
-from core.answer.asked import Asked, Attachment, Earlier, Said, Step
+from core.answer.asked import Asked, AskedFor, Attachment, Earlier, Said, Step
 from core.answer.pipeline import Pipeline
 from core.errors import (
     Busy,
@@ -62,6 +62,7 @@ __all__ = [
     "AnyReplySink",
     "AppendSink",
     "Asked",
+    "AskedFor",
     "Attachment",
     "Busy",
     "Chunk",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -33,7 +33,6 @@ from bots.discord.translator import (
 from bots.lifecycle import ExitCode, cannot_start, until_stopped
 from core import (
     Asked,
-    Earlier,
     Health,
     Metrics,
     NoAccess,
@@ -81,16 +80,7 @@ class ThreadbotCog(commands.Cog):
             _check_may_post(message.channel, starting_thread=own_thread)
             return True
 
-        async def earlier(at_most: int) -> Earlier:
-            return await reading.earlier(message, me.id if me else 0, at_most)
-
-        # The thread it was asked in, or the chain of replies it ends, is context; a message
-        # in a channel has the channel's conversation instead.
-        in_thread = isinstance(message.channel, discord.Thread) or message.reference is not None
-        asked = Asked(
-            thread=earlier if in_thread and not own_thread else None,
-            files=[reading.DiscordFile(a) for a in message.attachments],
-        )
+        asked = reading.asked(message, me.id if me else 0, own_thread=own_thread)
         sink: DiscordSink | NewThreadSink = (
             NewThreadSink(message, thread_name(turn.question))
             if own_thread
@@ -179,6 +169,10 @@ class DiscordBot(commands.Bot):
         question = channel.get_partial_message(int(question_id)) if question_id else None  # type: ignore[union-attr]
         return DiscordSink(channel, question=question)  # type: ignore[arg-type]
 
+    async def asked_for(self, where: Mapping[str, Any]) -> Asked:
+        """What came with an interrupted question: its message fetched again."""
+        return await reading.refetched(self, where)
+
     async def setup_hook(self) -> None:
         await self.add_cog(
             ThreadbotCog(self, self.runner, DiscordRules.from_settings(self.settings))
@@ -235,7 +229,7 @@ async def serve(settings: Settings) -> int:
                 try:
                     await bot.login(settings.discord_token.get_secret_value())
                     log.info("invite the bot to a server: %s", invite_url(bot.application_id or 0))
-                    bot.runner.start_recovery(bot.sink_for)
+                    bot.runner.start_recovery(bot.sink_for, bot.asked_for)
                     await bot.connect()
                 except discord.LoginFailure:
                     log.error(

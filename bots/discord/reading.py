@@ -3,9 +3,42 @@ and the files attached to it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import discord
 
-from core import Earlier, FileRefused, Said
+from core import Asked, Earlier, FileRefused, Said
+
+
+def asked(message: discord.Message, bot_id: int, *, own_thread: bool = False) -> Asked:
+    """What came with `message`: the thread or reply chain it is in (none in a thread of its
+    own, or a plain channel, whose conversation is the channel), and its attachments;
+    described by ids so that another process can fetch them again after a crash."""
+
+    async def before(at_most: int) -> Earlier:
+        return await earlier(message, bot_id, at_most)
+
+    in_thread = isinstance(message.channel, discord.Thread) or message.reference is not None
+    context = in_thread and not own_thread
+    return Asked(
+        thread=before if context else None,
+        files=[DiscordFile(a) for a in message.attachments],
+        where=(
+            {"channel_id": message.channel.id, "message_id": message.id}
+            if context or message.attachments
+            else None
+        ),
+    )
+
+
+async def refetched(client: discord.Client, where: Mapping[str, Any]) -> Asked:
+    """`asked` again for the message `where` names (after a crash)."""
+    channel = client.get_channel(int(where["channel_id"]))
+    if not isinstance(channel, discord.abc.Messageable):
+        return Asked()  # another shard's, or gone
+    message = await channel.fetch_message(int(where["message_id"]))
+    return asked(message, client.user.id if client.user else 0)
 
 
 async def earlier(message: discord.Message, bot_id: int, at_most: int) -> Earlier:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 import aiohttp
@@ -52,6 +53,7 @@ EVENTS_PATH = "/slack/events"
 RESET_SHORTCUT = "reset_conversation"
 SLACK_ACK_S = 2.0  # work done before an ack must fit Slack's 3 s window
 WEB_API_TIMEOUT_S = 30  # slack_sdk's own default, kept when it is given a session
+ThreadRead = Callable[[], Awaitable[tuple[list[dict[str, Any]], bool]]]
 GROUPS_TTL_S = 300.0  # how long a user group's members are trusted before asking again
 GROUPS_RETRY_S = 60.0  # how long after a failed read of a user group it is asked again
 
@@ -144,14 +146,7 @@ class SlackBot:
             return
         turn, place = parsed
         me = frozenset(i for i in (context.bot_user_id, context.bot_id) if i)
-        read: list[tuple[list[dict[str, Any]], bool]] = []  # the thread, once read
-
-        async def thread_messages() -> tuple[list[dict[str, Any]], bool]:
-            if not read:
-                read.append(
-                    await threads.replies(self.client, place.channel, place.thread_ts or place.ts)
-                )
-            return read[0]
+        thread_messages = self._reading(place)
 
         async def may_answer() -> bool:
             if place.needs_thread_check and not await self._bot_in_thread(
@@ -167,16 +162,44 @@ class SlackBot:
                 return False  # a thread reply nobody addressed to the bot: quietly not
             return True
 
+        asked = self._asked(place, me, thread_messages)
+        await self.runner.submit(turn, self._sink(turn, place), only_if=may_answer, asked=asked)
+
+    def _reading(self, place: SlackPlace) -> ThreadRead:
+        """The thread of `place`, read once however many ask for it."""
+        read: list[tuple[list[dict[str, Any]], bool]] = []
+
+        async def thread_messages() -> tuple[list[dict[str, Any]], bool]:
+            if not read:
+                read.append(
+                    await threads.replies(self.client, place.channel, place.thread_ts or place.ts)
+                )
+            return read[0]
+
+        return thread_messages
+
+    def _asked(self, place: SlackPlace, me: frozenset[str], read: ThreadRead) -> Asked:
+        """What came with the question asked at `place`: its thread and its files, described
+        (ids and URLs, no token) so that `asked_for` rebuilds them after a crash."""
+
         async def earlier(at_most: int) -> Earlier:
-            messages, more = await thread_messages()
+            messages, more = await read()
             return threads.earlier(messages, place.ts, me, at_most, more)
 
         token = self.client.token or ""
-        asked = Asked(
+        return Asked(
             thread=earlier if place.earlier_in_thread else None,
             files=[SlackFile(f, token, self._file_hosts) for f in place.files],
+            where={"place": asdict(place)} if place.earlier_in_thread or place.files else None,
         )
-        await self.runner.submit(turn, self._sink(turn, place), only_if=may_answer, asked=asked)
+
+    async def asked_for(self, where: Mapping[str, Any]) -> Asked:
+        """What came with an interrupted question, rebuilt from its description."""
+        described = dict(where["place"])
+        place = SlackPlace(**{**described, "files": tuple(described.get("files") or ())})
+        identity = await self.client.auth_test()  # cached: the bot's own ids
+        me = frozenset(i for i in (identity.get("user_id"), identity.get("bot_id")) if i)
+        return self._asked(place, me, self._reading(place))
 
     def _sink(self, turn: Turn, place: SlackPlace) -> SlackSink | SlackStreamSink:
         showing: dict[str, Any] = {
@@ -199,10 +222,7 @@ class SlackBot:
         )
 
     async def _bot_in_thread(
-        self,
-        session_id: str,
-        me: frozenset[str],
-        thread_messages: Callable[[], Awaitable[tuple[list[dict[str, Any]], bool]]],
+        self, session_id: str, me: frozenset[str], thread_messages: ThreadRead
     ) -> bool:
         """Has the bot a conversation here (history, or a reply of its own in the thread)?
 
@@ -308,7 +328,7 @@ async def serve(settings: Settings) -> int:
         problem = await rejected(bot.client, settings)
         if problem is not None:
             return problem
-        bot.runner.start_recovery(bot.sink_for)
+        bot.runner.start_recovery(bot.sink_for, bot.asked_for)
         health = Health.watching(bot.runner, settings, metrics)
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler

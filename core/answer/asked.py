@@ -8,9 +8,9 @@ already has a history for is never read again).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,19 @@ class Attachment(Protocol):
 
 @dataclass(frozen=True)
 class Asked:
-    """What came with a question: the thread to read once, and the files attached."""
+    """What came with a question: the thread to read once, and the files attached.
+
+    `where` describes them in JSON (ids and URLs, never a token), kept with the event while it
+    is answered: after a crash, the adapter rebuilds them from it (`AskedFor`), so the reply
+    finished by another process still has the question's files and thread.
+    """
 
     thread: ThreadReader | None = None
     files: Sequence[Attachment] = field(default_factory=tuple)
+    where: Mapping[str, Any] | None = None
+
+
+AskedFor = Callable[[Mapping[str, Any]], Awaitable[Asked]]
 
 
 NOTHING_ASKED = Asked()

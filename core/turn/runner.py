@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from core.answer.asked import NOTHING_ASKED, Asked
+from core.answer.asked import NOTHING_ASKED, Asked, AskedFor
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, NotAllowed, ThreadbotError
 from core.ops.logs import bind_turn, unbind
 from core.reply.editor import StreamingEditor, close_stream, with_warning
@@ -92,11 +92,12 @@ class TurnRunner:
         await self._tasks.aclose(grace_s=self._grace_s)
         await asyncio.gather(*self._closing_leases, return_exceptions=True)
 
-    def start_recovery(self, sink_for: SinkFor) -> None:
+    def start_recovery(self, sink_for: SinkFor, asked_for: AskedFor | None = None) -> None:
         """From now until `aclose`, finish the replies crashed processes left unfinished: at
-        once, then every half lease (a crashed holder's claim expires within one lease)."""
+        once, then every half lease (a crashed holder's claim expires within one lease).
+        `asked_for` rebuilds what came with each question (its files, its thread)."""
         interval_s = self.pipeline.store.lease_s / 2
-        self._recovery = asyncio.create_task(self.recover_every(sink_for, interval_s))
+        self._recovery = asyncio.create_task(self.recover_every(sink_for, interval_s, asked_for))
 
     async def drain(self) -> None:
         """Wait for every turn in flight, including ones submitted meanwhile."""
@@ -202,7 +203,7 @@ class TurnRunner:
                 return outcome
             if turn.action == "answer":
                 editor = await editor_for(
-                    turn, sink, lease, claim, self.pipeline.store,
+                    turn, sink, lease, claim, self.pipeline.store, asked=asked or NOTHING_ASKED,
                     interval_s=self._interval_s, post_deadline_s=self._post_deadline_s,
                 )  # fmt: skip
                 await self._answer(turn, editor, sink, outcome, lease, place, asked)
@@ -253,9 +254,10 @@ class TurnRunner:
                 "missing permission to post in %s; not answering there (%s)", turn.session_id, exc
             )
 
-    async def recover(self, sink_for: SinkFor) -> int:
+    async def recover(self, sink_for: SinkFor, asked_for: AskedFor | None = None) -> int:
         """Finish the replies that crashed processes left in progress: each one this bot's
-        `sink_for` can rebuild is answered again in place. Returns how many were taken."""
+        `sink_for` can rebuild is answered again in place, with what came with its question
+        when `asked_for` can rebuild that. Returns how many were taken."""
         taken = 0
         for event_key, record in await self.pipeline.store.orphans():
             if event_key in self._mine:  # submitted here already: running, or waiting its turn
@@ -264,15 +266,23 @@ class TurnRunner:
             if sink is not None:
                 turn = Turn(**record["turn"])
                 log.info("finishing the reply to %s that a crash interrupted", turn.event_key)
-                await self.submit(turn, sink)
+                asked = None
+                if asked_for is not None and record.get("asked"):
+                    try:
+                        asked = await asked_for(record["asked"])
+                    except Exception as exc:  # answered without them, rather than not at all
+                        log.warning("%s: its files and thread are gone: %r", event_key, exc)
+                await self.submit(turn, sink, asked=asked)
                 taken += 1
         return taken
 
-    async def recover_every(self, sink_for: SinkFor, interval_s: float) -> None:
+    async def recover_every(
+        self, sink_for: SinkFor, interval_s: float, asked_for: AskedFor | None = None
+    ) -> None:
         """Recover now and then every `interval_s`, until the runner closes."""
         while not self._closing.is_set():
             try:
-                await self.recover(sink_for)
+                await self.recover(sink_for, asked_for)
             except ThreadbotError as exc:
                 log.warning("could not look for interrupted replies: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -7,7 +7,7 @@ import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from core.answer.asked import OnStep, Step
+from core.answer.asked import NOTHING_ASKED, Asked, OnStep, Step
 from core.reply.editor import StreamingEditor
 from core.turn.types import AnyReplySink, Resumable, ShowsSteps, Turn
 
@@ -27,13 +27,17 @@ async def editor_for(
     *,
     interval_s: float,
     post_deadline_s: float,
+    asked: Asked = NOTHING_ASKED,
 ) -> StreamingEditor[Any]:
     """The editor of a turn's reply. With a claimed event and a resumable sink, each message
-    the reply takes is recorded with the event, and a reply a crash interrupted is reused."""
+    the reply takes is recorded with the event (and what came with the question, as `asked`
+    describes it), and a reply a crash interrupted is reused."""
     resume: list[Any] = []
     on_post = None
     if claim is not None and turn.event_key is not None and isinstance(sink, Resumable):
         record = claim.record or {"turn": asdict(turn), "where": sink.where, "handles": []}
+        if claim.record is None and asked.where is not None:
+            record["asked"] = dict(asked.where)
         resume = [sink.resume(ref) for ref in record["handles"]]
         if claim.record is None:
             await store.record(turn.event_key, record)

@@ -59,6 +59,33 @@ async def test_a_bot_killed_mid_answer_is_finished_in_place_and_blocks_nobody(
     fault_report(faults=1, blocked_s=stuck_s, **tally(fake_slack, CHANNEL, {"100.000001": 1}))
 
 
+async def test_a_reply_finished_after_a_crash_still_has_the_questions_file(
+    start_bot, fake_slack: FakeSlack, fake_openai: FakeOpenAI, fault_report
+) -> None:
+    """A question that is only a file: the process that finishes the reply downloads the file
+    again (its description was kept with the event, never the token) and answers from it."""
+    fake_openai.script(SLOW, chunk_size=5, delay_s=0.02)
+    fake_openai.script("The log says the disk is full.")
+    body = mention("", ts="150.000001", event_id="EvKILLFILE")
+    body["event"]["files"] = [fake_slack.add_file("deploy.log", b"ERROR disk full")]
+    bot = await start_bot()
+    assert await bot.send(body) == 200
+    await fake_slack.wait_for(lambda: streaming(fake_slack, CHANNEL, "150.000001"), within_s=20)
+    bot.kill()
+    await start_bot()
+    await fake_slack.wait_for(
+        lambda: (
+            texts(fake_slack, "150.000001")[-1:]
+            == ["The log says the disk is full.\n\n_Sources: deploy.log (attached)_"]
+        ),
+        within_s=30,
+    )
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # finished in place
+    assert len(fake_slack.downloads) == 2  # once by each process
+    assert "[deploy.log]\nERROR disk full" in fake_openai.requests[1]["messages"][0]["content"]
+    fault_report(faults=1, **tally(fake_slack, CHANNEL, {"150.000001": 1}))
+
+
 async def test_slacks_redelivery_of_a_killed_event_is_answered_once(
     start_bot, fake_slack: FakeSlack, fake_openai: FakeOpenAI, fault_report
 ) -> None:
