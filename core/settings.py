@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +22,10 @@ def _default_data_dir() -> Path:
     # XDG layout, so the index and the embedded server's data survive a reinstall.
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "threadbot"
+
+
+DEFAULT_BASE = "default"
+BASE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
 def _split_ids(value: object) -> object:
@@ -94,6 +99,7 @@ class Settings(BaseSettings):
     index_part_mb: float = Field(default=4.0, gt=0, le=512)
 
     # Retrieval
+    knowledge_base: str | None = None  # a named base (`ingest --kb NAME`); None: the default
     embeddings: Literal["local", "openai"] | None = None
     embedding_model: str = "text-embedding-3-small"
     embedding_batch_size: int = Field(default=32, ge=1)
@@ -203,6 +209,18 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("knowledge_base")
+    @classmethod
+    def _a_base_name(cls, value: str | None) -> str | None:
+        if value is None or value == DEFAULT_BASE:
+            return None
+        if not BASE_NAME.fullmatch(value):
+            raise ValueError(
+                "a knowledge base's name is lowercase letters, digits, - and _ (at most 40), "
+                "starting with a letter or a digit"
+            )
+        return value
+
     @field_validator("redis_namespace", "history_key_prefix")
     @classmethod
     def _no_hash_tag(cls, value: str) -> str:
@@ -223,7 +241,21 @@ class Settings(BaseSettings):
 
     @property
     def index_dir(self) -> Path:
-        return self.threadbot_data_dir / "index"
+        """The knowledge base's folder: `index` for the default one, `kbs/NAME` for a named."""
+        if self.knowledge_base is None:
+            return self.threadbot_data_dir / "index"
+        return self.threadbot_data_dir / "kbs" / self.knowledge_base
+
+    @property
+    def index_namespace(self) -> str:
+        """Where the knowledge base is published in Redis: its keys begin with this."""
+        if self.knowledge_base is None:
+            return self.redis_namespace
+        return f"{self.redis_namespace}kb:{self.knowledge_base}:"
+
+    def for_base(self, name: str | None) -> Settings:
+        """These settings, for the knowledge base `name` (None or "default": the default)."""
+        return self.model_copy(update={"knowledge_base": Settings._a_base_name(name)})
 
     @property
     def index_part_bytes(self) -> int:

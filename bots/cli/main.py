@@ -44,10 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     search = commands.add_parser(
         "search", help="print the passages found for each question (arguments or stdin lines)"
     )
+    index = commands.add_parser("index", help="inspect the document index")
+    for command in (ingest, search, index):
+        command.add_argument(
+            "--kb", metavar="NAME", help="a named knowledge base (default: KNOWLEDGE_BASE, or the "
+            "default one)",
+        )  # fmt: skip
     search.add_argument("questions", nargs="*", help="questions (default: one per stdin line)")
     search.add_argument("--k", type=int, default=0, help="passages per question (RETRIEVAL_K)")
     search.add_argument("--json", action="store_true", help="JSON Lines, one per question")
-    index = commands.add_parser("index", help="inspect the document index")
     index.add_argument("action", choices=["list"], help="list: files, passages, model, when")
     chat = commands.add_parser(
         "chat", help="chat in the terminal (a line, or a pasted block of lines, is one question)"
@@ -141,6 +146,13 @@ def _run(args: argparse.Namespace, settings: Settings, ignored: list[str]) -> in
     """The command itself; each imports only what it needs."""
     if args.command in {"ingest", "search", "index"}:
         from bots.cli import knowledge
+
+        if args.kb is not None:
+            try:
+                settings = settings.for_base(args.kb)
+            except ValueError as exc:
+                sys.stderr.write(f"threadbot: --kb {args.kb!r}: {exc}\n")
+                return ExitCode.MISCONFIGURED
 
         if args.command == "ingest":
             return knowledge.ingest_command(settings, args)

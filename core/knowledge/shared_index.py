@@ -135,12 +135,12 @@ def _text(value: bytes | str) -> str:
 
 async def live(redis: Redis, settings: Settings) -> str | None:
     """The version Redis names live, or None when nothing was published."""
-    value = await redis.get(_Keys(settings.redis_namespace).live)
+    value = await redis.get(_Keys(settings.index_namespace).live)
     return None if value is None else _check_version(_text(value))
 
 
 async def manifest(redis: Redis, settings: Settings, version: str) -> Manifest:
-    raw = await redis.get(_Keys(settings.redis_namespace).manifest(version))
+    raw = await redis.get(_Keys(settings.index_namespace).manifest(version))
     if raw is None:
         raise SharedIndexError(f"no manifest for {version}")
     found = Manifest.from_json(raw)
@@ -181,7 +181,7 @@ async def publish(redis: Redis, settings: Settings, index: Index, version: str) 
     parts are not all in. The version it replaces stays one round (a worker may be downloading
     it); older ones are deleted.
     """
-    keys = _Keys(settings.redis_namespace)
+    keys = _Keys(settings.index_namespace)
     folder = settings.index_dir / _check_version(version)
     part_bytes = settings.index_part_bytes
     files = await asyncio.to_thread(_describe, folder, part_bytes)
@@ -252,7 +252,7 @@ async def download(redis: Redis, settings: Settings, found: Manifest) -> Path:
     """Fetch every part of `found` into a new version folder under `index_dir`, checking each
     file's size and sha256; the folder appears whole or not at all. Disk work runs off the loop.
     """
-    keys = _Keys(settings.redis_namespace)
+    keys = _Keys(settings.index_namespace)
     root = settings.index_dir.resolve()
     target = root / found.version
     staging = root / f".download-{os.getpid()}-{time.time_ns()}"

@@ -246,3 +246,13 @@ def test_slack_allow_lists_read_from_the_environment(clean_env: pytest.MonkeyPat
     settings = Settings()
     assert settings.slack_allowed_users == ["U1", "U2", "U3"]
     assert not settings.slack_allow_dms and settings.slack_channels == []
+
+
+def test_a_knowledge_base_is_named_plainly_and_has_its_own_folder_and_keys() -> None:
+    named = IsolatedSettings(knowledge_base="private")
+    assert named.index_dir == named.data_dir / "kbs" / "private"
+    assert named.index_namespace == "threadbot:kb:private:"
+    default = IsolatedSettings(knowledge_base="default")
+    assert default.knowledge_base is None and default.index_dir == default.data_dir / "index"
+    assert default.for_base("private") == named.for_base(None).for_base("private")
+    assert problems(knowledge_base="../etc")[0].startswith("KNOWLEDGE_BASE: a knowledge base's")

@@ -157,3 +157,30 @@ async def test_ingest_of_a_docs_site_folder_counts_what_it_skips(
         "_static/asset00.png and 27 more"
     ]
     assert "reading files" in err and "3/3" in err  # progress from the first file on
+
+
+async def test_named_knowledge_bases_are_built_searched_and_listed_apart(
+    env: dict[str, str], tmp_path: Path
+):
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "salaries.md").write_text("# Salaries\n\nThe salary review happens in March.\n")
+    _, err, code = await threadbot("ingest", str(SAMPLE_DOCS), env=env)
+    assert code == 0, err
+    out, err, code = await threadbot("ingest", "--kb", "private", str(private), env=env)
+    assert code == 0, err
+    assert str(tmp_path / "data" / "kbs" / "private") in out
+
+    question = "when is the salary review?"
+    out, _, _ = await threadbot("search", "--json", "--kb", "private", question, env=env)
+    assert [p["source"] for p in json.loads(out)["passages"]] == ["salaries.md"]
+    out, _, _ = await threadbot("search", "--json", question, env=env)  # the default base
+    assert "salaries.md" not in [p["source"] for p in json.loads(out)["passages"]]
+    # KNOWLEDGE_BASE picks the base a process uses, as --kb does for one command.
+    out, _, _ = await threadbot("index", "list", env={**env, "KNOWLEDGE_BASE": "private"})
+    assert "1 files, 1 passages" in out and "salaries.md" in out
+    out, _, _ = await threadbot("index", "list", "--kb", "default", env=env)
+    assert "salaries.md" not in out
+
+    out, err, code = await threadbot("search", "--kb", "Not A Name", "x", env=env)
+    assert code == 2 and "--kb 'Not A Name'" in err

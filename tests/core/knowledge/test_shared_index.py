@@ -305,3 +305,25 @@ async def test_a_running_pipeline_switches_in_the_background(
         finally:
             logging.getLogger("core.knowledge.index_follower").removeHandler(switched)
         assert pipeline.documents == 3
+
+
+async def test_each_knowledge_base_is_published_and_followed_on_its_own(
+    first, worker, embeddings, redis
+):
+    """A named base has its own folder and its own keys: a worker serving it follows it, and
+    one serving the default base never sees its passages."""
+    salaries = {"salaries.md": "# Salaries\n\nThe salary review happens in March.\n"}
+    private = await ingest_and_publish(first.for_base("private"), salaries, embeddings, redis)
+    public = await ingest_and_publish(first, DOCS, embeddings, redis)
+    assert first.for_base("private").index_dir == first.data_dir / "kbs" / "private"
+    live = f"{first.redis_namespace}kb:private:index:live"
+    assert await redis.get(live) == private.version.encode()
+    assert await redis.get(f"{first.redis_namespace}index:live") == public.version.encode()
+
+    serving_private = retriever(worker.for_base("private"), embeddings)
+    assert await IndexFollower(redis, worker.for_base("private"), serving_private).sync()
+    assert await sources(serving_private, "when is the salary review?") == ["salaries.md"]
+    serving_default = retriever(worker, embeddings)
+    assert await IndexFollower(redis, worker, serving_default).sync()
+    assert "salaries.md" not in await sources(serving_default, "when is the salary review?")
+    assert await sources(serving_default, "can I bring my dog?") == ["pets.md"]
