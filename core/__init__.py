@@ -9,6 +9,7 @@ from core.answer.asked import Asked, AskedFor, Attachment, Earlier, Said, Step
 from core.answer.pipeline import Pipeline
 from core.errors import (
     Busy,
+    ConfigInvalid,
     EmbeddedServerBusy,
     FileRefused,
     HistoryUnavailable,
@@ -66,6 +67,7 @@ __all__ = [
     "Attachment",
     "Busy",
     "Chunk",
+    "ConfigInvalid",
     "Earlier",
     "EmbeddedRedis",
     "EmbeddedServerBusy",

@@ -23,6 +23,7 @@
     │   ├── IndexUnusable       an index that cannot be loaded (damaged, partial)
     │   └── SharedIndexError    a published index that is missing, malformed or corrupt
     ├── FileRefused             a file attached to a question is not read (named in the answer)
+    ├── ConfigInvalid           the configuration file cannot be used (file, line and key named)
     └── EmbeddedServerBusy      another process runs the embedded server on this data folder
 
 A third-party error is translated once, where it is met (`store_errors` for Redis), with
@@ -171,6 +172,11 @@ class SharedIndexError(KnowledgeError):
 class FileRefused(ThreadbotException):
     """A file attached to a question that is not read: the message says why, after its name
     ("deploy.bin: not a text file"), and the answer names it."""
+
+
+class ConfigInvalid(ThreadbotException):
+    """`threadbot.toml` is not what threadbot reads: the message names the file, the line and
+    the key, as the person fixing it needs."""
 
 
 class EmbeddedServerBusy(ThreadbotException):

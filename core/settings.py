@@ -85,6 +85,7 @@ class Settings(BaseSettings):
 
     # Storage
     threadbot_data_dir: Path = Field(default_factory=_default_data_dir)
+    threadbot_config: Path | None = None  # threadbot.toml: knowledge bases per place
     redis_url: str | None = None
     history_key_prefix: str = "message_store:"
     redis_namespace: str = "threadbot:"

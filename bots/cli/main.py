@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from core import EmbeddedServerBusy, KnowledgeError
+    from core import ConfigInvalid, EmbeddedServerBusy, KnowledgeError
 
     loaded = _settings(args)
     if isinstance(loaded, int):
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, settings, ignored)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
-    except (EmbeddedServerBusy, KnowledgeError) as exc:
+    except (ConfigInvalid, EmbeddedServerBusy, KnowledgeError) as exc:
         sys.stderr.write(f"threadbot: {exc}\n")
         return ExitCode.MISCONFIGURED
     except OSError as exc:

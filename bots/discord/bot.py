@@ -29,6 +29,7 @@ from bots.discord.translator import (
     starts_thread,
     thread_name,
     turn_from_discord,
+    where_of,
 )
 from bots.lifecycle import ExitCode, cannot_start, until_stopped
 from core import (
@@ -119,6 +120,7 @@ class ThreadbotCog(commands.Cog):
             session_id=sessions.discord_session(interaction.guild_id, interaction.channel_id or 0),
             user=str(interaction.user.id),
             place=place_words(interaction.channel),
+            **where_of(interaction.channel),
             **fields,
         )
 

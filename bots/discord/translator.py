@@ -6,6 +6,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import discord
 
@@ -136,7 +137,24 @@ def turn_from_discord(message: discord.Message, *, bot_id: int, rules: DiscordRu
         user=str(author.id),
         place="in this thread" if own_thread else place_words(channel),
         event_key=f"discord:message:{message.id}",
+        **where_of(channel),
     )
+
+
+def where_of(channel: object) -> dict[str, Any]:
+    """The place as the configuration file names it: guild, category, channel (a thread's
+    parent), or a DM."""
+    guild = getattr(channel, "guild", None)
+    if guild is None:
+        return {"dm": True}
+    thread = isinstance(channel, discord.Thread)
+    named = getattr(channel, "parent_id" if thread else "id", None)
+    category = getattr(channel.parent if thread else channel, "category_id", None)  # type: ignore[attr-defined]
+    return {
+        "workspace": str(guild.id),
+        "category": str(category or ""),
+        "channel": str(named or ""),
+    }
 
 
 def place_words(channel: object) -> str:

@@ -102,6 +102,9 @@ def turn_from_slack(
         event_key=f"slack:{event_id}" if event_id else None,
         retried=retried,
         action="reset" if is_reset else "answer",
+        workspace=team,
+        channel=channel,
+        dm=is_dm,
     )
     return turn, place
 

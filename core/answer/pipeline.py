@@ -17,6 +17,9 @@ from core.answer.followups import search_query
 from core.answer.probe import AnswerProbe
 from core.answer.prompt import Quoted, fit_history, saved_thread, thread_in
 from core.errors import HistoryUnavailable, QuestionRejected, ThreadbotError
+from core.policy.audience import Where, bases_for
+from core.policy.config import PolicyFile
+from core.settings import DEFAULT_BASE
 from core.store.lease import Lease
 from core.store.redis_client import connect, is_cluster
 from core.store.store import Conversation, Place, Store
@@ -26,7 +29,8 @@ if TYPE_CHECKING:
     from core.answer.attachments import FileText
     from core.answer.probe import PipelineMetrics
     from core.knowledge.index_follower import IndexFollower
-    from core.knowledge.retrieval import Retriever
+    from core.knowledge.library import Library
+    from core.knowledge.retrieval import Passage, Retriever
     from core.settings import Settings
     from core.store.redis_server import EmbeddedRedis
 
@@ -62,6 +66,8 @@ class Pipeline:
         embedded: EmbeddedRedis | None = None,
         follower: IndexFollower | None = None,
         probe: AnswerProbe | PipelineMetrics | None = None,
+        policy: PolicyFile | None = None,
+        library: Library | None = None,
     ) -> None:
         self._settings = settings
         self.store = store
@@ -69,6 +75,9 @@ class Pipeline:
         self._answerer = answerer
         self._embedded = embedded
         self._follower = follower  # keeps the retriever on the index published in Redis
+        # With a configuration file: the bases each place may search (`core.policy`).
+        self._policy = policy
+        self._library = library
         self._probe = probe if probe is not None else AnswerProbe()  # timings, for metrics
         # One process streams only so many answers well: past that, all of them slow down and
         # their leases lapse. The rest wait their turn, each holding its conversation.
@@ -89,6 +98,7 @@ class Pipeline:
         the answers' timings (its probe) and every Redis command (its observer)."""
         from core.knowledge.embeddings import build_embeddings
         from core.knowledge.index_follower import IndexFollower
+        from core.knowledge.library import Library
         from core.knowledge.retrieval import Retriever
         from core.store.redis_server import EmbeddedRedis
 
@@ -114,6 +124,14 @@ class Pipeline:
         await asyncio.to_thread(retriever.refresh)
         if follower is not None:
             follower.start()
+        policy = library = None
+        if settings.threadbot_config is not None:
+            policy = PolicyFile(settings.threadbot_config)  # raises ConfigInvalid, with the line
+            fallback = settings.knowledge_base or DEFAULT_BASE
+            library = Library(
+                settings, embeddings, name, redis=redis if follower is not None else None,
+                opened={fallback: retriever},
+            )  # fmt: skip
         store = Store(redis, settings)
         if not is_cluster(url):
             try:
@@ -122,7 +140,7 @@ class Pipeline:
                 log.warning("could not check the stored conversations' key layout: %s", exc)
         return cls(
             settings, store, retriever, build_answerer(settings), embedded=embedded,
-            follower=follower, probe=metrics,
+            follower=follower, probe=metrics, policy=policy, library=library,
         )  # fmt: skip
 
     async def __aenter__(self) -> Pipeline:
@@ -139,6 +157,8 @@ class Pipeline:
     async def aclose(self) -> None:
         if self._follower is not None:
             await self._follower.aclose()
+        if self._library is not None:
+            await self._library.aclose()
         await self.store.aclose()
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)
@@ -153,6 +173,7 @@ class Pipeline:
         user: str = "",
         asked: Asked = NOTHING_ASKED,
         on_step: OnStep | None = None,
+        where: Where | None = None,
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to `question` in the conversation `session_id`.
 
@@ -165,7 +186,9 @@ class Pipeline:
 
         `asked` gives the thread, read once when the conversation has no history yet (and kept
         with the question saved), and the files, read for this answer only. `on_step` hears
-        each step before the first text, for platforms that show them.
+        each step before the first text, for platforms that show them. `where` it was asked
+        picks the knowledge bases searched, when a configuration file maps them
+        (`core.policy.audience`, before retrieval: a base not allowed there is never searched).
         """
         # Lone surrogates (undecodable terminal input, JSON "\ud800") would break the tokenizer.
         question = question.encode("utf-8", "replace").decode("utf-8").strip()
@@ -204,7 +227,7 @@ class Pipeline:
                 earlier = messages or [
                     HumanMessage(s.text) for s in thread.messages if not s.by_bot
                 ]
-                passages = await self._retriever.search(search_query(earlier, question))
+                passages = await self._search(search_query(earlier, question), where)
                 self._probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))
                 uncovered = not passages and not files  # the model is told so (`prompt`)
                 found = "; ".join(dict.fromkeys(p.chunk.citation for p in passages))
@@ -250,6 +273,13 @@ class Pipeline:
         read = "; ".join(f.name for f in files) or "none could be read"
         await step(Step("files", "Reading the attached files", "complete", read))
         return files, refused
+
+    async def _search(self, query: str, where: Where | None) -> list[Passage]:
+        if self._policy is None or self._library is None:
+            return await self._retriever.search(query)
+        fallback = self._settings.knowledge_base or DEFAULT_BASE
+        bases = bases_for(await self._policy.current(), where or Where("console"), fallback)
+        return await self._library.search(query, bases)
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from core.answer.asked import NOTHING_ASKED, Asked, AskedFor
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, NotAllowed, ThreadbotError
 from core.ops.logs import bind_turn, unbind
+from core.policy.audience import Where
 from core.reply.editor import StreamingEditor, close_stream, with_warning
 from core.reply.sinks import AppendSink
 from core.store.lease import Lease
@@ -318,9 +319,10 @@ class TurnRunner:
         # However showing ends (done, deleted, failed), the editor closes the answer: that
         # cancels the model and releases the conversation.
         asker = f"{turn.platform}:{turn.user}" if turn.user else ""
+        where = Where(turn.platform, turn.workspace, turn.category, turn.channel, turn.dm)
         answer = self.pipeline.answer(
             turn.session_id, turn.question, lease=lease, place=place, user=asker,
-            asked=asked or NOTHING_ASKED, on_step=steps_for(sink, lease),
+            asked=asked or NOTHING_ASKED, on_step=steps_for(sink, lease), where=where,
         )  # fmt: skip
         reply = await editor.run(_or_no_answer(answer))
         outcome.reply = reply

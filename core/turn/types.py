@@ -31,6 +31,11 @@ class Turn:
     retried: bool = False  # the platform says it delivers this event again
     # "reset" forgets the conversation; "reset_all" it and every one below it (a channel).
     action: TurnAction = "answer"
+    # Where it was asked, as the configuration file names places (which bases answer there).
+    workspace: str = ""  # a Slack team, a Discord guild
+    category: str = ""
+    channel: str = ""  # a thread's parent channel
+    dm: bool = False
 
 
 class _ShownTo(Protocol):

@@ -1,0 +1,58 @@
+"""Which knowledge bases answer a question, by where it was asked: the one rule that keeps a
+private base's text out of every place it is not mapped to, applied before retrieval.
+
+A place takes the mapping of its most precise table (channel, then category, then workspace or
+guild, then `[defaults]`); a place mapped nowhere searches the fallback base only (the default
+one, or `KNOWLEDGE_BASE`). A base marked private answers only where it is mapped by the place's
+own table — a channel's or category's, or the DM table for direct messages — never through a
+workspace's or the defaults' mapping, and never in a DM that is not mapped to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from core.policy.config import Policies
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a question was asked, as the policy file names places."""
+
+    platform: str
+    workspace: str = ""  # a Slack team or a Discord guild ("" for a Discord DM, the console)
+    category: str = ""
+    channel: str = ""  # a thread counts as its parent channel
+    dm: bool = False
+
+
+def bases_for(policies: Policies, where: Where, fallback: str) -> list[str]:
+    """The knowledge bases to search for a question asked at `where`, in the file's order."""
+    platform, workspace = where.platform, where.workspace
+    if where.dm:
+        chain = [(platform, workspace), (platform, workspace, "dm")] if workspace else []
+        chain.append((platform, "dm"))
+        own = {chain[-1], (platform, workspace, "dm")}
+    else:
+        chain = [
+            (platform, workspace),
+            (platform, workspace, "categories", where.category),
+            (platform, workspace, "channels", where.channel),
+        ]
+        own = set(chain[1:])
+    mapped, explicit = policies.defaults.knowledge_bases, False
+    for key in chain:
+        layer = policies.layers.get(key)
+        if layer is not None and layer.knowledge_bases is not None:
+            mapped, explicit = layer.knowledge_bases, key in own
+    if mapped is None:
+        return [fallback]
+    bases = list(dict.fromkeys(mapped))
+    allowed = [b for b in bases if explicit or b not in policies.private]
+    if len(allowed) < len(bases):
+        left_out = sorted(set(bases) - set(allowed))
+        log.info("not searching private %s at %s: not mapped there", ", ".join(left_out), where)
+    return allowed

@@ -1,0 +1,223 @@
+"""`threadbot.toml`: read, checked with errors that name the file, the line and the key, and
+read again when it changes.
+
+    [defaults]                       # everywhere, unless a more precise table says otherwise
+    knowledge_bases = ["default"]
+
+    [knowledge_bases.hr]
+    private = true                   # answers only where a channel (or DMs) maps it
+
+    [slack.T0123TEAM]                # a Slack workspace (a Discord guild: [discord.GUILD_ID])
+    knowledge_bases = ["default", "eng"]
+
+    [slack.T0123TEAM.channels.C0456HR]
+    knowledge_bases = ["hr"]
+
+    [slack.T0123TEAM.dm]             # direct messages with the bot ([discord.dm] on Discord)
+    knowledge_bases = ["default"]
+
+Discord guilds also take `[discord.GUILD.categories.CATEGORY_ID]`; a thread counts as its
+parent channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigInvalid
+from core.settings import BASE_NAME, DEFAULT_BASE
+
+log = logging.getLogger(__name__)
+
+RELOAD_CHECK_S = 2.0  # how often the file's modification time is looked at, at most
+_LAYER_KEYS = frozenset({"knowledge_bases"})
+_BASE_KEYS = frozenset({"private"})
+_PLATFORMS = ("slack", "discord")
+_NESTED = {"channels", "categories", "dm"}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One table's settings; None: not set there (a wider table's value holds)."""
+
+    knowledge_bases: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Policies:
+    """The whole file, checked: the layers by place, and the bases marked private."""
+
+    defaults: Layer = field(default_factory=Layer)
+    # (platform, workspace) -> layer; (platform, workspace, kind, id) for channels, categories
+    # and ("dm",) — the key a place is looked up by.
+    layers: Mapping[tuple[str, ...], Layer] = field(default_factory=dict)
+    private: frozenset[str] = frozenset()
+
+    @property
+    def bases(self) -> frozenset[str]:
+        """Every knowledge base the file names, and the default one."""
+        named = {
+            b
+            for layer in (self.defaults, *self.layers.values())
+            for b in layer.knowledge_bases or ()
+        }
+        return frozenset({DEFAULT_BASE, *named, *self.private})
+
+
+NO_POLICIES = Policies()
+
+
+def parse(path: Path) -> Policies:
+    """The file at `path`, checked; raises `ConfigInvalid` naming the line and key at fault."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(f"{path}: {exc}") from exc
+    where = _Locator(path, text)
+    defaults = _layer(data.pop("defaults", {}), ("defaults",), where)
+    private = set()
+    for name, table in _table(data.pop("knowledge_bases", {}), ("knowledge_bases",), where).items():
+        _check_base(name, ("knowledge_bases", name), where)
+        table = _table(table, ("knowledge_bases", name), where)
+        for key, value in table.items():
+            if key not in _BASE_KEYS:
+                raise where.error(("knowledge_bases", name), key, "is not a setting of a base")
+            if not isinstance(value, bool):
+                raise where.error(("knowledge_bases", name), key, "must be true or false")
+        if table.get("private"):
+            private.add(name)
+    layers: dict[tuple[str, ...], Layer] = {}
+    for platform in _PLATFORMS:
+        for workspace, table in _table(data.pop(platform, {}), (platform,), where).items():
+            at: tuple[str, ...] = (platform, workspace)
+            table = dict(_table(table, at, where))
+            nested = {k: table.pop(k) for k in list(table) if k in _NESTED}
+            if workspace == "dm":  # [discord.dm]: DMs are no guild's
+                layers[(platform, "dm")] = _layer(table, at, where)
+                continue
+            layers[at] = _layer(table, at, where)
+            for kind, value in nested.items():
+                if kind == "dm":
+                    layers[(*at, "dm")] = _layer(value, (*at, "dm"), where)
+                    continue
+                for channel, inner in _table(value, (*at, kind), where).items():
+                    layers[(*at, kind, channel)] = _layer(inner, (*at, kind, channel), where)
+    for unknown in data:
+        raise where.error(
+            (),
+            unknown,
+            "is not a table threadbot reads (defaults, knowledge_bases, slack, discord)",
+        )
+    policies = Policies(defaults, layers, frozenset(private))
+    placed: list[tuple[tuple[str, ...], Layer]] = [(("defaults",), defaults), *layers.items()]
+    for place, layer in placed:
+        for base in layer.knowledge_bases or ():
+            _check_base(base, place, where)
+    return policies
+
+
+def _table(value: object, at: tuple[str, ...], where: _Locator) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise where.error(at[:-1], at[-1] if at else "", "must be a table")
+    return value
+
+
+def _layer(table: object, at: tuple[str, ...], where: _Locator) -> Layer:
+    table = _table(table, at, where)
+    for key in table:
+        if key not in _LAYER_KEYS:
+            raise where.error(
+                at, key, f"is not a setting threadbot reads ({', '.join(sorted(_LAYER_KEYS))})"
+            )
+    bases = table.get("knowledge_bases")
+    if bases is None:
+        return Layer()
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise where.error(at, "knowledge_bases", "must be a list of knowledge base names")
+    return Layer(knowledge_bases=tuple(bases))
+
+
+def _check_base(name: str, at: tuple[str, ...], where: _Locator) -> None:
+    if name != DEFAULT_BASE and not BASE_NAME.fullmatch(name):
+        raise where.error(at, "knowledge_bases", f"{name!r} is not a knowledge base's name")
+
+
+class _Locator:
+    """Finds the line of a table's key in the file's text, for an error a person can fix."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self._path = path
+        self._lines = text.splitlines()
+
+    def error(self, at: tuple[str, ...], key: str, problem: str) -> ConfigInvalid:
+        line = self._line(at, key)
+        dotted = ".".join((*at, key) if key else at)
+        where = f"{self._path}, line {line}" if line else str(self._path)
+        return ConfigInvalid(f"{where}: {dotted} {problem}")
+
+    def _line(self, at: tuple[str, ...], key: str) -> int | None:
+        if not at:  # a top-level table: its first header
+            top = re.compile(r"^\s*\[+\s*" + re.escape(key) + r"\s*[.\]]")
+            return next((i + 1 for i, ln in enumerate(self._lines) if top.match(ln)), None)
+        header = re.compile(r"^\s*\[+\s*" + r"\s*\.\s*".join(map(re.escape, at)) + r"\s*\]")
+        start = next((i for i, ln in enumerate(self._lines) if header.match(ln)), None)
+        if start is None:
+            return None
+        key_line = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for i in range(start + 1, len(self._lines)):
+            if re.match(r"^\s*\[", self._lines[i]):
+                break
+            if key_line.match(self._lines[i]):
+                return i + 1
+        return start + 1
+
+
+class PolicyFile:
+    """The configuration file as it is now: read again when it changes (a broken edit keeps
+    the last good one, said once in the log)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._mtime: float | None = None
+        self._checked = float("-inf")
+        if path is not None and not path.is_file():
+            raise ConfigInvalid(f"{path}: no such file (THREADBOT_CONFIG names it)")
+        self.policies = parse(path) if path is not None else NO_POLICIES
+        if path is not None:
+            self._mtime = path.stat().st_mtime
+
+    async def current(self) -> Policies:
+        """The configuration now; the file is looked at (in a worker thread) at most every
+        `RELOAD_CHECK_S`."""
+        if self._path is None:
+            return self.policies
+        now = time.monotonic()
+        if now - self._checked < RELOAD_CHECK_S:
+            return self.policies
+        self._checked = now
+        return await asyncio.to_thread(self._reread)
+
+    def _reread(self) -> Policies:
+        assert self._path is not None
+        try:
+            mtime = self._path.stat().st_mtime
+        except OSError as exc:
+            log.error("cannot read %s (%s): keeping the configuration read before", self._path, exc)
+            return self.policies
+        if mtime != self._mtime:
+            self._mtime = mtime
+            try:
+                self.policies = parse(self._path)
+                log.info("read %s again: it changed", self._path)
+            except (ConfigInvalid, OSError) as exc:
+                log.error("%s; keeping the configuration read before", exc)
+        return self.policies
