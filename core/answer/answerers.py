@@ -52,6 +52,7 @@ class Answerer(Protocol):
         question: str,
         passages: Sequence[Passage],
         quoted: Quoted = NOTHING_QUOTED,
+        instructions: str = "",
     ) -> AsyncIterator[str]: ...
 
     def remembered(self, answer: str, passages: Sequence[Passage]) -> str:
@@ -115,6 +116,7 @@ class ModelAnswerer:
         question: str,
         passages: Sequence[Passage],
         quoted: Quoted = NOTHING_QUOTED,
+        instructions: str = "",
     ) -> AsyncIterator[str]:
         """`history` as it fits the prompt already (the pipeline trims it)."""
         import httpx
@@ -123,7 +125,7 @@ class ModelAnswerer:
         # Messages built directly: a prompt template would read braces in quoted text as its
         # own placeholders.
         messages = [
-            SystemMessage(system_message(passages, quoted)),
+            SystemMessage(system_message(passages, quoted, instructions)),
             *history,
             HumanMessage(question),
         ]
@@ -180,6 +182,7 @@ class RetrievalOnlyAnswerer:
         question: str,
         passages: Sequence[Passage],
         quoted: Quoted = NOTHING_QUOTED,
+        instructions: str = "",
     ) -> AsyncIterator[str]:
         """The attached files' best passages for the question, then the documents'."""
         found = await asyncio.to_thread(_best_in_files, quoted.files, question)

@@ -17,7 +17,7 @@ from core.answer.followups import search_query
 from core.answer.probe import AnswerProbe
 from core.answer.prompt import Quoted, fit_history, saved_thread, thread_in
 from core.errors import HistoryUnavailable, QuestionRejected, ThreadbotError
-from core.policy.audience import Where, bases_for
+from core.policy.audience import Where, bases_for, most_precise
 from core.policy.config import PolicyFile
 from core.settings import DEFAULT_BASE
 from core.store.lease import Lease
@@ -78,6 +78,7 @@ class Pipeline:
         # With a configuration file: the bases each place may search (`core.policy`).
         self._policy = policy
         self._library = library
+        self._answerers: dict[str, Answerer] = {}  # by chat model, for places that name one
         self._probe = probe if probe is not None else AnswerProbe()  # timings, for metrics
         # One process streams only so many answers well: past that, all of them slow down and
         # their leases lapse. The rest wait their turn, each holding its conversation.
@@ -235,7 +236,8 @@ class Pipeline:
                 parts: list[str] = []
                 started = asyncio.get_running_loop().time()
                 quoted = Quoted(thread.messages, files)
-                stream = self._answerer.stream(recent, question, passages, quoted)
+                answerer, instructions = await self._for_place(where)
+                stream = answerer.stream(recent, question, passages, quoted, instructions)
                 async with contextlib.aclosing(stream):  # type: ignore[type-var]
                     async for chunk in stream:
                         self._probe.streamed(
@@ -273,6 +275,22 @@ class Pipeline:
         read = "; ".join(f.name for f in files) or "none could be read"
         await step(Step("files", "Reading the attached files", "complete", read))
         return files, refused
+
+    async def _for_place(self, where: Where | None) -> tuple[Answerer, str]:
+        """The answerer (the place's chat model) and the operator's instructions for `where`."""
+        if self._policy is None or not self._settings.generates_answers:
+            return self._answerer, ""
+        policies = await self._policy.current()
+        place = where or Where("console")
+        model, _ = most_precise(policies, place, "chat_model")
+        prompt, _ = most_precise(policies, place, "prompt")
+        if model is None or model == self._settings.chat_model:
+            return self._answerer, prompt or ""
+        if model not in self._answerers:
+            self._answerers[model] = build_answerer(
+                self._settings.model_copy(update={"chat_model": model})
+            )
+        return self._answerers[model], prompt or ""
 
     async def _search(self, query: str, where: Where | None) -> list[Passage]:
         if self._policy is None or self._library is None:

@@ -81,8 +81,11 @@ def format_files(files: Sequence[FileText]) -> str:
     )
 
 
-def system_message(passages: Sequence[Passage], quoted: Quoted) -> str:
-    parts = [quote("documents", format_context(passages))]
+def system_message(passages: Sequence[Passage], quoted: Quoted, instructions: str = "") -> str:
+    """`instructions`: the operator's for this place (`prompt` in threadbot.toml), trusted as
+    the rules are, so they come before anything quoted."""
+    parts = [f"Instructions for this place, from the team:\n{instructions}"] if instructions else []
+    parts.append(quote("documents", format_context(passages)))
     if quoted.thread:
         parts.append(
             "Earlier messages of the thread the asker is in, oldest first:\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from core.policy.config import Policies
 
@@ -29,25 +30,36 @@ class Where:
     dm: bool = False
 
 
-def bases_for(policies: Policies, where: Where, fallback: str) -> list[str]:
-    """The knowledge bases to search for a question asked at `where`, in the file's order."""
+def _chain(where: Where) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]:
+    """The tables that speak for `where`, widest first, and those that are the place's own."""
     platform, workspace = where.platform, where.workspace
     if where.dm:
         chain = [(platform, workspace), (platform, workspace, "dm")] if workspace else []
         chain.append((platform, "dm"))
-        own = {chain[-1], (platform, workspace, "dm")}
-    else:
-        chain = [
-            (platform, workspace),
-            (platform, workspace, "categories", where.category),
-            (platform, workspace, "channels", where.channel),
-        ]
-        own = set(chain[1:])
-    mapped, explicit = policies.defaults.knowledge_bases, False
+        return chain, {chain[-1], (platform, workspace, "dm")}
+    chain = [
+        (platform, workspace),
+        (platform, workspace, "categories", where.category),
+        (platform, workspace, "channels", where.channel),
+    ]
+    return chain, set(chain[1:])
+
+
+def most_precise(policies: Policies, where: Where, name: str) -> tuple[Any, bool]:
+    """The value of setting `name` at `where` from its most precise table (None when no table
+    sets it), and whether that table is the place's own."""
+    chain, own = _chain(where)
+    value, explicit = getattr(policies.defaults, name), False
     for key in chain:
         layer = policies.layers.get(key)
-        if layer is not None and layer.knowledge_bases is not None:
-            mapped, explicit = layer.knowledge_bases, key in own
+        if layer is not None and getattr(layer, name) is not None:
+            value, explicit = getattr(layer, name), key in own
+    return value, explicit
+
+
+def bases_for(policies: Policies, where: Where, fallback: str) -> list[str]:
+    """The knowledge bases to search for a question asked at `where`, in the file's order."""
+    mapped, explicit = most_precise(policies, where, "knowledge_bases")
     if mapped is None:
         return [fallback]
     bases = list(dict.fromkeys(mapped))

@@ -38,7 +38,8 @@ from core.settings import BASE_NAME, DEFAULT_BASE
 log = logging.getLogger(__name__)
 
 RELOAD_CHECK_S = 2.0  # how often the file's modification time is looked at, at most
-_LAYER_KEYS = frozenset({"knowledge_bases"})
+_LAYER_KEYS = frozenset({"knowledge_bases", "prompt", "chat_model"})
+PROMPT_MAX_CHARS = 4000
 _BASE_KEYS = frozenset({"private"})
 _PLATFORMS = ("slack", "discord")
 _NESTED = {"channels", "categories", "dm"}
@@ -49,6 +50,8 @@ class Layer:
     """One table's settings; None: not set there (a wider table's value holds)."""
 
     knowledge_bases: tuple[str, ...] | None = None
+    prompt: str | None = None  # the operator's instructions for the place, after the rules
+    chat_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,21 @@ def _layer(table: object, at: tuple[str, ...], where: _Locator) -> Layer:
                 at, key, f"is not a setting threadbot reads ({', '.join(sorted(_LAYER_KEYS))})"
             )
     bases = table.get("knowledge_bases")
-    if bases is None:
-        return Layer()
-    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+    if bases is not None and (
+        not isinstance(bases, list) or not all(isinstance(b, str) for b in bases)
+    ):
         raise where.error(at, "knowledge_bases", "must be a list of knowledge base names")
-    return Layer(knowledge_bases=tuple(bases))
+    for key in ("prompt", "chat_model"):
+        if key in table and not (isinstance(table[key], str) and table[key].strip()):
+            raise where.error(at, key, "must be a text")
+    prompt = table.get("prompt")
+    if prompt is not None and len(prompt) > PROMPT_MAX_CHARS:
+        raise where.error(at, "prompt", f"is longer than {PROMPT_MAX_CHARS:,} characters")
+    return Layer(
+        knowledge_bases=tuple(bases) if bases is not None else None,
+        prompt=prompt.strip() if prompt is not None else None,
+        chat_model=table.get("chat_model"),
+    )
 
 
 def _check_base(name: str, at: tuple[str, ...], where: _Locator) -> None:

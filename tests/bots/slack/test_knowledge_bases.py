@@ -102,3 +102,23 @@ async def test_a_wrong_configuration_stops_the_start_with_its_line(tmp_path: Pat
     _, err, code = await threadbot("chat", env=env, stdin="hello\n")
     assert code == 2
     assert f"{config}, line 2: slack.T0TEAM.channels.C0HR.knowledge_bases must be a list" in err
+
+
+async def test_a_place_can_have_its_own_instructions_and_chat_model(
+    bases: Path, make_bot: BotFactory, fake_openai: FakeOpenAI
+) -> None:
+    extra = (
+        '\n[slack.T0TEAM.channels.C0SUPPORT]\nprompt = "Answer in French."\n'
+        'chat_model = "support-model"\n'
+    )
+    await asyncio.to_thread(bases.write_text, CONFIG + extra)
+    bot = await make_bot(threadbot_config=str(bases), chat_model="main-model")
+    await answer_via_socket(bot, mention("hello?", channel="C0SUPPORT", ts="1712345690.000100"))
+    await answer_via_socket(bot, mention("hello?", channel="C0GENERAL", ts="1712345691.000100"))
+    support, general = fake_openai.requests
+    assert (support["model"], general["model"]) == ("support-model", "main-model")
+    system = support["messages"][0]["content"]
+    # The team's instructions come with the rules, before anything quoted.
+    assert "from the team:\nAnswer in French." in system
+    assert system.index("Answer in French.") < system.index("\n<documents>\n")
+    assert "Answer in French." not in general["messages"][0]["content"]

@@ -108,3 +108,14 @@ async def test_an_edit_is_read_again_and_a_broken_one_keeps_the_last_good(
     assert (await policy.current()).defaults == Layer(("eng",))  # the last good one
     assert "keeping the configuration read before" in caplog.text
     assert "line 2: defaults.knowledge_bases must be a list" in caplog.text
+
+
+def test_a_place_takes_a_prompt_and_a_chat_model(tmp_path: Path) -> None:
+    policies = parse(
+        written(tmp_path, '[defaults]\nprompt = "  Be brief.  "\nchat_model = "small"\n')
+    )
+    assert policies.defaults == Layer(None, "Be brief.", "small")
+    with pytest.raises(ConfigInvalid, match=r"line 2: defaults\.prompt must be a text"):
+        parse(written(tmp_path, "[defaults]\nprompt = 3\n"))
+    with pytest.raises(ConfigInvalid, match="is longer than 4,000 characters"):
+        parse(written(tmp_path, f'[defaults]\nprompt = "{"x" * 4001}"\n'))
