@@ -12,6 +12,8 @@ read again when it changes.
 
     [slack.T0123TEAM.channels.C0456HR]
     knowledge_bases = ["hr"]
+    prompt = "Point to the HR portal for forms."   # the team's instructions for the place
+    chat_model = "gpt-4o"                          # its model (CHAT_MODEL elsewhere)
 
     [slack.T0123TEAM.dm]             # direct messages with the bot ([discord.dm] on Discord)
     knowledge_bases = ["default"]
