@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from bots.discord.endpoint import use_discord_api
 from core.answer.pipeline import Pipeline
 from core.settings import Settings
+from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.fakes.fake_slack import FakeSlack
+from tests.fakes.fake_slack import FakeSlack, OtherHost
 from tests.valkey_server import Valkey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,6 +110,27 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
         yield fake
     finally:
         await fake.close()
+
+
+@pytest.fixture
+async def other_host() -> AsyncIterator[OtherHost]:
+    """A server that is not Slack's, recording what is sent to it (a file URL pointing away)."""
+    host = await OtherHost().start()
+    try:
+        yield host
+    finally:
+        await host.close()
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    """The local Discord, with discord.py's endpoints pointed at it for the test."""
+    async with FakeDiscord() as fake:
+        restore = await use_discord_api(fake.api_url)
+        try:
+            yield fake
+        finally:
+            restore()
 
 
 @pytest.fixture

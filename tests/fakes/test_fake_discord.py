@@ -10,7 +10,6 @@ from typing import Any
 import discord
 import pytest
 
-from bots.discord.endpoint import use_discord_api
 from tests.fakes.fake_discord import FakeDiscord
 
 TIMEOUT_S = 30.0
@@ -38,13 +37,8 @@ class Client(discord.Client):
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        restore = await use_discord_api(fake.api_url)
-        try:
-            yield fake
-        finally:
-            restore()
+def fake(fake_discord: FakeDiscord) -> FakeDiscord:
+    return fake_discord
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ file downloads, a plain aiohttp client as the bot's would be)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -131,15 +130,6 @@ async def test_streams_slack_ends(fake_slack: FakeSlack, client: AsyncWebClient)
     fake_slack.end_stream(C, other)
     gone = client.chat_stopStream(channel=C, ts=other)
     assert await error_of(gone) == "message_not_in_streaming_state"
-
-
-@pytest.fixture
-async def other_host() -> AsyncIterator[OtherHost]:
-    host = await OtherHost().start()
-    try:
-        yield host
-    finally:
-        await host.close()
 
 
 async def test_files_need_the_bot_token(fake_slack: FakeSlack, other_host: OtherHost):

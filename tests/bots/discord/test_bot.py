@@ -19,7 +19,6 @@ import pytest
 from discord.user import ClientUser
 
 from bots.discord.bot import DiscordBot, build_discord_bot, serve
-from bots.discord.endpoint import use_discord_api
 from bots.discord.setup import INVITE_PERMISSIONS, invite_url
 from bots.discord.sink import SINK_MAX_LEN
 from bots.discord.translator import DiscordRules, turn_from_discord
@@ -39,16 +38,6 @@ EDIT = r"^/channels/\d+/messages/\d+$"
 SEND = r"^/channels/\d+/messages$"
 
 StartBot = Callable[..., Awaitable[DiscordBot]]
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        restore = await use_discord_api(fake.api_url)
-        try:
-            yield fake
-        finally:
-            restore()
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from core.store.sessions import discord_session
 from tests.bots.discord.test_bot import (
     StartBot,
     exchange,
-    fake_discord,
     next_outcome,
     shown,
     start_bot,
@@ -31,7 +30,7 @@ from tests.bots.discord.test_bot import (
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 
-__all__ = ["fake_discord", "start_bot"]  # fixtures, used by name
+__all__ = ["start_bot"]  # a fixture, used by name
 
 THREAD_BLOCK = re.compile(r"<thread>\n(.*?)\n</thread>", re.DOTALL)
 FILES_BLOCK = re.compile(r"<files>\n(.*?)\n</files>", re.DOTALL)
