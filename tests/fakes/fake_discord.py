@@ -1002,3 +1002,15 @@ class FakeDiscord:
         self._ready.set()
         await self._notify()
         return True
+
+
+async def close_client(client: Any, connecting: asyncio.Task[Any]) -> None:
+    """Close a discord.py client connected to the fake, and raise what its connection task
+    met (a payload the client could not parse); then let the event tasks discord.py scheduled
+    while closing run, before the test's loop goes away."""
+    await client.close()
+    [ended] = await asyncio.gather(connecting, return_exceptions=True)
+    if isinstance(ended, Exception):
+        raise ended
+    events = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord.py:")]
+    await asyncio.gather(*events, return_exceptions=True)

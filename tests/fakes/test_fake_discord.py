@@ -10,7 +10,7 @@ from typing import Any
 import discord
 import pytest
 
-from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_discord import FakeDiscord, close_client
 
 TIMEOUT_S = 30.0
 SEEN = ("message", "thread_create", "raw_message_edit")
@@ -50,12 +50,7 @@ async def client(fake: FakeDiscord) -> AsyncIterator[Client]:
         await fake.wait_ready()
         await client.wait_until_ready()
     yield client
-    await client.close()
-    [ended] = await asyncio.gather(task, return_exceptions=True)
-    if isinstance(ended, Exception):  # e.g. the client could not parse a fake payload
-        raise ended
-    events = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord.py:")]
-    await asyncio.gather(*events, return_exceptions=True)
+    await close_client(client, task)
 
 
 async def test_a_forum_post_is_a_thread_then_its_starter_message_with_an_attachment(

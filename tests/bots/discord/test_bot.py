@@ -29,7 +29,7 @@ from core.store.sessions import discord_session
 from core.turn.access import AccessRules
 from core.turn.types import Outcome
 from tests.conftest import ROOT, IsolatedSettings, on_server_and_cluster
-from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_discord import FakeDiscord, close_client
 from tests.fakes.fake_openai import FakeOpenAI
 
 TIMEOUT_S = 30.0  # only bounds a failure; passing tests take well under a second each
@@ -70,13 +70,7 @@ async def start_bot(
     yield start
     for client, task in running:
         await client.runner.aclose()  # answers a failed test left running
-        await client.close()
-        [ended] = await asyncio.gather(task, return_exceptions=True)
-        if isinstance(ended, Exception):  # e.g. the client could not parse a fake payload
-            raise ended
-    # Let the event tasks discord.py scheduled while closing run, before the loop goes away.
-    events = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord.py:")]
-    await asyncio.gather(*events, return_exceptions=True)
+        await close_client(client, task)
 
 
 OUTCOMES: dict[DiscordBot, asyncio.Queue[Outcome]] = {}
