@@ -125,6 +125,15 @@ class Settings(BaseSettings):
     max_answers_at_once: int = Field(default=100, ge=1)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
 
+    # Feedback on answers, and the records `threadbot report` reads
+    feedback: bool = True  # 👍/👎 under every final answer
+    records_retention_days: float = Field(default=90.0, gt=0)
+    # Who "needs a human" pings in the thread (a Slack user group id S…, a Discord role id),
+    # on a 👎, an uncovered question, or both; unset: nobody is pinged.
+    escalate_slack_usergroup: str | None = None
+    escalate_discord_role: int | None = None
+    escalate_on: Annotated[list[Literal["down", "uncovered"]], NoDecode] = ["down"]
+
     # What comes with a question: the thread it was asked in, the files attached to it
     thread_context_messages: int = Field(default=30, ge=0, le=1000)
     thread_context_tokens: int = Field(default=1500, ge=100)
@@ -178,7 +187,7 @@ class Settings(BaseSettings):
         "discord_shard_ids",
         mode="before",
     )(_split_ids)
-    _patterns = field_validator("ingest_ignore", mode="before")(_split_patterns)
+    _patterns = field_validator("ingest_ignore", "escalate_on", mode="before")(_split_patterns)
     _names = field_validator(
         "slack_allowed_users", "slack_allowed_usergroups", "slack_channels", mode="before"
     )(_split_ids)

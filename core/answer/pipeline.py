@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -17,6 +19,8 @@ from core.answer.followups import search_query
 from core.answer.probe import AnswerProbe
 from core.answer.prompt import Quoted, fit_history, saved_thread, thread_in
 from core.errors import HistoryUnavailable, QuestionRejected, ThreadbotError
+from core.feedback.records import Answered, AnswerRecord, Records, used
+from core.feedback.votes import Feedback
 from core.policy.audience import Where, bases_for, most_precise
 from core.policy.config import PolicyFile
 from core.settings import DEFAULT_BASE
@@ -49,6 +53,11 @@ TOLD_LEFT_OUT = "told_left_out"  # on every answer saved once the note was shown
 UNCOVERED = "uncovered"  # on an answer saved when nothing the bot may read matched its question
 
 
+def _place_of(where: Where | None) -> tuple[str, str, str]:
+    where = where or Where("console")
+    return where.platform, where.workspace, where.channel
+
+
 class Pipeline:
     """Answers for session ids, on top of the `Store` (history, locks, resets, dedupe).
 
@@ -71,6 +80,7 @@ class Pipeline:
     ) -> None:
         self._settings = settings
         self.store = store
+        self.records = Records(store.redis, settings)  # what was asked, and the votes
         self._retriever = retriever
         self._answerer = answerer
         self._embedded = embedded
@@ -80,6 +90,7 @@ class Pipeline:
         self._library = library
         self._answerers: dict[str, Answerer] = {}  # by chat model, for places that name one
         self._probe = probe if probe is not None else AnswerProbe()  # timings, for metrics
+        self.feedback = Feedback(self.records, settings, self._probe)
         # One process streams only so many answers well: past that, all of them slow down and
         # their leases lapse. The rest wait their turn, each holding its conversation.
         self._answering = asyncio.Semaphore(settings.max_answers_at_once)
@@ -175,6 +186,7 @@ class Pipeline:
         asked: Asked = NOTHING_ASKED,
         on_step: OnStep | None = None,
         where: Where | None = None,
+        answered: Answered | None = None,
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to `question` in the conversation `session_id`.
 
@@ -190,6 +202,8 @@ class Pipeline:
         each step before the first text, for platforms that show them. `where` it was asked
         picks the knowledge bases searched, when a configuration file maps them
         (`core.policy.audience`, before retrieval: a base not allowed there is never searched).
+        With `answered`, the answer saved is also recorded under its id, with the passages it
+        used (`core.feedback.records`: the report, and the votes on it), and `answered` says so.
         """
         # Lone surrogates (undecodable terminal input, JSON "\ud800") would break the tokenizer.
         question = question.encode("utf-8", "replace").decode("utf-8").strip()
@@ -228,7 +242,7 @@ class Pipeline:
                 earlier = messages or [
                     HumanMessage(s.text) for s in thread.messages if not s.by_bot
                 ]
-                passages = await self._search(search_query(earlier, question), where)
+                passages, bases = await self._search(search_query(earlier, question), where)
                 self._probe.retrieved(asyncio.get_running_loop().time() - started, len(passages))
                 uncovered = not passages and not files  # the model is told so (`prompt`)
                 found = "; ".join(dict.fromkeys(p.chunk.citation for p in passages))
@@ -259,6 +273,12 @@ class Pipeline:
                 turn = [HumanMessage(question, additional_kwargs=kept), answer]
                 await self.store.save_turn(session_id, turn, resets_before, user=user)
                 self._probe.answered(covered=not uncovered)
+                if answered is not None:
+                    record = AnswerRecord(
+                        answered.id, time.time(), question, "".join(parts), not uncovered,
+                        used(passages), tuple(bases), *_place_of(where), session_id, user,
+                    )  # fmt: skip
+                    await self._keep(record, answered)
         finally:
             if lease is None:
                 await held.aclose()
@@ -292,12 +312,23 @@ class Pipeline:
             )
         return self._answerers[model], prompt or ""
 
-    async def _search(self, query: str, where: Where | None) -> list[Passage]:
-        if self._policy is None or self._library is None:
-            return await self._retriever.search(query)
+    async def _search(self, query: str, where: Where | None) -> tuple[list[Passage], list[str]]:
+        """The passages found for `query` where it was asked, and the bases searched."""
         fallback = self._settings.knowledge_base or DEFAULT_BASE
+        if self._policy is None or self._library is None:
+            found = await self._retriever.search(query)
+            return [replace(p, base=fallback) for p in found], [fallback]
         bases = bases_for(await self._policy.current(), where or Where("console"), fallback)
-        return await self._library.search(query, bases)
+        return await self._library.search(query, bases), list(bases)
+
+    async def _keep(self, record: AnswerRecord, answered: Answered) -> None:
+        """The answer's record: without it the answer stands, unrated (the store said why)."""
+        try:
+            await self.records.keep(record)
+        except ThreadbotError as exc:
+            log.warning("answer %s is not recorded: %s", record.id, exc)
+            return
+        answered.saved, answered.covered = True, record.covered
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:

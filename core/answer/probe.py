@@ -23,6 +23,13 @@ class AnswerProbe:
     def answered(self, *, covered: bool) -> None:
         """An answer was saved; `covered`: a passage or a file matched its question."""
 
+    def voted(self, vote: str, outcome: str) -> None:
+        """Someone rated an answer `vote` (up, down); `outcome`: new, changed, same, reason
+        (a 👎's reason given), unknown (no record), failed (not kept)."""
+
+    def called_a_human(self, why: str) -> None:
+        """A person was called into a thread: `why` is down (a 👎) or uncovered."""
+
 
 class PipelineMetrics(CommandObserver, Protocol):
     """What a pipeline is measured by (`core.ops.metrics.Metrics`): the answers' timings, as an
@@ -33,3 +40,7 @@ class PipelineMetrics(CommandObserver, Protocol):
     def streamed(self, seconds: float, *, first: bool) -> None: ...
 
     def answered(self, *, covered: bool) -> None: ...
+
+    def voted(self, vote: str, outcome: str) -> None: ...
+
+    def called_a_human(self, why: str) -> None: ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from core.knowledge.index_follower import IndexFollower
@@ -71,7 +72,8 @@ class Library:
     async def search(self, query: str, bases: Sequence[str]) -> list[Passage]:
         """The best `RETRIEVAL_K` passages of `bases` together (none for no base)."""
         retrievers = [await self.retriever(base) for base in bases]
-        found = await asyncio.gather(*(r.search(query) for r in retrievers))
+        searched = await asyncio.gather(*(r.search(query) for r in retrievers))
+        found = [[replace(p, base=b) for p in ps] for b, ps in zip(bases, searched, strict=True)]
         if len(found) == 1:
             return found[0]
         merged = sorted((p for passages in found for p in passages), key=lambda p: -p.score)

@@ -76,6 +76,7 @@ class Chunk:
 class Passage:
     chunk: Chunk
     score: float
+    base: str = ""  # the knowledge base it was found in (set by whoever searched several)
 
 
 @dataclass(frozen=True)

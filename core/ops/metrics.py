@@ -141,6 +141,19 @@ class Metrics(AnswerProbe):
             ["covered"],
             registry=r,
         )
+        self.votes = Counter(
+            "threadbot_feedback",
+            "Clicks on an answer's 👍/👎 by vote and outcome: new, changed, same, reason (a "
+            "👎's reason given), unknown (the answer's record is gone), failed (not kept).",
+            ["vote", "outcome"],
+            registry=r,
+        )
+        self.needs_a_human = Counter(
+            "threadbot_needs_a_human",
+            "Calls for a person posted in a thread, by why: down (a 👎), uncovered.",
+            ["why"],
+            registry=r,
+        )
 
     def _redis_metrics(self, r: CollectorRegistry) -> None:
         self.redis_seconds = Histogram(
@@ -231,6 +244,12 @@ class Metrics(AnswerProbe):
 
     def answered(self, *, covered: bool) -> None:
         self.questions.labels("yes" if covered else "no").inc()
+
+    def voted(self, vote: str, outcome: str) -> None:
+        self.votes.labels(vote, outcome).inc()
+
+    def called_a_human(self, why: str) -> None:
+        self.needs_a_human.labels(why).inc()
 
     def streamed(self, seconds: float, *, first: bool) -> None:
         self.model_chunks.inc()

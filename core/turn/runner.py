@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from core.answer.asked import NOTHING_ASKED, Asked, AskedFor
 from core.errors import HistoryUnavailable, LeaseLost, NoAccess, NotAllowed, ThreadbotError
+from core.feedback.records import Answered, answer_id
+from core.feedback.votes import CallsAHuman
 from core.ops.logs import bind_turn, unbind
 from core.policy.audience import Where
-from core.reply.editor import StreamingEditor, close_stream, with_warning
+from core.reply.editor import Reply, StreamingEditor, close_stream, with_warning
 from core.reply.sinks import AppendSink
 from core.store.lease import Lease
 from core.store.store import Claim, Place
 from core.turn.showing import editor_for, steps_for
 from core.turn.tasks import SessionTasks
-from core.turn.types import AnyReplySink, Outcome, SinkFor, Turn
+from core.turn.types import AnyReplySink, Outcome, SinkFor, TakesFeedback, Turn
 
 if TYPE_CHECKING:
     from core.answer.pipeline import Pipeline
@@ -320,9 +322,11 @@ class TurnRunner:
         # cancels the model and releases the conversation.
         asker = f"{turn.platform}:{turn.user}" if turn.user else ""
         where = Where(turn.platform, turn.workspace, turn.category, turn.channel, turn.dm)
+        answered = Answered(answer_id(turn.event_key))
         answer = self.pipeline.answer(
             turn.session_id, turn.question, lease=lease, place=place, user=asker,
             asked=asked or NOTHING_ASKED, on_step=steps_for(sink, lease), where=where,
+            answered=answered,
         )  # fmt: skip
         reply = await editor.run(_or_no_answer(answer))
         outcome.reply = reply
@@ -334,6 +338,28 @@ class TurnRunner:
             log.warning("%s in %s: %s", type(reply.error).__name__, turn.session_id, reply.error)
         else:
             outcome.status = "answered"
+            if answered.saved:
+                outcome.answer_id = answered.id
+                await self._after_answer(editor, sink, reply, answered)
+
+    async def _after_answer(
+        self,
+        editor: StreamingEditor[Any],
+        sink: AnyReplySink,
+        reply: Reply[Any],
+        answered: Answered,
+    ) -> None:
+        """A final, recorded answer: 👍/👎 under its last message, and a person called into the
+        thread when the documents did not cover it (as the operator asked). Neither costs the
+        answer anything when it fails."""
+        shown = editor.sink
+        if self.pipeline.feedback.enabled and isinstance(shown, TakesFeedback) and reply.handles:
+            try:
+                await shown.ask_feedback(reply.handles[-1], reply.texts[-1], answered.id)
+            except Exception as exc:
+                log.warning("could not put the feedback buttons under %s: %r", answered.id, exc)
+        if not answered.covered and isinstance(sink, CallsAHuman):
+            await self.pipeline.feedback.call("uncovered", sink)
 
     async def _reset(self, turn: Turn, sink: AnyReplySink, outcome: Outcome) -> None:
         many = turn.action == "reset_all"

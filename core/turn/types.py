@@ -87,6 +87,15 @@ class ShowsSteps(Protocol):
 
 
 @runtime_checkable
+class TakesFeedback(Protocol):
+    """A sink that puts 👍/👎 under an answer once it is final (Slack's feedback buttons,
+    Discord's buttons): `handle` is the reply's last message, `text` what it shows; the clicks
+    carry `answer_id` back to `Feedback.vote`."""
+
+    async def ask_feedback(self, handle: Any, text: str, answer_id: str) -> None: ...
+
+
+@runtime_checkable
 class Resumable(Protocol):
     """A sink whose reply another process can finish after a crash: `where` rebuilds the sink
     (the adapter's `sink_for`), `ref` and `resume` turn its message handles into text and back."""
@@ -114,3 +123,4 @@ class Outcome:
     reply: Reply[Any] | None = None
     error: ThreadbotError | None = None
     shown: list[str] = field(default_factory=list)  # what the asker was told besides a reply
+    answer_id: str = ""  # an answered turn's record, when it was kept (`core.feedback`)
