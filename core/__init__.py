@@ -28,6 +28,8 @@ from core.errors import (
     ThreadbotError,
     ThreadbotException,
 )
+from core.feedback.records import Answered
+from core.feedback.votes import Feedback, Verdict
 from core.knowledge import shared_index
 from core.knowledge.embeddings import build_embeddings
 from core.knowledge.ingest import ingest
@@ -54,12 +56,14 @@ from core.turn.types import (
     ShowsSteps,
     SinkFor,
     StreamReplySink,
+    TakesFeedback,
     Turn,
 )
 
 __all__ = [
     "MARKER",
     "AccessRules",
+    "Answered",
     "AnyReplySink",
     "AppendSink",
     "Asked",
@@ -71,6 +75,7 @@ __all__ = [
     "Earlier",
     "EmbeddedRedis",
     "EmbeddedServerBusy",
+    "Feedback",
     "FileRefused",
     "Health",
     "HistoryUnavailable",
@@ -108,12 +113,14 @@ __all__ = [
     "StreamRefused",
     "StreamReplySink",
     "StreamingEditor",
+    "TakesFeedback",
     "TextFormatter",
     "ThreadbotError",
     "ThreadbotException",
     "Ticket",
     "Turn",
     "TurnRunner",
+    "Verdict",
     "build_answerer",
     "build_embeddings",
     "configure_logging",

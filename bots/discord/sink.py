@@ -15,7 +15,8 @@ from typing import Any, Literal
 import aiohttp
 import discord
 
-from core import MessageGone, MessageTooLong, NoAccess, Preparing, RateLimited
+from bots.discord.feedback import call_a_human, show_buttons
+from core import Answered, MessageGone, MessageTooLong, NoAccess, Preparing, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,26 @@ class DiscordSinkBase:
     placeholder: str | None = None
     preparing: Preparing | None = None
     fallback = None
+    role: int | None = None  # who "needs a human" pings (ESCALATE_DISCORD_ROLE)
+    _answered: Answered | None = None
 
     async def notify(self, text: str) -> None:
+        raise NotImplementedError
+
+    def rating(self, answered: Answered) -> None:
+        self._answered = answered
+
+    async def ask_feedback(self, handle: Editable, text: str) -> None:
+        """The final text again, with 👍/👎 under it."""
+        if self._answered is not None:
+            with _translated_errors():
+                await show_buttons(handle, text, self._answered.id)
+
+    async def call_a_human(self, text: str) -> bool:
+        return await call_a_human(await self._home(), self.role, text)
+
+    async def _home(self) -> object:
+        """Where the reply is: the channel or thread a call for a person goes to."""
         raise NotImplementedError
 
     def begin(self) -> None:
@@ -157,6 +176,9 @@ class DiscordSink(DiscordSinkBase):
 
     def ref(self, handle: Editable) -> str:
         return str(handle.id)
+
+    async def _home(self) -> object:
+        return self._channel
 
     def resume(self, ref: str) -> discord.PartialMessage:
         return self._channel.get_partial_message(int(ref))  # type: ignore[attr-defined,no-any-return]
@@ -209,6 +231,9 @@ class NewThreadSink(DiscordSinkBase):
     async def _send(self, text: str) -> Editable:
         return await (await self.thread()).send(text, allowed_mentions=NO_MENTIONS)
 
+    async def _home(self) -> object:
+        return await self.thread()
+
 
 class InteractionSink(DiscordSinkBase):
     """Shows one reply to a deferred slash command: the original response, then follow-ups."""
@@ -216,6 +241,9 @@ class InteractionSink(DiscordSinkBase):
     def __init__(self, interaction: discord.Interaction) -> None:
         self._interaction = interaction
         self._original_used = False
+
+    async def _home(self) -> object:
+        return self._interaction.channel
 
     async def notify(self, text: str) -> None:
         with _translated_errors():

@@ -17,8 +17,10 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.slack.feedback import FeedbackBlocks, call_a_human
 from bots.slack.mrkdwn import escape, message_args
 from core import (
+    Answered,
     MessageGone,
     MessageTooLong,
     NoAccess,
@@ -152,6 +154,8 @@ class _SlackReply:
         pacer: Pacer | None = None,
         status: WorkingStatus | None = None,
         loading: tuple[str, ...] = LOADING_MESSAGES,
+        buttons: FeedbackBlocks | None = None,
+        usergroup: str | None = None,
     ) -> None:
         self._client = client
         self._channel = channel
@@ -161,6 +165,19 @@ class _SlackReply:
         self._ticket: Ticket | None = None
         self._status = status
         self._loading = loading
+        self._buttons = buttons  # 👍/👎 under the final answer (None: none)
+        self._usergroup = usergroup  # who "needs a human" pings
+        self._answered: Answered | None = None
+
+    def rating(self, answered: Answered) -> None:
+        """The answer's id, for the buttons under it once it is final and recorded."""
+        if self._buttons is not None:
+            self._answered = answered
+
+    async def call_a_human(self, text: str) -> bool:
+        return await call_a_human(
+            self._client, self._channel, self._thread_ts, self._usergroup, text
+        )
 
     @property
     def preparing(self) -> Preparing | None:
@@ -260,6 +277,26 @@ class SlackSink(_SlackReply):
             self._client.chat_update(channel=self._channel, ts=handle, **message_args(text))
         )
 
+    async def ask_feedback(self, handle: str, text: str) -> None:
+        """The final text again, now with the buttons under it (blocks replace the text)."""
+        if self._answered is None or self._buttons is None:
+            return
+        buttons, answer = self._buttons, self._answered.id
+        try:
+            await translated(
+                self._client.chat_update(
+                    channel=self._channel, ts=handle, **buttons.with_buttons(text, answer)
+                )
+            )
+        except SlackApiError as exc:
+            if not buttons.refusal(exc):
+                raise
+            await translated(
+                self._client.chat_update(
+                    channel=self._channel, ts=handle, **buttons.with_buttons(text, answer)
+                )
+            )
+
 
 class SlackStreamSink(_SlackReply):
     """Shows one reply with chat.startStream / appendStream / stopStream (an append sink).
@@ -283,13 +320,17 @@ class SlackStreamSink(_SlackReply):
         pacer: Pacer | None = None,
         status: WorkingStatus | None = None,
         loading: tuple[str, ...] = LOADING_MESSAGES,
+        buttons: FeedbackBlocks | None = None,
+        usergroup: str | None = None,
     ) -> None:
         super().__init__(
-            client, channel, thread_ts, user, pacer=pacer, status=status, loading=loading
-        )
+            client, channel, thread_ts, user, pacer=pacer, status=status, loading=loading,
+            buttons=buttons, usergroup=usergroup,
+        )  # fmt: skip
         self._team = team
         # After a refused start, and to finish a stream Slack ended, by editing.
-        self.fallback = SlackSink(client, channel, thread_ts, user)
+        self.fallback = SlackSink(client, channel, thread_ts, user, buttons=buttons)
+        self._carried = False  # the buttons went out with chat.stopStream
         self._stream: str | None = None  # started by a step, before the first text
         self._texted = False  # the first text was posted
         self._open: set[str] = set()  # streams started and not yet stopped
@@ -373,13 +414,38 @@ class SlackStreamSink(_SlackReply):
             self._client.chat_appendStream(channel=self._channel, ts=handle, markdown_text=text)
         )
 
+    def rating(self, answered: Answered) -> None:
+        super().rating(answered)
+        self.fallback.rating(answered)
+
     async def finish(self, handle: str, text: str) -> None:
+        """The stream's last text; the buttons go with it (Slack renders a stopStream's blocks
+        under the message) once the answer is recorded."""
+        answered, buttons = self._answered, self._buttons
+        with_buttons = answered is not None and answered.saved and buttons is not None
+        try:
+            await self._stop(handle, text, with_buttons=with_buttons)
+        except SlackApiError as exc:
+            if not (with_buttons and buttons is not None and buttons.refusal(exc)):
+                raise
+            await self._stop(handle, text, with_buttons=True)
+        self._carried = with_buttons
+        self._open.discard(handle)
+
+    async def _stop(self, handle: str, text: str, *, with_buttons: bool) -> None:
+        extra: dict[str, Any] = {}
+        if with_buttons and self._buttons is not None and self._answered is not None:
+            extra["blocks"] = [self._buttons.buttons(self._answered.id)]
         await translated(
             self._client.chat_stopStream(
-                channel=self._channel, ts=handle, markdown_text=text or None
+                channel=self._channel, ts=handle, markdown_text=text or None, **extra
             )
         )
-        self._open.discard(handle)
+
+    async def ask_feedback(self, handle: str, text: str) -> None:
+        """Nothing to add: the buttons went out with the stream's end (`finish`)."""
+        if not self._carried:
+            log.info("answer %s ended without its buttons", getattr(self._answered, "id", ""))
 
     def end(self) -> None:
         """No stream is left open: one the reply did not finish (it failed, was taken over,

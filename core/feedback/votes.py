@@ -102,6 +102,8 @@ class Feedback:
         return Verdict(said, record, ask_reason=vote == "down", needs_a_human=first_down)
 
     async def reason(self, answer_id: str, voter: str, reason: str) -> Verdict:
+        if not reason.strip():  # the modal sent empty: the 👎 stands as it was
+            return Verdict(THANKS["down"])
         try:
             kept = await self._records.give_reason(answer_id, voter, reason)
         except ThreadbotError as exc:

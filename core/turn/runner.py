@@ -323,6 +323,9 @@ class TurnRunner:
         asker = f"{turn.platform}:{turn.user}" if turn.user else ""
         where = Where(turn.platform, turn.workspace, turn.category, turn.channel, turn.dm)
         answered = Answered(answer_id(turn.event_key))
+        rated = self.pipeline.feedback.enabled and isinstance(sink, TakesFeedback)
+        if rated:
+            sink.rating(answered)  # type: ignore[union-attr]
         answer = self.pipeline.answer(
             turn.session_id, turn.question, lease=lease, place=place, user=asker,
             asked=asked or NOTHING_ASKED, on_step=steps_for(sink, lease), where=where,
@@ -340,7 +343,7 @@ class TurnRunner:
             outcome.status = "answered"
             if answered.saved:
                 outcome.answer_id = answered.id
-                await self._after_answer(editor, sink, reply, answered)
+                await self._after_answer(editor, sink, reply, answered, rated=rated)
 
     async def _after_answer(
         self,
@@ -348,14 +351,16 @@ class TurnRunner:
         sink: AnyReplySink,
         reply: Reply[Any],
         answered: Answered,
+        *,
+        rated: bool,
     ) -> None:
         """A final, recorded answer: 👍/👎 under its last message, and a person called into the
         thread when the documents did not cover it (as the operator asked). Neither costs the
         answer anything when it fails."""
-        shown = editor.sink
-        if self.pipeline.feedback.enabled and isinstance(shown, TakesFeedback) and reply.handles:
+        shown = editor.sink  # the fallback, when a native stream handed the reply over
+        if rated and isinstance(shown, TakesFeedback) and reply.handles:
             try:
-                await shown.ask_feedback(reply.handles[-1], reply.texts[-1], answered.id)
+                await shown.ask_feedback(reply.handles[-1], reply.texts[-1])
             except Exception as exc:
                 log.warning("could not put the feedback buttons under %s: %r", answered.id, exc)
         if not answered.covered and isinstance(sink, CallsAHuman):

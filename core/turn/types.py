@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from core.answer.asked import Step
 from core.errors import ThreadbotError
+from core.feedback.records import Answered
 from core.reply.editor import Reply
 from core.reply.sinks import AppendSink, Preparing, Sink
 
@@ -88,11 +89,18 @@ class ShowsSteps(Protocol):
 
 @runtime_checkable
 class TakesFeedback(Protocol):
-    """A sink that puts 👍/👎 under an answer once it is final (Slack's feedback buttons,
-    Discord's buttons): `handle` is the reply's last message, `text` what it shows; the clicks
-    carry `answer_id` back to `Feedback.vote`."""
+    """A sink that puts 👍/👎 under an answer once it is final and recorded (Slack's feedback
+    buttons, Discord's buttons); the clicks carry `answered.id` back to `Feedback.vote`.
 
-    async def ask_feedback(self, handle: Any, text: str, answer_id: str) -> None: ...
+    `rating` is told before the answer streams, so a platform whose last call can carry the
+    buttons (Slack's chat.stopStream) puts them there once `answered.saved`; `ask_feedback`
+    comes after the final text, with the reply's last message and what it shows, for the
+    others (an edit), and does nothing where the last call carried them.
+    """
+
+    def rating(self, answered: Answered) -> None: ...
+
+    async def ask_feedback(self, handle: Any, text: str) -> None: ...
 
 
 @runtime_checkable
