@@ -1,6 +1,7 @@
 """`threadbot conversations`: what the bot remembers, listed, shown, exported or forgotten.
 
-Also the privacy tool: `forget --user` forgets every conversation a person took part in.
+Also the privacy tool: `forget --user` forgets every conversation a person took part in, and
+the records of what they asked and how they voted (`core.feedback.records`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ async def _forget_user(pipeline: Pipeline, user: str) -> int:
     )
     sys.stdout.write(":\n" if forgotten else ".\n")
     sys.stdout.write("".join(f"  {printable(s)}\n" for s in forgotten))
+    records = await pipeline.records.forget(user)
+    sys.stdout.write(
+        f"Removed {records} record{'' if records == 1 else 's'} of questions and votes by "
+        f"{printable(user)}.\n"
+    )
     return ExitCode.OK
 
 

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import store_errors
-from core.store.base import text
+from core.store.base import glob_escape, text
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -219,8 +219,21 @@ class Records:
         return records
 
     async def forget(self, person: str) -> int:
-        """Remove what `person` (`platform:id`) asked, with its votes, and their votes on
-        others' answers; returns how many records and votes went."""
+        """Remove what `person` (`platform:id`, or a bare id on every platform) asked, with
+        its votes, and their votes on others' answers; returns how many records and votes
+        went. A bare id SCANs the keyspace: for an operator, never in a turn."""
+        if ":" in person:
+            return await self._forget(person)
+        people: set[str] = set()
+        with store_errors(f"finding the records of {person}"):
+            for kind in ("asked", "voted"):
+                prefix = f"{self._ns}{kind}:"
+                pattern = f"{glob_escape(prefix)}*:{glob_escape(person)}"
+                async for key in self._redis.scan_iter(match=pattern, count=500):
+                    people.add(text(key).removeprefix(prefix))
+        return sum([await self._forget(p) for p in sorted(people)])
+
+    async def _forget(self, person: str) -> int:
         with store_errors(f"forgetting the records of {person}"):
             asked = [text(i) for i in await self._redis.smembers(self._asked(person))]
             voted = [text(i) for i in await self._redis.smembers(self._voted(person))]

@@ -114,15 +114,24 @@ async def test_forget_user_forgets_every_conversation_they_took_part_in(
         "Forgot 2 conversations slack:U1 took part in:",
         "  slack:T1:C1:1.0",
         "  slack:T1:C2:3.0",
+        "Removed 2 records of questions and votes by slack:U1.",  # what they asked, for the report
     ]
+    assert {r.asker for r in await pipeline.records.since(0)} == {"slack:U2", "discord:U1"}
     remaining = await pipeline.store.conversations()
     assert [c.session_id for c in remaining] == ["discord:9:8", "slack:T1:C1:2.0"]
     assert not await redis.exists(index)
     # A bare id is looked up on every platform: U2's other thread, and U1's Discord channel.
     out, err, code = await threadbot("conversations", "forget", "--user", "U1", env=env)
-    assert out.splitlines() == ["Forgot 1 conversation U1 took part in:", "  discord:9:8"], err
+    assert out.splitlines() == [
+        "Forgot 1 conversation U1 took part in:",
+        "  discord:9:8",
+        "Removed 1 record of questions and votes by U1.",
+    ], err
     out, err, code = await threadbot("conversations", "forget", "--user", "U1", env=env)
-    assert out == "Forgot 0 conversations U1 took part in.\n"
+    assert (
+        out
+        == "Forgot 0 conversations U1 took part in.\nRemoved 0 records of questions and votes by U1.\n"
+    )
 
 
 async def test_store_down_is_one_line(tmp_path: Path) -> None:
