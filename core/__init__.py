@@ -39,6 +39,9 @@ from core.knowledge.status import index_summary
 from core.ops.health import Health
 from core.ops.logs import TextFormatter, configure_logging
 from core.ops.metrics import Metrics
+from core.policy.answering import access_for, reply_mode_for
+from core.policy.audience import Where
+from core.policy.config import NO_POLICIES, Policies, PolicyFile
 from core.reply.editor import MARKER, Reply, StreamingEditor
 from core.reply.pacing import Pacer, Ticket
 from core.reply.sinks import AppendSink, Preparing, Sink
@@ -62,6 +65,7 @@ from core.turn.types import (
 
 __all__ = [
     "MARKER",
+    "NO_POLICIES",
     "AccessRules",
     "Answered",
     "AnyReplySink",
@@ -92,6 +96,8 @@ __all__ = [
     "Pacer",
     "Passage",
     "Pipeline",
+    "Policies",
+    "PolicyFile",
     "Preparing",
     "QuestionRejected",
     "RateLimited",
@@ -120,6 +126,8 @@ __all__ = [
     "Ticket",
     "Turn",
     "TurnRunner",
+    "Where",
+    "access_for",
     "Verdict",
     "build_answerer",
     "build_embeddings",
@@ -128,6 +136,7 @@ __all__ = [
     "ingest",
     "printable",
     "redis_client",
+    "reply_mode_for",
     "sessions",
     "shared_index",
     "worth_answering",

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from core.policy.config import Policies
+from core.policy.config import Layer, Policies
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,25 @@ def _chain(where: Where) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]:
     return chain, set(chain[1:])
 
 
+def deciding(policies: Policies, where: Where, *names: str) -> tuple[Layer | None, bool]:
+    """The most precise table at `where` that sets any of the settings `names` (None when no
+    table does), and whether that table is the place's own."""
+    chain, own = _chain(where)
+    found: tuple[Layer | None, bool] = (None, False)
+    if any(getattr(policies.defaults, name) is not None for name in names):
+        found = (policies.defaults, False)
+    for key in chain:
+        layer = policies.layers.get(key)
+        if layer is not None and any(getattr(layer, name) is not None for name in names):
+            found = (layer, key in own)
+    return found
+
+
 def most_precise(policies: Policies, where: Where, name: str) -> tuple[Any, bool]:
     """The value of setting `name` at `where` from its most precise table (None when no table
     sets it), and whether that table is the place's own."""
-    chain, own = _chain(where)
-    value, explicit = getattr(policies.defaults, name), False
-    for key in chain:
-        layer = policies.layers.get(key)
-        if layer is not None and getattr(layer, name) is not None:
-            value, explicit = getattr(layer, name), key in own
-    return value, explicit
+    layer, explicit = deciding(policies, where, name)
+    return (getattr(layer, name) if layer is not None else None), explicit
 
 
 def bases_for(policies: Policies, where: Where, fallback: str) -> list[str]:

@@ -9,17 +9,22 @@ read again when it changes.
 
     [slack.T0123TEAM]                # a Slack workspace (a Discord guild: [discord.GUILD_ID])
     knowledge_bases = ["default", "eng"]
+    answers = false                  # nowhere in the workspace but where a table says true
 
     [slack.T0123TEAM.channels.C0456HR]
     knowledge_bases = ["hr"]
     prompt = "Point to the HR portal for forms."   # the team's instructions for the place
     chat_model = "gpt-4o"                          # its model (CHAT_MODEL elsewhere)
+    reply_mode = "auto"              # every message (mention; forum and thread on Discord)
+    answers = true
+    allowed_groups = ["S0HRTEAM"]    # and allowed_users = [...]: who may ask here
 
     [slack.T0123TEAM.dm]             # direct messages with the bot ([discord.dm] on Discord)
     knowledge_bases = ["default"]
+    answers = true                   # SLACK_ALLOW_DMS (DISCORD_ALLOW_DMS) for these DMs
 
 Discord guilds also take `[discord.GUILD.categories.CATEGORY_ID]`; a thread counts as its
-parent channel.
+parent channel. Where the file sets none of a key, the settings say (`core.policy.answering`).
 """
 
 from __future__ import annotations
@@ -35,12 +40,17 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigInvalid
-from core.settings import BASE_NAME, DEFAULT_BASE
+from core.settings import BASE_NAME, DEFAULT_BASE, PLATFORM_MODES, ReplyMode
 
 log = logging.getLogger(__name__)
 
 RELOAD_CHECK_S = 2.0  # how often the file's modification time is looked at, at most
-_LAYER_KEYS = frozenset({"knowledge_bases", "prompt", "chat_model"})
+_LAYER_KEYS = frozenset(
+    {
+        "knowledge_bases", "prompt", "chat_model",
+        "reply_mode", "allowed_users", "allowed_groups", "answers",
+    }
+)  # fmt: skip
 PROMPT_MAX_CHARS = 4000
 _BASE_KEYS = frozenset({"private"})
 _PLATFORMS = ("slack", "discord")
@@ -54,6 +64,10 @@ class Layer:
     knowledge_bases: tuple[str, ...] | None = None
     prompt: str | None = None  # the operator's instructions for the place, after the rules
     chat_model: str | None = None
+    reply_mode: ReplyMode | None = None
+    allowed_users: tuple[str, ...] | None = None
+    allowed_groups: tuple[str, ...] | None = None  # Slack user groups, Discord roles
+    answers: bool | None = None  # whether the bot answers at the place at all
 
 
 @dataclass(frozen=True)
@@ -154,11 +168,53 @@ def _layer(table: object, at: tuple[str, ...], where: _Locator) -> Layer:
     prompt = table.get("prompt")
     if prompt is not None and len(prompt) > PROMPT_MAX_CHARS:
         raise where.error(at, "prompt", f"is longer than {PROMPT_MAX_CHARS:,} characters")
+    if "answers" in table and not isinstance(table["answers"], bool):
+        raise where.error(at, "answers", "must be true or false")
     return Layer(
         knowledge_bases=tuple(bases) if bases is not None else None,
         prompt=prompt.strip() if prompt is not None else None,
         chat_model=table.get("chat_model"),
+        reply_mode=_reply_mode(table.get("reply_mode"), at, where),
+        allowed_users=_ids(table, "allowed_users", at, where),
+        allowed_groups=_ids(table, "allowed_groups", at, where),
+        answers=table.get("answers"),
     )
+
+
+def _reply_mode(value: object, at: tuple[str, ...], where: _Locator) -> ReplyMode | None:
+    """A place's reply mode, one its platform has ([defaults] speak for both: Slack's)."""
+    if value is None:
+        return None
+    if at[-1] == "dm":
+        raise where.error(at, "reply_mode", "is not a setting of DMs (each message is answered)")
+    every = PLATFORM_MODES["discord"]
+    if not isinstance(value, str) or value not in every:
+        raise where.error(at, "reply_mode", f"must be one of {', '.join(sorted(every))}")
+    platform = at[0] if at[0] in PLATFORM_MODES else "slack"
+    allowed = PLATFORM_MODES[platform]
+    if value not in allowed:
+        which = "Slack" if platform == "slack" else "Discord"
+        also = " ([defaults] speak for Slack too)" if at == ("defaults",) else ""
+        raise where.error(
+            at,
+            "reply_mode",
+            f"is {value!r}, a mode {which} has not{also}: one of {', '.join(sorted(allowed))}",
+        )
+    return value  # type: ignore[return-value]  # checked against the modes above
+
+
+def _ids(
+    table: dict[str, Any], key: str, at: tuple[str, ...], where: _Locator
+) -> tuple[str, ...] | None:
+    """A list of user, user group or role ids: texts, or numbers (Discord's ids)."""
+    if key not in table:
+        return None
+    value = table[key]
+    if not isinstance(value, list) or not all(
+        isinstance(i, str | int) and not isinstance(i, bool) for i in value
+    ):
+        raise where.error(at, key, "must be a list of ids")
+    return tuple(str(i).strip() for i in value if str(i).strip())
 
 
 def _check_base(name: str, at: tuple[str, ...], where: _Locator) -> None:
@@ -198,41 +254,76 @@ class _Locator:
 
 class PolicyFile:
     """The configuration file as it is now: read again when it changes (a broken edit keeps
-    the last good one, said once in the log)."""
+    the last good one, said once in the log).
+
+    Two ways to read it. `await current()` looks at the file first (at most every
+    `RELOAD_CHECK_S`), as the pipeline does for each question. `snapshot()` never waits: an
+    adapter decides whether and how to take a message before it awaits anything (see
+    `TurnRunner.submit`), so it reads the last good configuration, which `watch()`, run by the
+    adapter while it serves, keeps within `RELOAD_CHECK_S` of the file. The check runs every
+    interval rather than being started by a snapshot read, because then the first message
+    after a quiet hour would be decided by the file of an hour ago: an allow list shortened
+    meanwhile would let one more question through.
+
+    The file is looked at (and, changed, parsed) in a worker thread, one check at a time; the
+    result replaces the configuration in one assignment of an immutable value, so a read on
+    the event loop gets the old configuration or the new one, never a mix.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._mtime: float | None = None
         self._checked = float("-inf")
+        self._checking = asyncio.Lock()  # the watcher's check and a question's, one at a time
+        self._unreadable = False  # said once, not at every check
         if path is not None and not path.is_file():
             raise ConfigInvalid(f"{path}: no such file (THREADBOT_CONFIG names it)")
-        self.policies = parse(path) if path is not None else NO_POLICIES
+        self._policies = parse(path) if path is not None else NO_POLICIES
         if path is not None:
             self._mtime = path.stat().st_mtime
+
+    def snapshot(self) -> Policies:
+        """The last good configuration, at once: at most `RELOAD_CHECK_S` behind the file
+        while `watch()` runs (or `current()` is called that often)."""
+        return self._policies
 
     async def current(self) -> Policies:
         """The configuration now; the file is looked at (in a worker thread) at most every
         `RELOAD_CHECK_S`."""
         if self._path is None:
-            return self.policies
-        now = time.monotonic()
-        if now - self._checked < RELOAD_CHECK_S:
-            return self.policies
-        self._checked = now
-        return await asyncio.to_thread(self._reread)
+            return self._policies
+        async with self._checking:
+            now = time.monotonic()
+            if now - self._checked >= RELOAD_CHECK_S:
+                self._checked = now
+                await asyncio.to_thread(self._reread)
+        return self._policies
 
-    def _reread(self) -> Policies:
+    async def watch(self) -> None:
+        """Look at the file every `RELOAD_CHECK_S` until cancelled, so that `snapshot()`
+        follows it while nobody asks anything (returns at once without a file)."""
+        if self._path is None:
+            return
+        while True:
+            await self.current()
+            await asyncio.sleep(RELOAD_CHECK_S)
+
+    def _reread(self) -> None:
         assert self._path is not None
         try:
             mtime = self._path.stat().st_mtime
         except OSError as exc:
-            log.error("cannot read %s (%s): keeping the configuration read before", self._path, exc)
-            return self.policies
+            if not self._unreadable:
+                log.error(
+                    "cannot read %s (%s): keeping the configuration read before", self._path, exc
+                )
+            self._unreadable = True
+            return
+        self._unreadable = False
         if mtime != self._mtime:
             self._mtime = mtime
             try:
-                self.policies = parse(self._path)
+                self._policies = parse(self._path)
                 log.info("read %s again: it changed", self._path)
             except (ConfigInvalid, OSError) as exc:
                 log.error("%s; keeping the configuration read before", exc)
-        return self.policies

@@ -2,7 +2,8 @@
 
 Slack's users, user groups and channels and Discord's users and roles are the same lists: an
 adapter translates its ids (a Discord role is a group) and asks `check`, which raises
-`NotAllowed`; the runner tells the asker alone.
+`NotAllowed`; the runner tells the asker alone. The rules of one place, where threadbot.toml
+says more than the settings, come from `core.policy.answering.access_for`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ from core.settings import Settings
 @dataclass(frozen=True)
 class AccessRules:
     """Empty lists allow everyone, everywhere; with lists, a listed user or a member of a
-    listed group may ask, in a listed channel (or a thread or category below one)."""
+    listed group may ask, in a listed channel (or a thread or category below one).
+
+    `answers`, when set, is the say of the one place these rules were made for (the
+    configuration file's `answers` there): it decides instead of `channels` and `allow_dms`.
+    """
 
     users: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     channels: frozenset[str] = frozenset()
     allow_dms: bool = True
+    answers: bool | None = None
 
     @classmethod
     def for_slack(cls, settings: Settings) -> AccessRules:
@@ -45,6 +51,8 @@ class AccessRules:
 
     def answers_in(self, places: Collection[str], *, is_dm: bool) -> bool:
         """`places`: the channel and what it sits in (a thread's parent, a category)."""
+        if self.answers is not None:
+            return self.answers
         if is_dm:
             return self.allow_dms
         return not self.channels or not self.channels.isdisjoint(places)

@@ -3,14 +3,17 @@ read again when it changes (a broken edit keeps the last good configuration)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from core.errors import ConfigInvalid
 from core.policy import config
-from core.policy.config import Layer, PolicyFile, parse
+from core.policy.config import NO_POLICIES, Layer, PolicyFile, parse
 
 EXAMPLE = """\
 [defaults]
@@ -40,6 +43,14 @@ def written(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "threadbot.toml"
     path.write_text(text)
     return path
+
+
+async def until(condition: Callable[[], bool], within_s: float = 5) -> None:
+    """Poll what nothing signals: a watcher's next look at the file."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
 def test_the_example_is_read_as_layers_by_place(tmp_path: Path) -> None:
@@ -119,3 +130,106 @@ def test_a_place_takes_a_prompt_and_a_chat_model(tmp_path: Path) -> None:
         parse(written(tmp_path, "[defaults]\nprompt = 3\n"))
     with pytest.raises(ConfigInvalid, match="is longer than 4,000 characters"):
         parse(written(tmp_path, f'[defaults]\nprompt = "{"x" * 4001}"\n'))
+
+
+SURFACE = """\
+[defaults]
+reply_mode = "mention"
+
+[slack.T0TEAM]
+answers = false
+allowed_users = ["U0ALICE"]
+
+[slack.T0TEAM.channels.C0HELP]
+reply_mode = "auto"
+answers = true
+allowed_groups = ["S0DEVS"]
+
+[slack.T0TEAM.dm]
+answers = false
+
+[discord.111.channels.333]
+reply_mode = "forum"
+allowed_users = [4242, "4343"]
+"""
+
+
+def test_a_place_takes_a_reply_mode_allow_lists_and_whether_it_answers(tmp_path: Path) -> None:
+    policies = parse(written(tmp_path, SURFACE))
+    assert policies.defaults == Layer(reply_mode="mention")
+    assert policies.layers[("slack", "T0TEAM")] == Layer(allowed_users=("U0ALICE",), answers=False)
+    assert policies.layers[("slack", "T0TEAM", "channels", "C0HELP")] == Layer(
+        reply_mode="auto", allowed_groups=("S0DEVS",), answers=True
+    )
+    assert policies.layers[("slack", "T0TEAM", "dm")] == Layer(answers=False)
+    # Discord's ids may be written as numbers.
+    assert policies.layers[("discord", "111", "channels", "333")] == Layer(
+        reply_mode="forum", allowed_users=("4242", "4343")
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[slack.T0]\nanswers = true\n\n[slack.T0.channels.C1]\nreply_mode = "forum"\n',
+            "line 5: slack.T0.channels.C1.reply_mode is 'forum', a mode Slack has not: "
+            "one of auto, mention",
+        ),
+        (
+            '[defaults]\nreply_mode = "thread"\n',
+            "line 2: defaults.reply_mode is 'thread', a mode Slack has not ([defaults] speak "
+            "for Slack too)",
+        ),
+        (
+            '[discord.1]\nreply_mode = "always"\n',
+            "line 2: discord.1.reply_mode must be one of auto, forum, mention, thread",
+        ),
+        (
+            '[discord.dm]\nreply_mode = "auto"\n',
+            "line 2: discord.dm.reply_mode is not a setting of DMs",
+        ),
+        (
+            '[slack.T0.channels.C1]\nallowed_users = "U1"\n',
+            "line 2: slack.T0.channels.C1.allowed_users must be a list of ids",
+        ),
+        (
+            "[slack.T0.dm]\nallowed_groups = [true]\n",
+            "line 2: slack.T0.dm.allowed_groups must be a list of ids",
+        ),
+        ('[slack.T0.dm]\nanswers = "no"\n', "line 2: slack.T0.dm.answers must be true or false"),
+    ],
+)
+def test_a_wrong_mode_list_or_answers_names_the_line_and_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = written(tmp_path, text)
+    with pytest.raises(ConfigInvalid) as caught:
+        parse(path)
+    assert str(caught.value).startswith(str(path)) and message in str(caught.value)
+
+
+async def test_the_snapshot_is_the_last_good_configuration_and_watch_follows_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "RELOAD_CHECK_S", 0.01)
+    path = written(tmp_path, '[defaults]\nreply_mode = "mention"\n')
+    policy = PolicyFile(path)
+    first = policy.snapshot()
+    assert first.defaults == Layer(reply_mode="mention")
+
+    path.write_text('[defaults]\nreply_mode = "auto"\n')
+    os.utime(path, (1, 1))
+    assert policy.snapshot() is first  # read without looking at the file
+
+    watching = asyncio.create_task(policy.watch())
+    try:
+        await until(lambda: policy.snapshot() is not first)
+        assert policy.snapshot().defaults == Layer(reply_mode="auto")
+        path.write_text('[defaults]\nreply_mode = "forum"\n')  # broken: kept the last good
+        os.utime(path, (2, 2))
+        assert (await policy.current()).defaults == Layer(reply_mode="auto")
+    finally:
+        watching.cancel()
+    assert PolicyFile(None).snapshot() is NO_POLICIES
+    await PolicyFile(None).watch()  # nothing to follow: returns at once

@@ -3,6 +3,8 @@ listed group may ask in a listed channel (or below one); DMs as set."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from core.errors import NotAllowed
@@ -80,3 +82,10 @@ def test_the_rules_from_each_platforms_settings():
     discord = AccessRules(frozenset({"11", "12"}), frozenset({"21"}), allow_dms=False)
     assert refusal(discord, "13", ("21",)) is None  # a role is a group
     assert AccessRules.for_slack(IsolatedSettings()) == AccessRules()
+
+
+def test_a_places_own_answers_decides_over_the_channel_list_and_dms() -> None:
+    listed = AccessRules(channels=frozenset({"C1"}), allow_dms=False)
+    assert refusal(replace(listed, answers=True), "U1", places=("C2",)) is None
+    assert refusal(replace(listed, answers=False), "U1") == "not an allowed channel"
+    assert refusal(replace(listed, answers=True), "U1", is_dm=True) is None
