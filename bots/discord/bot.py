@@ -38,6 +38,7 @@ from core import (
     Metrics,
     NoAccess,
     Pipeline,
+    PolicyFile,
     Settings,
     Turn,
     TurnRunner,
@@ -59,10 +60,22 @@ MESSAGE_CONTENT_HELP = (
 class ThreadbotCog(commands.Cog):
     """Messages and slash commands become turns for the core's runner; nothing else here."""
 
-    def __init__(self, bot: commands.Bot, runner: TurnRunner, rules: DiscordRules) -> None:
+    def __init__(
+        self,
+        bot: commands.Bot,
+        runner: TurnRunner,
+        rules: DiscordRules,
+        policy: PolicyFile | None = None,
+    ) -> None:
         self.bot = bot
         self.runner = runner
-        self.rules = rules
+        self.rules = rules  # the settings'
+        self.policy = policy if policy is not None else PolicyFile(None)
+
+    def _rules(self) -> DiscordRules:
+        """The settings' rules under the configuration file as last read: decided at once,
+        before anything is awaited."""
+        return self.rules.under(self.policy.snapshot())
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
@@ -71,11 +84,12 @@ class ThreadbotCog(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        turn = turn_from_discord(message, bot_id=me.id if me else 0, rules=self.rules)
+        rules = self._rules()
+        turn = turn_from_discord(message, bot_id=me.id if me else 0, rules=rules)
         if turn is None:
             return
 
-        own_thread = starts_thread(message, self.rules)
+        own_thread = starts_thread(message, rules)
 
         async def may_post() -> bool:
             _check_may_post(message.channel, starting_thread=own_thread)
@@ -111,9 +125,12 @@ class ThreadbotCog(commands.Cog):
 
     def _turn_for(self, interaction: discord.Interaction, **fields: Any) -> Turn | None:
         """A slash command's turn, or None when it may not be used there."""
-        if not self.rules.allows(interaction.user.id, role_ids(interaction.user)):
-            return None  # (the same rule as messages: the core's AccessRules)
-        if interaction.guild_id is None and not self.rules.allow_dms:
+        # The same rule as messages: the core's AccessRules, for this place.
+        access = self._rules().access_at(interaction.channel)
+        roles = [str(r) for r in role_ids(interaction.user)]
+        if not access.may_ask(str(interaction.user.id), roles):
+            return None
+        if not access.answers_in((), is_dm=interaction.guild_id is None):
             return None
         return Turn(
             platform="discord",
@@ -158,6 +175,8 @@ class DiscordBot(commands.Bot):
         super().__init__(command_prefix=[], help_command=None, **options)
         self.settings = settings
         self.runner = runner
+        self.policy = PolicyFile(settings.threadbot_config)  # followed from login to close
+        self._watching: asyncio.Task[None] | None = None
 
     async def sink_for(self, where: dict[str, Any]) -> DiscordSink | None:
         """The sink of a reply a crashed process left unfinished (None: not this bot's)."""
@@ -176,9 +195,9 @@ class DiscordBot(commands.Bot):
         return await reading.refetched(self, where)
 
     async def setup_hook(self) -> None:
-        await self.add_cog(
-            ThreadbotCog(self, self.runner, DiscordRules.from_settings(self.settings))
-        )
+        self._watching = asyncio.create_task(self.policy.watch())
+        rules = DiscordRules.from_settings(self.settings)
+        await self.add_cog(ThreadbotCog(self, self.runner, rules, self.policy))
         # Guild commands appear at once; global ones can take up to an hour to show everywhere.
         guilds = [discord.Object(guild_id) for guild_id in self.settings.discord_guilds]
         for guild in guilds:
@@ -189,6 +208,13 @@ class DiscordBot(commands.Bot):
                 await self.tree.sync(guild=target)
             except discord.HTTPException as exc:
                 log.error("could not sync slash commands (%s): %s", target or "global", exc)
+
+    async def close(self) -> None:
+        """Stop following the configuration file, then close discord.py's client."""
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
+        await super().close()
 
 
 class ShardedDiscordBot(DiscordBot, commands.AutoShardedBot):

@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import discord
 
-from core import AccessRules, ReplyMode, ReplyModes, Settings, Turn, sessions, worth_answering
+from core import (
+    NO_POLICIES,
+    AccessRules,
+    Policies,
+    ReplyMode,
+    ReplyModes,
+    Settings,
+    Turn,
+    Where,
+    access_for,
+    reply_mode_for,
+    sessions,
+    worth_answering,
+)
 
 THREAD_NAME_CHARS = 90  # Discord allows 100
 
 
 @dataclass(frozen=True)
 class DiscordRules:
-    """Where and to whom the bot answers, from the settings.
+    """Where and to whom the bot answers, from the settings, and from the configuration file
+    where it says more (`policies`: `under` gives the rules with the file as last read).
 
     `channels` (DISCORD_CHANNELS) are auto-reply channels, the same as `auto` in `modes`
     (DISCORD_REPLY_MODES), which also names forum channels and channels where each question
@@ -29,6 +43,7 @@ class DiscordRules:
     users: frozenset[int] = frozenset()
     roles: frozenset[int] = frozenset()
     modes: Mapping[str, ReplyMode] = field(default_factory=dict)
+    policies: Policies = NO_POLICIES  # threadbot.toml: its tables win where they set a key
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiscordRules:
@@ -53,15 +68,27 @@ class DiscordRules:
     def _modes(self) -> ReplyModes:
         return ReplyModes({**{str(c): "auto" for c in self.channels}, **self.modes})
 
+    def under(self, policies: Policies) -> DiscordRules:
+        """These rules with the configuration file's tables over them."""
+        return replace(self, policies=policies)
+
+    def access_at(self, channel: object) -> AccessRules:
+        """Who may ask in `channel` (a thread, a DM), and whether the bot answers there."""
+        return access_for(self.policies, Where("discord", **where_of(channel)), self.access)
+
     def allows(self, user_id: int, role_ids: Collection[int]) -> bool:
-        """Without allow lists everyone may ask; with them, a listed user or a listed role."""
+        """Without allow lists everyone may ask; with them, a listed user or a listed role
+        (the settings'; `access_at` gives a place's)."""
         return self.access.may_ask(str(user_id), [str(r) for r in role_ids])
 
     def mode_of(self, channel: object) -> ReplyMode:
-        """The mode of the channel, else of the thread's parent, else of their category."""
-        return self._modes.of(
+        """The mode the file gives the channel (its own table's, its category's, the guild's,
+        the defaults'), else the settings' mode of the channel, of the thread's parent, or of
+        their category."""
+        fallback = self._modes.of(
             *(getattr(channel, a, None) for a in ("id", "parent_id", "category_id"))
         )
+        return reply_mode_for(self.policies, Where("discord", **where_of(channel)), fallback)
 
 
 def role_ids(user: discord.abc.User) -> list[int]:
@@ -93,23 +120,28 @@ def turn_from_discord(message: discord.Message, *, bot_id: int, rules: DiscordRu
     mode, unasked (an auto-reply channel's messages, a forum's posts and the messages in their
     threads, a thread channel's questions) when the message is worth answering; in a DM only
     when DMs are allowed. The mention is stripped from the question; a forum post's title
-    leads it.
+    leads it. The rules' configuration file, where it sets them, gives the place's mode, allow
+    lists and whether the bot answers there at all (`answers = false`: ignored, as other
+    people's chatter is).
     """
     author = message.author
     if author.bot or author.id == bot_id or message.webhook_id is not None:
         return None
     if message.type not in (discord.MessageType.default, discord.MessageType.reply):
         return None
-    if not rules.allows(author.id, role_ids(author)):
+    channel = message.channel
+    access = rules.access_at(channel)
+    if not access.may_ask(str(author.id), [str(r) for r in role_ids(author)]):
         return None
     # Users often pick the bot's managed role from the autocomplete instead of the bot itself.
     self_role = message.guild.self_role if message.guild is not None else None
     role_id = self_role.id if self_role is not None else 0
     mentioned = bot_id in message.raw_mentions or role_id in message.raw_role_mentions
     question = re.sub(rf"<@!?{bot_id}>|<@&{role_id}>", " ", message.content).strip()
-    channel = message.channel
     if message.guild is None:
-        addressed = rules.allow_dms
+        addressed = access.answers_in((), is_dm=True)
+    elif not access.answers_in((), is_dm=False):
+        return None  # a place the configuration file switched off
     else:
         resolved = message.reference.resolved if message.reference else None
         replied_to = isinstance(resolved, discord.Message) and resolved.author.id == bot_id

@@ -39,11 +39,13 @@ from core import (
     NotAllowed,
     Pacer,
     Pipeline,
+    PolicyFile,
     ReplyModes,
     Settings,
     ThreadbotError,
     Turn,
     TurnRunner,
+    access_for,
     sessions,
 )
 
@@ -73,16 +75,28 @@ async def _malformed_is_400(request: web.Request, handler: Any) -> web.StreamRes
 
 
 class SlackBot:
-    """The bolt app; every event it takes becomes a turn for the core's `TurnRunner`."""
+    """The bolt app; every event it takes becomes a turn for the core's `TurnRunner`.
 
-    def __init__(self, settings: Settings, runner: TurnRunner, client: AsyncWebClient) -> None:
+    `async with` it while it serves: the configuration file is followed meanwhile.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        runner: TurnRunner,
+        client: AsyncWebClient,
+        policy: PolicyFile | None = None,
+    ) -> None:
         self.settings = settings
         self.runner = runner
         self.client = client
         self.pacer = Pacer(settings.slack_post_interval_ms / 1000)
         self.status = WorkingStatus(client)
+        # The settings' modes and rules; threadbot.toml's, place by place, take precedence.
         self.modes = ReplyModes(settings.slack_reply_modes)
         self.rules = AccessRules.for_slack(settings)
+        self.policy = policy if policy is not None else PolicyFile(settings.threadbot_config)
+        self._watching: asyncio.Task[None] | None = None
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}  # group -> (until, members)
         self._file_hosts = file_hosts(settings.slack_api_url)
         secret = settings.slack_signing_secret
@@ -119,9 +133,13 @@ class SlackBot:
         )
 
     async def __aenter__(self) -> SlackBot:
+        self._watching = asyncio.create_task(self.policy.watch())
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
         await self.runner.aclose()
 
     async def drain(self) -> None:
@@ -141,10 +159,15 @@ class SlackBot:
         self, body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
     ) -> None:
         retried = bool(request.headers.get("x-slack-retry-num"))
-        parsed = turn_from_slack(body, context.bot_user_id or "", retried=retried, modes=self.modes)
+        # Decided now, before anything is awaited: the configuration as last read.
+        policies = self.policy.snapshot()
+        parsed = turn_from_slack(
+            body, context.bot_user_id or "", retried=retried, modes=self.modes, policies=policies
+        )
         if parsed is None:
             return
         turn, place = parsed
+        rules = access_for(policies, place.where, self.rules)
         me = frozenset(i for i in (context.bot_user_id, context.bot_id) if i)
         thread_messages = self._reading(place)
 
@@ -153,11 +176,12 @@ class SlackBot:
                 turn.session_id, me, thread_messages
             ):
                 return False
-            groups = await self._groups_of(turn.user) if self.rules.lists_groups else ()
+            groups = await self._groups_of(turn.user, rules.groups) if rules.lists_groups else ()
             try:
-                self.rules.check(turn.user, groups, [place.channel], is_dm=place.is_dm)
+                rules.check(turn.user, groups, [place.channel], is_dm=place.is_dm)
             except NotAllowed:
-                if place.mentioned or place.is_dm or place.auto:
+                # An auto channel the file switched off stays quiet to what nobody addressed.
+                if place.mentioned or place.is_dm or (place.auto and rules.answers is not False):
                     raise  # asked: told privately
                 return False  # a thread reply nobody addressed to the bot: quietly not
             return True
@@ -241,12 +265,12 @@ class SlackBot:
             return False
         return any(threads.written_by(m, me) for m in messages)
 
-    async def _groups_of(self, user: str) -> list[str]:
-        """The allowed user groups `user` is in; a group that cannot be read counts as not
+    async def _groups_of(self, user: str, allowed: frozenset[str]) -> list[str]:
+        """The `allowed` user groups `user` is in; a group that cannot be read counts as not
         including them (the allow list fails closed)."""
         now = asyncio.get_running_loop().time()
         found = []
-        for group in sorted(self.rules.groups):
+        for group in sorted(allowed):
             until, members = self._groups.get(group, (0.0, frozenset()))
             if until < now:
                 try:

@@ -6,7 +6,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from core import ReplyModes, Turn, sessions, worth_answering
+from core import (
+    NO_POLICIES,
+    Policies,
+    ReplyModes,
+    Turn,
+    Where,
+    reply_mode_for,
+    sessions,
+    worth_answering,
+)
 
 RESET_WORDS = frozenset({"reset", "reset conversation", "forget", "forget this"})
 # Subtypes that are still a person writing; edits, deletions, joins and bots are not.
@@ -34,6 +43,11 @@ class SlackPlace:
         return self.thread_ts is not None and self.thread_ts != self.ts
 
     @property
+    def where(self) -> Where:
+        """The place as the configuration file names it (a thread counts as its channel)."""
+        return Where("slack", self.team, channel=self.channel, dm=self.is_dm)
+
+    @property
     def needs_thread_check(self) -> bool:
         """An unaddressed thread reply: answered only where the bot already takes part."""
         return not self.mentioned and not self.is_dm and not self.auto
@@ -45,13 +59,15 @@ def turn_from_slack(
     *,
     retried: bool = False,
     modes: ReplyModes = NO_MODES,
+    policies: Policies = NO_POLICIES,
 ) -> tuple[Turn, SlackPlace] | None:
     """Translate an Events API envelope into a turn, or None for what the bot must ignore.
 
     Ignored: bots (itself included), edits, deletions and other non-human subtypes, top-level
     channel messages without a mention (but in an `auto` channel, where each one that is worth
     answering opens a thread), and channel `message` events that mention the bot (the
-    `app_mention` event for the same message is the one answered).
+    `app_mention` event for the same message is the one answered). A channel's mode is the
+    configuration file's there (`policies`), else the settings' (`modes`).
     """
     event = body.get("event") or {}
     kind = event.get("type")
@@ -84,7 +100,7 @@ def turn_from_slack(
         if not files and not worth_answering(text):
             return None  # "thanks!" to the bot's answer, in a thread it follows
         reply_ts = thread_ts
-    elif not thread_ts and not mentioned and modes.of(channel) == "auto":
+    elif not thread_ts and not mentioned and _mode(policies, team, channel, modes) == "auto":
         if not files and not worth_answering(text):
             return None
         reply_ts, auto = ts, True  # an auto-reply channel: each message opens a thread
@@ -107,6 +123,10 @@ def turn_from_slack(
         dm=is_dm,
     )
     return turn, place
+
+
+def _mode(policies: Policies, team: str, channel: str, modes: ReplyModes) -> str:
+    return reply_mode_for(policies, Where("slack", team, channel=channel), modes.of(channel))
 
 
 def place_words(thread_ts: str | None, is_dm: bool) -> str:
