@@ -4,13 +4,16 @@ settings; the allow lists read as one list; DMs answered as their own tables say
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from core.policy import config
 from core.policy.answering import access_for, reply_mode_for
 from core.policy.audience import Where
 from core.policy.config import NO_POLICIES, Policies, parse
 from core.turn.access import AccessRules
+from tests.conftest import ROOT
 from tests.core.policy.test_config import written
 
 CONFIG = """\
@@ -119,3 +122,38 @@ def test_dms_take_answers_from_a_dm_table_only(policies: Policies, tmp_path: Pat
     strict = parse(written(tmp_path, "[slack.T0]\nanswers = false\n"))
     assert not answers(strict, Where("slack", "T0", channel="C0SETTINGS"))
     assert answers(strict, Where("slack", "T0", dm=True), AccessRules())
+
+
+def documented_example() -> str:
+    """The full example of docs/configuration.md."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    section = text[text.index("## Knowledge per place: `threadbot.toml`") :]
+    return section[section.index("```toml\n") + 8 : section.index("\n```\n")]
+
+
+def test_the_documented_examples_read_as_the_docs_say(tmp_path: Path) -> None:
+    policies = parse(written(tmp_path, documented_example()))
+    team, guild = ("slack", "T0123TEAM"), ("discord", "111222333")
+
+    def at(*place: str, **where: Any) -> Where:
+        return Where(*place, **where)
+
+    hr = access_for(policies, at(*team, channel="C0456HR"), AccessRules())
+    assert (hr.users, hr.groups) == ({"U0ALICE", "U0BOB"}, frozenset())  # not the staff group
+    assert access_for(policies, at(*team, channel="C0X"), AccessRules()).groups == {"S0STAFF"}
+    ask = at(*team, channel="C0789ASK")
+    assert reply_mode_for(policies, ask, "mention") == "auto"
+    assert access_for(policies, ask, AccessRules()).may_ask("U0ANYONE")
+    assert access_for(policies, at(*team, channel="C0RANDOM"), AccessRules()).answers is False
+    no_dms = AccessRules(allow_dms=False)
+    assert access_for(policies, at(*team, dm=True), no_dms).answers_in((), is_dm=True)
+    assert reply_mode_for(policies, at(*guild, "444555666", "1"), "mention") == "thread"
+    assert reply_mode_for(policies, at(*guild, "444555666", "777888999"), "auto") == "forum"
+    assert access_for(policies, at("discord", dm=True), no_dms).answers_in((), is_dm=True)
+
+    # The module's own example reads too.
+    docstring = str(config.__doc__)
+    example = "\n".join(
+        line.removeprefix("    ") for line in docstring.splitlines() if line.startswith("    ")
+    )
+    parse(written(tmp_path, example))
