@@ -28,7 +28,9 @@ from core.errors import (
     ThreadbotError,
     ThreadbotException,
 )
+from core.feedback.formats import REPORT_FORMATS, ReportFormat, render_report
 from core.feedback.records import Answered
+from core.feedback.report import Report, gather_report
 from core.feedback.votes import Feedback, Verdict
 from core.knowledge import shared_index
 from core.knowledge.embeddings import build_embeddings
@@ -45,7 +47,7 @@ from core.policy.config import NO_POLICIES, Policies, PolicyFile
 from core.reply.editor import MARKER, Reply, StreamingEditor
 from core.reply.pacing import Pacer, Ticket
 from core.reply.sinks import AppendSink, Preparing, Sink
-from core.settings import ReplyMode, Settings
+from core.settings import DEFAULT_BASE, ReplyMode, Settings
 from core.store import redis_client, sessions
 from core.store.redis_server import EmbeddedRedis
 from core.turn.access import AccessRules
@@ -64,8 +66,10 @@ from core.turn.types import (
 )
 
 __all__ = [
+    "DEFAULT_BASE",
     "MARKER",
     "NO_POLICIES",
+    "REPORT_FORMATS",
     "AccessRules",
     "Answered",
     "AnyReplySink",
@@ -105,6 +109,8 @@ __all__ = [
     "ReplyMode",
     "ReplyModes",
     "ReplySink",
+    "Report",
+    "ReportFormat",
     "Resumable",
     "RetrievalFailed",
     "Retriever",
@@ -132,10 +138,12 @@ __all__ = [
     "build_answerer",
     "build_embeddings",
     "configure_logging",
+    "gather_report",
     "index_summary",
     "ingest",
     "printable",
     "redis_client",
+    "render_report",
     "reply_mode_for",
     "sessions",
     "shared_index",

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib.metadata
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true",
         help="log at LOG_LEVEL (info by default); without it chat, ingest, search and index "
-        "show warnings only, doctor and conversations only what they report",
+        "show warnings only, doctor, conversations and report only what they report",
     )  # fmt: skip
     parser.add_argument(
         "--version",
@@ -72,9 +73,39 @@ def _parser() -> argparse.ArgumentParser:
     whom = forget.add_mutually_exclusive_group(required=True)
     whom.add_argument("session_id", metavar="ID", nargs="?", help="a session id, as listed")
     whom.add_argument("--user", help="every conversation USER (e.g. slack:U0123) took part in")
+    report = commands.add_parser(
+        "report",
+        help="what was asked, what the documents missed, answers marked 👎, files cited",
+    )
+    report.add_argument(
+        "--since", type=_period_s, default="7d", metavar="PERIOD",
+        help="how far back: 24h, 7d, 30d, 2w... (default 7d)",
+    )  # fmt: skip
+    report.add_argument(
+        "--kb", metavar="NAME", help="only the questions that searched this knowledge base"
+    )
+    report.add_argument(
+        "--format", choices=["table", "csv", "json", "html"], default="table",
+        help="table (default), csv (one file, a `section` column), json, or html (one page)",
+    )  # fmt: skip
+    report.add_argument("--output", type=Path, metavar="FILE", help="write here (default stdout)")
     commands.add_parser("slack", help="run the Slack bot")
     commands.add_parser("discord", help="run the Discord bot")
     return parser
+
+
+_PERIOD = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])")
+_UNIT_S = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _period_s(value: str) -> float:
+    """`24h`, `7d`, `2w` in seconds (the type of `report --since`)."""
+    found = _PERIOD.fullmatch(value.strip().lower())
+    if found is None or float(found[1]) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a period: a number and h, d or w (24h, 7d, 2w)"
+        )
+    return float(found[1]) * _UNIT_S[found[2]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +167,7 @@ def _configure_logging(settings: Settings, args: argparse.Namespace) -> None:
     # The console is for reading answers: only warnings unless asked for more.
     quiet = args.command in {"chat", "ingest", "search", "index"} and not args.verbose
     level = logging.WARNING if quiet else settings.log_level.upper()
-    if args.command in {"doctor", "conversations"} and not args.verbose:
+    if args.command in {"doctor", "conversations", "report"} and not args.verbose:
         # They report every problem themselves: a log line would repeat one out of place.
         level = logging.CRITICAL if args.command == "doctor" else logging.ERROR
     configure_logging(settings, level=level)
@@ -168,6 +199,10 @@ def _run(args: argparse.Namespace, settings: Settings, ignored: list[str]) -> in
 
         session_id, user = getattr(args, "session_id", None), getattr(args, "user", None)
         return conversations_main(settings, args.action, session_id, user)
+    if args.command == "report":
+        from bots.cli.report import main as report_main
+
+        return report_main(settings, args)
     if args.command == "chat":
         from bots.console import chat
 

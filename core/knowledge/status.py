@@ -1,4 +1,5 @@
-"""What an operator asks of the document index outside any turn (`threadbot doctor`)."""
+"""What an operator asks of the document index outside any turn (`threadbot doctor`,
+`threadbot report`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from core.knowledge.retrieval import Index
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from core.knowledge.retrieval import FileEntry
 
 
 @dataclass(frozen=True)
@@ -28,3 +31,10 @@ def index_summary(root: Path) -> IndexSummary | None:
     if index is None:
         return None
     return IndexSummary(len(index.chunks), len(index.files), index.embeddings_name, index.created)
+
+
+def indexed_files(root: Path) -> list[FileEntry] | None:
+    """The files of the live index under `root` (as `threadbot index list` shows them), or None
+    before the first ingest. Blocking; raises what `Index.load` raises."""
+    index = Index.load(root)
+    return None if index is None else index.files

@@ -1,0 +1,58 @@
+"""`threadbot report`: what was asked over a period, what the documents missed, the answers
+marked 👎 and the files cited, as a table, CSV, JSON or one HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from bots.lifecycle import ExitCode
+from core import (
+    DEFAULT_BASE,
+    Pipeline,
+    ReportFormat,
+    Settings,
+    ThreadbotError,
+    build_embeddings,
+    gather_report,
+    render_report,
+)
+
+
+async def build(
+    settings: Settings, *, since_s: float, base: str | None, fmt: ReportFormat
+) -> str | int:
+    """The report over the last `since_s` seconds, rendered; 2 when the store does not answer."""
+    async with await Pipeline.create(settings, join_running=True) as pipeline:
+        embeddings, _ = await asyncio.to_thread(build_embeddings, settings)
+        try:
+            report = await gather_report(
+                pipeline.records, embeddings, settings, since=time.time() - since_s, base=base
+            )
+        except ThreadbotError as exc:
+            sys.stderr.write(f"threadbot: the conversation store does not answer ({exc})\n")
+            return ExitCode.MISCONFIGURED
+    return render_report(report, fmt)
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    base = None
+    if args.kb is not None:
+        try:  # the name as records keep it: `default` for the default base
+            base = settings.for_base(args.kb).knowledge_base or DEFAULT_BASE
+        except ValueError as exc:
+            sys.stderr.write(f"threadbot: --kb {args.kb!r}: {exc}\n")
+            return ExitCode.MISCONFIGURED
+    built = asyncio.run(build(settings, since_s=args.since, base=base, fmt=args.format))
+    if isinstance(built, int):
+        return built
+    output: Path | None = args.output
+    if output is None:
+        sys.stdout.write(built)
+    else:
+        output.write_text(built, encoding="utf-8")
+        sys.stdout.write(f"Wrote the report ({args.format}) to {output}.\n")
+    return ExitCode.OK
