@@ -16,6 +16,16 @@ Message) or 403 (Missing Permissions), so the real client's own handling is exer
   served without authorization; each download is recorded in `downloads`.
 - Reply chains: a reply's referenced message is known too, and the bot's replies carry
   `message_reference`, so `fetch_message` walks a chain to its root.
+- Components: the bot's messages (REST create and edit, interaction responses, follow-ups) keep
+  `components` (action rows of buttons, checked as Discord checks them: 400 code 50035 with the
+  offending path in `errors`), numbered with the `id`s Discord adds. `component_interaction`
+  builds the INTERACTION_CREATE of a click on a button, `modal_submit` that of a submitted modal
+  (its layout mirrors the modal shown: action rows, or Labels, type 18).
+- Interaction responses: `callbacks` records every POST to `/interactions/{id}/{token}/callback`
+  (type, body, how long after the dispatch, the status answered); types 4, 5, 6, 7 (edits the
+  clicked message) and 9 (a modal, checked, kept in `modals`); a second response to one
+  interaction is refused with 40060, one to an interaction the fake never made with 10062, as is
+  one later than `interaction_deadline_s` when set (Discord's deadline is 3 s).
 """
 
 from __future__ import annotations
@@ -37,7 +47,11 @@ from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:  # discord.py's own payload types, as its tests use them
     from discord.types.gateway import GuildCreateEvent, MessageCreateEvent, ReadyEvent
-    from discord.types.interactions import ChatInputApplicationCommandInteraction
+    from discord.types.interactions import (
+        ChatInputApplicationCommandInteraction,
+        MessageComponentInteraction,
+        ModalSubmitInteraction,
+    )
     from discord.types.message import Message as MessagePayload
     from discord.types.user import User as UserPayload
 
@@ -48,6 +62,26 @@ MESSAGE_CONTENT_INTENT = 1 << 15
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT
 ALL_PERMISSIONS = str((1 << 50) - 1)
 MAX_CONTENT_CHARS = 2_000
+# Components: discord.com/developers/docs/components/reference and
+# .../interactions/receiving-and-responding.
+MAX_ROWS = 5  # action rows in a message
+MAX_ROW_BUTTONS = 5
+MAX_BUTTON_LABEL = 80
+MAX_CUSTOM_ID = 100
+MAX_LINK_URL = 512
+BUTTON_STYLES = (1, 2, 3, 4, 5, 6)  # primary, secondary, success, danger, link, premium
+LINK, PREMIUM = 5, 6
+SELECT_TYPES = (3, 5, 6, 7, 8)  # a select fills its action row alone
+MAX_MODAL_TITLE = 45
+MAX_MODAL_COMPONENTS = 5
+MAX_INPUT_LABEL = 45
+MAX_LABEL_DESCRIPTION = 100
+MAX_INPUT_LENGTH = 4_000  # a text input's min_length / max_length / value
+MAX_PLACEHOLDER = 100
+EPHEMERAL = 1 << 6
+DEADLINE_S = 3.0  # Discord's window for the first response to an interaction
+# Interaction callback types the fake answers.
+CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL = 4, 5, 6, 7, 9
 HAS_THREAD = 1 << 5  # message flag: a thread was started from it
 ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)  # minutes, the only ones Discord accepts
 
@@ -103,6 +137,47 @@ class Recorded:
 
 
 @dataclass
+class InteractionCallback:
+    """One response to an interaction as the fake received and answered it."""
+
+    token: str
+    type: int | None  # the callback type: 4, 5, 6, 7, 9
+    body: Any
+    interaction_type: int | None  # 2 command, 3 component, 5 modal submit; None if unknown
+    after_s: float | None  # since the INTERACTION_CREATE was dispatched (None: never dispatched)
+    status: int = 200  # what the fake answered: 400 (40060, 50035), 404 (10062)
+    code: int | None = None  # Discord's error code when refused
+
+
+@dataclass
+class Modal:
+    """A modal an interaction response (type 9) showed, as validated, with the `id`s Discord adds
+    to its components; `message_id` is the clicked message when it answered a button."""
+
+    token: str
+    user_id: int
+    custom_id: str
+    title: str
+    components: list[dict[str, Any]]
+    channel_id: int
+    message_id: int | None = None
+
+
+@dataclass
+class _Interaction:
+    """An interaction the fake made (`interaction_create`, `component_interaction`,
+    `modal_submit`): what a response to its token may do, and when it was dispatched."""
+
+    id: str
+    type: int
+    channel_id: int
+    user_id: int
+    message_id: int | None = None  # the message a button is on (or a modal was opened from)
+    dispatched_at: float | None = None
+    answered: int | None = None  # the callback type it was answered with
+
+
+@dataclass
 class _Failure:
     method: str
     pattern: re.Pattern[str]
@@ -137,6 +212,9 @@ class FakeDiscord:
     threads: dict[int, dict[str, Any]] = field(default_factory=dict)
     threads_created: list[dict[str, Any]] = field(default_factory=list)
     downloads: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
+    callbacks: list[InteractionCallback] = field(default_factory=list)
+    modals: list[Modal] = field(default_factory=list)
+    interaction_deadline_s: float | None = None  # e.g. DEADLINE_S: later first responses get 10062
 
     def __post_init__(self) -> None:
         if not self.channel_ids:
@@ -152,6 +230,7 @@ class FakeDiscord:
         self._gone: set[int] = set()
         self._forbidden: set[int] = set()
         self._originals: dict[str, int] = {}  # interaction token -> @original message id
+        self._interactions: dict[str, _Interaction] = {}  # token -> what the fake made
         self._sockets: list[tuple[web.WebSocketResponse, list[int] | None]] = []
         self._seq = itertools.count(1)
         self._ready = asyncio.Event()
@@ -263,7 +342,10 @@ class FakeDiscord:
     # gateway events the tests send
 
     async def dispatch(self, event: str, data: Any) -> None:
-        """Send an event to the shard that owns the guild (to the only socket when unsharded)."""
+        """Send an event to the shard that owns the guild (to the only socket when unsharded).
+        An INTERACTION_CREATE's dispatch starts its response deadline (`callbacks[...].after_s`)."""
+        if event == "INTERACTION_CREATE" and data.get("token") in self._interactions:
+            self._interactions[data["token"]].dispatched_at = time.monotonic()
         for ws, shard in list(self._sockets):
             if shard is None or (self.guild_id >> 22) % shard[1] == shard[0]:
                 await self._send(ws, event, data)
@@ -389,15 +471,83 @@ class FakeDiscord:
             (c["id"] for c in self.commands.get(scope, []) if c["name"] == name),
             str(snowflake()),
         )
+        data = self._interaction(2, channel, user_id)
+        data["data"] = {
+            "id": command_id,
+            "name": name,
+            "type": 1,
+            **({"guild_id": scope} if scope != "global" else {}),
+            "options": [
+                {"name": key, "type": 3, "value": value} for key, value in (options or {}).items()
+            ],
+        }
+        return data  # type: ignore[return-value]
+
+    def component_interaction(
+        self, message_id: int, custom_id: str, *, user_id: int = 4242
+    ) -> MessageComponentInteraction:
+        """The INTERACTION_CREATE (type 3, MESSAGE_COMPONENT) Discord sends when `user_id` clicks
+        the button `custom_id` on the bot's message `message_id`: the message as it is now, its
+        channel, guild and the member. LookupError if no such button can be clicked there (a
+        link button sends no interaction, a disabled one cannot be pressed)."""
+        message = self.messages.get(message_id)
+        if message is None or message_id in self._gone:
+            raise LookupError(f"the bot has no message {message_id}")
+        buttons = [
+            c
+            for row in message.get("components") or []
+            for c in row.get("components") or []
+            if c.get("type") == 2
+        ]
+        button = next((b for b in buttons if b.get("custom_id") == custom_id), None)
+        if button is None or button.get("disabled"):
+            raise LookupError(f"message {message_id} has no enabled button {custom_id!r}")
+        data = self._interaction(3, int(message["channel_id"]), user_id, message_id=message_id)
+        data["message"] = _rest_view(message)
+        data["data"] = {"custom_id": custom_id, "component_type": 2}
+        self._originals[data["token"]] = message_id  # @original is the clicked message
+        return data  # type: ignore[return-value]
+
+    def modal_submit(
+        self, custom_id: str, values: dict[str, str], *, user_id: int = 4242
+    ) -> ModalSubmitInteraction:
+        """The INTERACTION_CREATE (type 5, MODAL_SUBMIT) Discord sends when `user_id` submits the
+        modal `custom_id` last shown to them: `values` maps a text input's custom_id to what was
+        typed (inputs left out are sent empty). Its components mirror the modal's layout, action
+        rows (type 1) or Labels (type 18), as discord.py reads them. LookupError if no such modal
+        was shown, KeyError for an input it lacks, ValueError for what Discord's client would not
+        let through (a required input empty, a value outside min/max_length)."""
+        modal = next(
+            (m for m in reversed(self.modals) if (m.custom_id, m.user_id) == (custom_id, user_id)),
+            None,
+        )
+        if modal is None:
+            raise LookupError(f"no modal {custom_id!r} was shown to user {user_id}")
+        given = dict(values)
+        components = [_submitted(c, given) for c in modal.components]
+        if given:
+            raise KeyError(f"modal {custom_id!r} has no text input {sorted(given)}")
+        data = self._interaction(5, modal.channel_id, user_id, message_id=modal.message_id)
+        if modal.message_id is not None and modal.message_id in self.messages:
+            data["message"] = _rest_view(self.messages[modal.message_id])
+            self._originals[data["token"]] = modal.message_id
+        data["data"] = {"custom_id": custom_id, "components": components}
+        return data  # type: ignore[return-value]
+
+    def _interaction(
+        self, kind: int, channel_id: int, user_id: int, *, message_id: int | None = None
+    ) -> dict[str, Any]:
+        """What every INTERACTION_CREATE in a guild text channel carries; the fake remembers its
+        token, to answer the responses to it."""
         data: dict[str, Any] = {
             "id": str(snowflake()),
             "application_id": str(self.app_id),
-            "type": 2,
+            "type": kind,
             "token": f"itoken{snowflake()}",
             "version": 1,
             "guild_id": str(self.guild_id),
-            "channel_id": str(channel),
-            "channel": self._channel_payload(channel) | {"guild_id": str(self.guild_id)},
+            "channel_id": str(channel_id),
+            "channel": self._channel(channel_id) or self._channel_payload(channel_id),
             "member": {
                 "user": user_payload(user_id, f"user{user_id}"),
                 "roles": [],
@@ -414,18 +564,12 @@ class FakeDiscord:
             "authorizing_integration_owners": {"0": str(self.guild_id)},
             "context": 0,
             "attachment_size_limit": 10 * 1024 * 1024,
-            "data": {
-                "id": command_id,
-                "name": name,
-                "type": 1,
-                **({"guild_id": scope} if scope != "global" else {}),
-                "options": [
-                    {"name": key, "type": 3, "value": value}
-                    for key, value in (options or {}).items()
-                ],
-            },
         }
-        return data  # type: ignore[return-value]
+        data["channel"] = data["channel"] | {"guild_id": str(self.guild_id)}
+        self._interactions[data["token"]] = _Interaction(
+            data["id"], kind, channel_id, user_id, message_id=message_id
+        )
+        return data
 
     # payloads of the fake's own world
 
@@ -667,6 +811,7 @@ class FakeDiscord:
             "pinned": False,
             "type": 19 if body.get("message_reference") else 0,
             "flags": int(body.get("flags") or 0),
+            "components": _numbered(body.get("components") or []),
         }
         if reference := body.get("message_reference"):  # a reply, as Discord returns it
             data["message_reference"] = {"type": reference.get("type", 0)} | {
@@ -692,6 +837,8 @@ class FakeDiscord:
         if "content" in body:
             data["content"] = body["content"] or ""
             self.contents[message_id].append(data["content"])
+        if "components" in body:  # [] (or null) takes them all away
+            data["components"] = _numbered(body["components"] or [])
         data["edited_timestamp"] = _now()
         return data  # type: ignore[return-value]
 
@@ -704,6 +851,16 @@ class FakeDiscord:
     @staticmethod
     def _invalid(name: str, code: str, message: str) -> web.Response:
         errors = {name: {"_errors": [{"code": code, "message": message}]}}
+        return _json({"message": "Invalid Form Body", "code": 50035, "errors": errors}, status=400)
+
+    @staticmethod
+    def _invalid_at(fault: _Fault) -> web.Response:
+        """50035 for a fault deep in the body: `errors` nests one object per step of its path
+        (`{"components": {"0": {"components": {"5": {"_errors": [...]}}}}}`), as Discord does."""
+        path, code, message = fault
+        errors: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+        for step in reversed(path):
+            errors = {str(step): errors}
         return _json({"message": "Invalid Form Body", "code": 50035, "errors": errors}, status=400)
 
     @staticmethod
@@ -785,8 +942,8 @@ class FakeDiscord:
             return ok(self.commands[scope])
         if parts[0] == "channels":
             return await self._channels(method, parts, body, query)
-        if parts[0] == "interactions" and method == "POST":
-            return self._interaction_callback(parts[2], body)
+        if parts[0] == "interactions" and method == "POST" and len(parts) == 4:
+            return self._interaction_callback(parts[2], body, query)
         if parts[0] == "webhooks":
             return self._webhooks(method, parts, body)
         return None
@@ -823,6 +980,8 @@ class FakeDiscord:
         if len(parts) == 3 and parts[2] == "messages" and method == "POST":
             if int(channel_id) in self._forbidden:
                 return self._error(403, 50013, "Missing Permissions")
+            if fault := _components_fault(body):
+                return self._invalid_at(fault)
             return _json(self._new_message(channel_id, body))
         if len(parts) == 4 and parts[2] == "messages":
             message_id = int(parts[3])
@@ -832,6 +991,8 @@ class FakeDiscord:
                     return self._error(404, 10008, "Unknown Message")
                 return _json(_rest_view(found))
             if method == "PATCH":
+                if fault := _components_fault(body):
+                    return self._invalid_at(fault)
                 edited = self._edit_message(message_id, body)
                 if edited is None:
                     return self._error(404, 10008, "Unknown Message")
@@ -927,31 +1088,122 @@ class FakeDiscord:
             return web.Response(status=404, text="This content is no longer available.")
         return web.Response(body=found[2], headers={"Content-Type": found[3]})
 
-    def _interaction_callback(self, token: str, body: dict[str, Any]) -> web.Response:
+    def _interaction_callback(self, token: str, body: Any, query: Any) -> web.Response:
+        """The first (and only) response to an interaction, recorded in `callbacks`."""
+        found = self._interactions.get(token)
+        now = time.monotonic()
+        after_s = None
+        if found is not None and found.dispatched_at is not None:
+            after_s = now - found.dispatched_at
+        body = body if isinstance(body, dict) else {}
         kind = body.get("type")
-        data = body.get("data") or {}
-        # 4: a message now; 5: deferred ("is thinking…"), shown until @original is edited.
-        message = self._new_message(str(self.channel_id), data, webhook_id=str(self.app_id))
-        self._originals[token] = int(message["id"])
-        interaction = {
-            "id": str(snowflake()),
-            "type": 2,
-            "response_message_id": message["id"],
-            "response_message_loading": kind == 5,
-            "response_message_ephemeral": bool(int(data.get("flags") or 0) & 64),
-        }
-        return _json({"interaction": interaction, "resource": {"type": kind, "message": message}})
+        record = InteractionCallback(
+            token, kind, body, found.type if found else None, after_s=after_s
+        )
+        self.callbacks.append(record)
+        response = self._respond_to(token, found, body, after_s, query)
+        record.status = response.status
+        if response.status >= 400:
+            record.code = json.loads(response.body)["code"]  # type: ignore[arg-type]
+        return response
+
+    def _respond_to(
+        self,
+        token: str,
+        found: _Interaction | None,
+        body: dict[str, Any],
+        after_s: float | None,
+        query: Any,
+    ) -> web.Response:
+        deadline = self.interaction_deadline_s
+        late = deadline is not None and after_s is not None and after_s > deadline
+        if found is None or late:  # what Discord answers past the deadline too
+            return self._error(404, 10062, "Unknown interaction")
+        if found.answered is not None:
+            return self._error(400, 40060, "Interaction has already been acknowledged.")
+        kind, data = body.get("type"), body.get("data") or {}
+        kinds = (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL)
+        if kind not in kinds:
+            return self._invalid(
+                "type", "BASE_TYPE_CHOICES", "Value must be one of {1, 4, 5, 6, 7, 8, 9, 10, 12}."
+            )
+        # 6 and 7 answer a click (or a modal opened by one); a modal cannot answer a modal.
+        # (Discord refuses these with 400; this code and message are the fake's wording.)
+        if (kind in (DEFERRED_UPDATE, UPDATE_MESSAGE) and found.message_id is None) or (
+            kind == MODAL and found.type == 5
+        ):
+            return self._invalid(
+                "type",
+                "INTERACTION_RESPONSE_TYPE_INVALID",
+                "Interaction response type is not valid for this interaction",
+            )
+        if kind in (CHANNEL_MESSAGE, UPDATE_MESSAGE):
+            content = data.get("content")
+            if isinstance(content, str) and len(content) > MAX_CONTENT_CHARS:
+                return self._invalid_at(
+                    (
+                        ["data", "content"],
+                        "BASE_TYPE_MAX_LENGTH",
+                        "Must be 2000 or fewer in length.",
+                    )
+                )
+            if fault := _components_fault(data, "data"):
+                return self._invalid_at(fault)
+        if kind == MODAL:
+            if fault := _modal_fault(data):
+                return self._invalid_at(fault)
+        found.answered = kind
+        interaction: dict[str, Any] = {"id": found.id, "type": found.type}
+        resource: dict[str, Any] = {"type": kind}
+        if kind in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
+            # 4: a message now; 5: deferred ("is thinking…"), shown until @original is edited.
+            message = self._new_message(str(found.channel_id), data, webhook_id=str(self.app_id))
+            self._originals[token] = int(message["id"])
+            resource["message"] = message
+            interaction |= {
+                "response_message_id": message["id"],
+                "response_message_loading": kind == DEFERRED_CHANNEL_MESSAGE,
+                "response_message_ephemeral": bool(int(data.get("flags") or 0) & EPHEMERAL),
+            }
+        elif kind == UPDATE_MESSAGE:  # the clicked message, edited in place
+            edited = self._edit_message(int(found.message_id or 0), data)
+            if edited is None:
+                return self._error(404, 10008, "Unknown Message")
+            resource["message"] = edited
+            interaction |= {"response_message_id": edited["id"], "response_message_loading": False}
+        elif kind == MODAL:
+            self.modals.append(
+                Modal(
+                    token,
+                    found.user_id,
+                    str(data["custom_id"]),
+                    str(data["title"]),
+                    _numbered(data["components"]),
+                    found.channel_id,
+                    found.message_id,
+                )
+            )
+        # discord.py asks `?with_response=true` and reads what the response made; else 204.
+        if str(query.get("with_response", "")).lower() in ("1", "true"):
+            return _json({"interaction": interaction, "resource": resource})
+        return web.Response(status=204)
 
     def _webhooks(
         self, method: str, parts: list[str], body: dict[str, Any]
     ) -> web.StreamResponse | None:
         token = parts[2] if len(parts) > 2 else ""
         if len(parts) == 3 and method == "POST":  # a follow-up (`?wait=true` returns it)
-            return _json(self._new_message(str(self.channel_id), body, webhook_id=parts[1]))
+            if fault := _components_fault(body):
+                return self._invalid_at(fault)
+            found = self._interactions.get(token)
+            channel = str(found.channel_id) if found else str(self.channel_id)
+            return _json(self._new_message(channel, body, webhook_id=parts[1]))
         if len(parts) == 5 and parts[3] == "messages":
             raw_id = parts[4]
             message_id = self._originals.get(token, 0) if raw_id == "@original" else int(raw_id)
             if method == "PATCH":
+                if fault := _components_fault(body):
+                    return self._invalid_at(fault)
                 edited = self._edit_message(message_id, body)
                 if edited is None:
                     return self._error(404, 10008, "Unknown Message")
@@ -1002,6 +1254,259 @@ class FakeDiscord:
         self._ready.set()
         await self._notify()
         return True
+
+
+# Components, as Discord checks them. A fault is (path in the body, error code, message); the
+# codes and messages are Discord's where its docs or its answers show them.
+_Fault = tuple[list[str | int], str, str]
+
+
+def _length_fault(path: list[str | int], value: Any, low: int, high: int) -> _Fault | None:
+    if not isinstance(value, str):
+        return path, "BASE_TYPE_STRING", "Could not interpret value as string."
+    if not low <= len(value) <= high:
+        if low <= 0:
+            return path, "BASE_TYPE_MAX_LENGTH", f"Must be {high} or fewer in length."
+        return path, "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length."
+    return None
+
+
+def _components_fault(body: Any, *prefix: str | int) -> _Fault | None:
+    """The first fault of a message body's `components` (legacy layout: up to 5 action rows,
+    each of up to 5 buttons or one select), or None."""
+    rows = body.get("components") if isinstance(body, dict) else None
+    if rows is None:
+        return None
+    at: list[str | int] = [*prefix, "components"]
+    if not isinstance(rows, list):
+        return at, "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType"
+    if len(rows) > MAX_ROWS:
+        return at, "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ROWS} or fewer in length."
+    custom_ids: set[str] = set()
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or row.get("type") != 1:
+            return (
+                [*at, i, "type"],
+                "UNION_TYPE_CHOICES",
+                'Value of field "type" must be one of (1,).',
+            )
+        children = row.get("components")
+        if not isinstance(children, list) or not 1 <= len(children) <= MAX_ROW_BUTTONS:
+            return (
+                [*at, i, "components"],
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 5 in length.",
+            )
+        for j, child in enumerate(children):
+            where: list[str | int] = [*at, i, "components", j]
+            kind = child.get("type") if isinstance(child, dict) else None
+            if kind in SELECT_TYPES and len(children) == 1:
+                fault = _length_fault(
+                    [*where, "custom_id"], child.get("custom_id"), 1, MAX_CUSTOM_ID
+                )
+            elif kind in SELECT_TYPES:
+                return (
+                    where,
+                    "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
+                    "The specified component exceeds the maximum width",
+                )
+            elif kind == 2:
+                fault = _button_fault(child, where)
+            else:
+                return (
+                    [*where, "type"],
+                    "UNION_TYPE_CHOICES",
+                    'Value of field "type" must be one of (2, 3, 5, 6, 7, 8).',
+                )
+            if fault:
+                return fault
+            custom_id = child.get("custom_id")
+            if custom_id is not None:
+                if custom_id in custom_ids:
+                    return (
+                        [*where, "custom_id"],
+                        "COMPONENT_CUSTOM_ID_DUPLICATED",
+                        "Component custom id cannot be duplicated",
+                    )
+                custom_ids.add(custom_id)
+    return None
+
+
+def _button_fault(button: dict[str, Any], at: list[str | int]) -> _Fault | None:
+    style = button.get("style")
+    if style not in BUTTON_STYLES:
+        return [*at, "style"], "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}."
+    if button.get("label") is not None:
+        if fault := _length_fault([*at, "label"], button["label"], 0, MAX_BUTTON_LABEL):
+            return fault
+    emoji = button.get("emoji")
+    if emoji is not None and not (
+        isinstance(emoji, dict) and (emoji.get("id") or emoji.get("name"))
+    ):
+        return [*at, "emoji"], "COMPONENT_INVALID_EMOJI", "Invalid emoji"
+    if style == LINK:
+        if button.get("url") is None:
+            return [*at, "url"], "BASE_TYPE_REQUIRED", "This field is required"
+        # A link sends no interaction, so has no id (Discord refuses it; the code and
+        # message here are the fake's wording).
+        if button.get("custom_id") is not None:
+            return (
+                [*at, "custom_id"],
+                "COMPONENT_INVALID_FIELD",
+                "A link button cannot have a custom id",
+            )
+        return _length_fault([*at, "url"], button["url"], 1, MAX_LINK_URL)
+    if style == PREMIUM:
+        if button.get("sku_id") is None:
+            return [*at, "sku_id"], "BASE_TYPE_REQUIRED", "This field is required"
+        return None
+    if button.get("custom_id") is None:
+        return [*at, "custom_id"], "BASE_TYPE_REQUIRED", "A custom id is required"
+    return _length_fault([*at, "custom_id"], button["custom_id"], 1, MAX_CUSTOM_ID)
+
+
+def _modal_fault(data: Any) -> _Fault | None:
+    """The first fault of a MODAL response's `data`: custom_id, title, and 1-5 components, each
+    an action row holding one text input (the older layout) or a Label (type 18) holding one, or
+    a Text Display (type 10)."""
+    if not isinstance(data, dict):
+        return ["data"], "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType"
+    for key, high in (("custom_id", MAX_CUSTOM_ID), ("title", MAX_MODAL_TITLE)):
+        if data.get(key) is None:
+            return ["data", key], "BASE_TYPE_REQUIRED", "This field is required"
+        if fault := _length_fault(["data", key], data[key], 1, high):
+            return fault
+    parts = data.get("components")
+    at: list[str | int] = ["data", "components"]
+    if not isinstance(parts, list) or not 1 <= len(parts) <= MAX_MODAL_COMPONENTS:
+        return at, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."
+    custom_ids: set[str] = set()
+    for i, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, dict) else None
+        where: list[str | int] = [*at, i]
+        if kind == 1:
+            inputs = part.get("components")
+            if not isinstance(inputs, list) or len(inputs) != 1:
+                return (
+                    [*where, "components"],
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 1 in length.",
+                )
+            text_input, input_at, labelled = inputs[0], [*where, "components", 0], False
+        elif kind == 18:
+            if fault := _length_fault([*where, "label"], part.get("label"), 1, MAX_INPUT_LABEL):
+                return fault
+            if part.get("description") is not None:
+                description = part["description"]
+                if fault := _length_fault(
+                    [*where, "description"], description, 0, MAX_LABEL_DESCRIPTION
+                ):
+                    return fault
+            text_input, input_at, labelled = part.get("component"), [*where, "component"], True
+        elif kind == 10:
+            if fault := _length_fault(
+                [*where, "content"], part.get("content"), 1, MAX_INPUT_LENGTH
+            ):
+                return fault
+            continue
+        else:
+            return (
+                [*where, "type"],
+                "UNION_TYPE_CHOICES",
+                'Value of field "type" must be one of (1, 10, 18).',
+            )
+        if fault := _text_input_fault(text_input, input_at, labelled=labelled):
+            return fault
+        if text_input["custom_id"] in custom_ids:
+            return (
+                [*input_at, "custom_id"],
+                "COMPONENT_CUSTOM_ID_DUPLICATED",
+                "Component custom id cannot be duplicated",
+            )
+        custom_ids.add(text_input["custom_id"])
+    return None
+
+
+def _text_input_fault(text_input: Any, at: list[str | int], *, labelled: bool) -> _Fault | None:
+    """A text input (type 4): its label is required in an action row; in a Label it has none."""
+    if not isinstance(text_input, dict) or text_input.get("type") != 4:
+        return [*at, "type"], "UNION_TYPE_CHOICES", 'Value of field "type" must be one of (4,).'
+    if fault := _length_fault([*at, "custom_id"], text_input.get("custom_id"), 1, MAX_CUSTOM_ID):
+        return fault
+    if text_input.get("style") not in (1, 2):
+        return [*at, "style"], "BASE_TYPE_CHOICES", "Value must be one of {1, 2}."
+    if not labelled or text_input.get("label") is not None:
+        if fault := _length_fault([*at, "label"], text_input.get("label"), 1, MAX_INPUT_LABEL):
+            return fault
+    for key, low in (("min_length", 0), ("max_length", 1)):
+        value = text_input.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or value > MAX_INPUT_LENGTH:
+            return (
+                [*at, key],
+                "NUMBER_TYPE_MAX",
+                f"int value should be less than or equal to {MAX_INPUT_LENGTH}.",
+            )
+        if value < low:
+            return (
+                [*at, key],
+                "NUMBER_TYPE_MIN",
+                f"int value should be greater than or equal to {low}.",
+            )
+    for key, high in (("value", MAX_INPUT_LENGTH), ("placeholder", MAX_PLACEHOLDER)):
+        if text_input.get(key) is not None:
+            if fault := _length_fault([*at, key], text_input[key], 0, high):
+                return fault
+    return None
+
+
+def _numbered(components: list[Any]) -> list[Any]:
+    """A copy with the `id` Discord gives each component that has none: numbered in order,
+    skipping the ids already taken."""
+    out = json.loads(json.dumps(components))
+    taken: set[int] = set()
+
+    def walk(items: list[Any]) -> Iterable[dict[str, Any]]:
+        for item in items:
+            if isinstance(item, dict):
+                yield item
+                yield from walk(item.get("components") or [])
+                if isinstance(item.get("component"), dict):
+                    yield from walk([item["component"]])
+
+    for item in walk(out):
+        if isinstance(item.get("id"), int) and item["id"] > 0:
+            taken.add(item["id"])
+    numbers = (n for n in itertools.count(1) if n not in taken)
+    for item in walk(out):
+        if not (isinstance(item.get("id"), int) and item["id"] > 0):
+            item["id"] = next(numbers)
+    return out
+
+
+def _submitted(part: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
+    """One component of a modal as its submission carries it: the text input's custom_id and the
+    typed value, in the same wrapping (action row or Label) as the modal shown. Takes the value
+    out of `given`."""
+    if part["type"] == 10:
+        return {"type": 10, "id": part["id"], "content": part.get("content", "")}
+    text_input = part["components"][0] if part["type"] == 1 else part["component"]
+    value = given.pop(text_input["custom_id"], "")
+    if not value and text_input.get("required", True):
+        raise ValueError(f"text input {text_input['custom_id']!r} is required")
+    low, high = text_input.get("min_length") or 0, text_input.get("max_length") or MAX_INPUT_LENGTH
+    if value and not low <= len(value) <= high:
+        raise ValueError(f"text input {text_input['custom_id']!r} takes {low}-{high} characters")
+    submitted = {
+        "type": 4,
+        "id": text_input["id"],
+        "custom_id": text_input["custom_id"],
+        "value": value,
+    }
+    if part["type"] == 1:
+        return {"type": 1, "id": part["id"], "components": [submitted]}
+    return {"type": 18, "id": part["id"], "component": submitted}
 
 
 async def close_client(client: Any, connecting: asyncio.Task[Any]) -> None:

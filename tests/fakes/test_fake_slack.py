@@ -1,19 +1,63 @@
 """The fake Slack's emulations, each driven through the real slack_sdk AsyncWebClient (or, for
-file downloads, a plain aiohttp client as the bot's would be)."""
+file downloads, a plain aiohttp client as the bot's would be; for interactions, a real bolt app)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+import uuid
+from typing import Any
 
 import aiohttp
 import pytest
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.fake_slack import BOT_ID, BOT_USER_ID, FakeSlack, OtherHost
+from tests.fakes.fake_slack import BOT_ID, BOT_USER_ID, HUMAN_USER_ID, FakeSlack, OtherHost
 
 C = "C0CHAN"
 TOKEN = "xoxb-test"
+SECRET = "fake-signing-secret"
+THUMBS_UP = {"type": "plain_text", "text": "👍"}
+THUMBS_DOWN = {"type": "plain_text", "text": "👎"}
+FEEDBACK = {
+    "type": "context_actions",
+    "elements": [
+        {
+            "type": "feedback_buttons",
+            "action_id": "feedback",
+            "positive_button": {
+                "text": THUMBS_UP,
+                "value": "good",
+                "accessibility_label": "This answer helped",
+            },
+            "negative_button": {"text": THUMBS_DOWN, "value": "bad"},
+        }
+    ],
+}
+MODAL = {
+    "type": "modal",
+    "callback_id": "why_bad",
+    "private_metadata": "1712345678.000100",
+    "title": {"type": "plain_text", "text": "What went wrong?"},
+    "submit": {"type": "plain_text", "text": "Send"},
+    "close": {"type": "plain_text", "text": "Cancel"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "why",
+            "label": {"type": "plain_text", "text": "Tell us"},
+            "element": {"type": "plain_text_input", "action_id": "reason", "max_length": 500},
+        }
+    ],
+}
 
 
 @pytest.fixture
@@ -168,3 +212,378 @@ async def test_usergroup_members(fake_slack: FakeSlack, client: AsyncWebClient):
         "U0BOB",
     ]
     assert await error_of(client.usergroups_users_list(usergroup="S0NONE")) == "no_such_subteam"
+
+
+async def answer_of(call: object) -> dict[str, Any]:
+    """The whole error answer (error, response_metadata) of a call Slack refuses."""
+    with pytest.raises(SlackApiError) as caught:
+        await call  # type: ignore[misc]
+    return dict(caught.value.response.data)  # type: ignore[arg-type]
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def button(text: str = "Yes", **extra: Any) -> dict[str, Any]:
+    return {"type": "button", "text": {"type": "plain_text", "text": text}} | extra
+
+
+async def test_feedback_buttons_are_kept_clicked_and_open_a_modal(
+    fake_slack: FakeSlack, client: AsyncWebClient
+):
+    parent = fake_slack.post_human(C, "question")
+    blocks = [{"type": "markdown", "text": "**An answer**"}, FEEDBACK]
+    posted = await client.chat_postMessage(
+        channel=C, thread_ts=parent, text="An answer", blocks=blocks
+    )
+    shown = posted["message"]["blocks"]
+    # Slack gives each block a block_id (not a markdown block, whose block_id it drops).
+    assert "block_id" not in shown[0] and shown[1]["block_id"]
+    assert shown[1]["elements"] == FEEDBACK["elements"]
+    got = (await client.conversations_replies(channel=C, ts=parent))["messages"]
+    assert got[1]["blocks"] == shown and fake_slack.messages[(C, posted["ts"])].blocks == shown
+
+    clicked = fake_slack.block_actions(
+        C, posted["ts"], HUMAN_USER_ID, "feedback", feedback="negative"
+    )
+    assert clicked["type"] == "block_actions" and clicked["user"]["id"] == HUMAN_USER_ID
+    assert clicked["container"] == {
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": C,
+        "is_ephemeral": False,
+        "thread_ts": parent,
+    }
+    [action] = clicked["actions"]
+    assert float(action.pop("action_ts")) == pytest.approx(time.time(), abs=60)
+    assert action == {
+        "type": "feedback_buttons",
+        "action_id": "feedback",
+        "block_id": shown[1]["block_id"],
+        "text": THUMBS_DOWN,
+        "value": "bad",
+    }
+    assert clicked["message"]["blocks"] == shown and clicked["channel"]["id"] == C
+    up = fake_slack.block_actions(C, posted["ts"], "U0BOB", "feedback")["actions"][0]
+    assert (up["value"], up["text"]) == ("good", THUMBS_UP)
+    with pytest.raises(LookupError):  # nobody can click what the message does not show
+        fake_slack.block_actions(C, posted["ts"], HUMAN_USER_ID, "no_such_button")
+
+    opened = (await client.views_open(trigger_id=clicked["trigger_id"], view=MODAL))["view"]
+    assert opened["id"].startswith("V") and fake_slack.views == [opened]
+    assert (opened["callback_id"], opened["blocks"][0]["block_id"]) == ("why_bad", "why")
+    again = client.views_open(trigger_id=clicked["trigger_id"], view=MODAL)
+    assert await error_of(again) == "exchanged_trigger_id"
+    made_up = client.views_open(trigger_id="12345.98765.abcd2358fdea", view=MODAL)
+    assert await error_of(made_up) == "invalid_trigger_id"
+    fake_slack.trigger_ttl_s = 0.05
+    late = fake_slack.issue_trigger()
+    await asyncio.sleep(0.1)
+    assert await error_of(client.views_open(trigger_id=late, view=MODAL)) == "expired_trigger_id"
+    assert len(fake_slack.views) == 1
+
+    submitted = fake_slack.view_submission(opened["id"], values={"reason": "wrong link"})
+    assert submitted["type"] == "view_submission"
+    assert submitted["user"]["id"] == HUMAN_USER_ID  # whom the modal was opened for
+    assert submitted["view"]["state"]["values"] == {
+        "why": {"reason": {"type": "plain_text_input", "value": "wrong link"}}
+    }
+    assert (submitted["view"]["id"], submitted["view"]["private_metadata"]) == (
+        opened["id"],
+        "1712345678.000100",
+    )
+    with pytest.raises(ValueError):  # a required input left empty: Slack's client refuses
+        fake_slack.view_submission(opened["id"], values={})
+    with pytest.raises(ValueError):
+        fake_slack.view_submission(opened["id"], values={"reason": "x" * 501})
+    with pytest.raises(KeyError):
+        fake_slack.view_submission(opened["id"], values={"reason": "a", "nope": "b"})
+
+
+async def test_a_refused_block_type_and_the_fallback(fake_slack: FakeSlack, client: AsyncWebClient):
+    fake_slack.refuse_block_type("context_actions")
+    refused = await answer_of(
+        client.chat_postMessage(channel=C, text="answer", blocks=[section("answer"), FEEDBACK])
+    )
+    assert refused["error"] == "invalid_blocks"
+    assert refused["response_metadata"]["messages"] == [
+        "[ERROR] failed to match all allowed schemas [json-pointer:/blocks/1]"
+    ]
+    assert not fake_slack.messages
+    fallback = [section("answer"), {"type": "actions", "elements": [button("👍"), button("👎")]}]
+    posted = await client.chat_postMessage(channel=C, text="answer", blocks=fallback)
+    kept = fake_slack.messages[(C, posted["ts"])]
+    assert [b["type"] for b in kept.blocks or []] == ["section", "actions"]
+    assert all(e["action_id"] for e in (kept.blocks or [])[1]["elements"])  # Slack adds them
+
+    upgrade = client.chat_update(channel=C, ts=posted["ts"], text="answer", blocks=[FEEDBACK])
+    assert await error_of(upgrade) == "invalid_blocks"
+    assert kept.blocks and kept.blocks[1]["type"] == "actions" and kept.edits == 0
+    await client.chat_update(channel=C, ts=posted["ts"], text="edited")  # no blocks: kept
+    assert (kept.text, len(kept.blocks or [])) == ("edited", 2)
+    fake_slack.allow_block_type("context_actions")
+    await client.chat_update(channel=C, ts=posted["ts"], text="answer", blocks=[FEEDBACK])
+    assert [b["type"] for b in kept.blocks or []] == ["context_actions"]
+    await client.chat_update(channel=C, ts=posted["ts"], text="plain", blocks=[])
+    assert (
+        not kept.blocks
+        and "blocks"
+        not in (await client.conversations_replies(channel=C, ts=posted["ts"]))["messages"][0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("blocks", "error", "where"),
+    [
+        ([section("s")] * 51, "invalid_blocks", "/blocks"),
+        ([section("x" * 3001)], "invalid_blocks", "/blocks/0/text/text"),
+        ([{"type": "section"}], "invalid_blocks", "/blocks/0"),
+        ([{"type": "markdown", "text": "x" * 12_001}], "invalid_blocks", "/blocks/0/text"),
+        ([{"type": "markdown", "text": "x" * 6001}] * 2, "msg_blocks_too_long", None),
+        (
+            [{"type": "actions", "elements": [button("x" * 76)]}],
+            "invalid_blocks",
+            "/blocks/0/elements/0/text/text",
+        ),
+        (
+            [{"type": "actions", "elements": [button(action_id="a" * 256)]}],
+            "invalid_blocks",
+            "/blocks/0/elements/0/action_id",
+        ),
+        (
+            [{"type": "actions", "elements": [button(value="v" * 2001)]}],
+            "invalid_blocks",
+            "/blocks/0/elements/0/value",
+        ),
+        (
+            [{"type": "actions", "elements": [button(style="warning")]}],
+            "invalid_blocks",
+            "/blocks/0/elements/0/style",
+        ),
+        (
+            [{"type": "actions", "elements": [button()] * 26}],
+            "invalid_blocks",
+            "/blocks/0/elements",
+        ),
+        (
+            [{"type": "actions", "elements": FEEDBACK["elements"]}],
+            "invalid_blocks",
+            "/blocks/0/elements/0",
+        ),
+        (
+            [
+                {
+                    "type": "context_actions",
+                    "elements": [
+                        FEEDBACK["elements"][0]
+                        | {"negative_button": {"text": THUMBS_DOWN, "value": "v" * 2001}}
+                    ],
+                }
+            ],
+            "invalid_blocks",
+            "/blocks/0/elements/0/negative_button/value",
+        ),
+        (
+            [
+                {
+                    "type": "context_actions",
+                    "elements": [
+                        {k: v for k, v in FEEDBACK["elements"][0].items() if k != "negative_button"}
+                    ],
+                }
+            ],
+            "invalid_blocks",
+            "/blocks/0/elements/0",
+        ),
+        (
+            [
+                {
+                    "type": "context_actions",
+                    "elements": [
+                        FEEDBACK["elements"][0]
+                        | {
+                            "positive_button": {
+                                "text": {"type": "mrkdwn", "text": "x"},
+                                "value": "good",
+                            }
+                        }
+                    ],
+                }
+            ],
+            "invalid_blocks",
+            "/blocks/0/elements/0/positive_button/text",
+        ),
+        (
+            [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}],
+            "invalid_blocks",
+            "/blocks/0/elements",
+        ),
+        (
+            [
+                {
+                    "type": "input",
+                    "label": {"type": "plain_text", "text": "l"},
+                    "element": {"type": "plain_text_input"},
+                }
+            ],
+            "invalid_blocks",
+            "/blocks/0",
+        ),
+        ([{"type": "carousel_of_wonders"}], "invalid_blocks", "/blocks/0"),
+        (
+            [section("a") | {"block_id": "same"}, section("b") | {"block_id": "same"}],
+            "invalid_blocks",
+            "/blocks/1/block_id",
+        ),
+    ],
+)
+async def test_blocks_slack_refuses(
+    fake_slack: FakeSlack, client: AsyncWebClient, blocks: list[Any], error: str, where: str | None
+):
+    answer = await answer_of(client.chat_postMessage(channel=C, text="t", blocks=blocks))
+    assert answer["error"] == error
+    if where is not None:
+        assert any(
+            m.endswith(f"[json-pointer:{where}]") for m in answer["response_metadata"]["messages"]
+        )
+    assert not fake_slack.messages
+
+
+async def test_blocks_at_their_limits_and_as_form_text(
+    fake_slack: FakeSlack, client: AsyncWebClient
+):
+    at_limits = [
+        section("x" * 3000),
+        {"type": "markdown", "text": "m" * 6000},
+        {"type": "markdown", "text": "m" * 6000},
+        {
+            "type": "actions",
+            "elements": [button("b" * 75, action_id="a" * 255, value="v" * 2000, style="danger")],
+        },
+        {"type": "context_actions", "elements": [FEEDBACK["elements"][0]] * 5},
+        {"type": "divider"},
+        *[section("s")] * 44,
+    ]
+    assert len(at_limits) == 50
+    posted = await client.chat_postMessage(channel=C, text="t", blocks=at_limits)
+    assert len(fake_slack.messages[(C, posted["ts"])].blocks or []) == 50
+    form = {"channel": C, "text": "t", "blocks": json.dumps([section("from a form")])}
+    by_form = await client.api_call("chat.postMessage", data=form)
+    assert by_form["message"]["blocks"][0]["text"]["text"] == "from a form"
+    broken = client.api_call("chat.postMessage", data=form | {"blocks": "[{not json"})
+    assert await error_of(broken) == "invalid_blocks_format"
+    not_a_list = client.api_call("chat.postMessage", json={"channel": C, "blocks": {"type": "x"}})
+    assert await error_of(not_a_list) == "invalid_blocks_format"
+
+    stream = (await client.chat_startStream(channel=C, thread_ts="1.000100"))["ts"]
+    bad_stop = client.chat_stopStream(channel=C, ts=stream, blocks=[section("x" * 3001)])
+    assert await error_of(bad_stop) == "invalid_blocks"
+    assert fake_slack.messages[(C, stream)].streaming  # still open: the stop was refused
+    await client.chat_stopStream(channel=C, ts=stream, blocks=[FEEDBACK])
+    stopped = fake_slack.messages[(C, stream)]
+    assert (
+        not stopped.streaming and stopped.blocks and stopped.blocks[0]["type"] == "context_actions"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"title": {"type": "plain_text", "text": "t" * 25}}, "/view/title/text"),
+        ({"title": {"type": "mrkdwn", "text": "t"}}, "/view/title"),
+        ({"submit": {"type": "plain_text", "text": "s" * 25}}, "/view/submit/text"),
+        ({"close": {"type": "plain_text", "text": "c" * 25}}, "/view/close/text"),
+        ({"submit": None}, "/view"),
+        ({"callback_id": "c" * 256}, "/view/callback_id"),
+        ({"private_metadata": "p" * 3001}, "/view/private_metadata"),
+        ({"type": "home"}, "/view/type"),
+        (
+            {"blocks": [MODAL["blocks"][0] | {"element": {"type": "plain_text"}}]},
+            "/view/blocks/0/element",
+        ),
+        (
+            {
+                "blocks": [
+                    MODAL["blocks"][0] | {"label": {"type": "plain_text", "text": "l" * 2001}}
+                ]
+            },
+            "/view/blocks/0/label/text",
+        ),
+        ({"blocks": [section("s")] * 101}, "/view/blocks"),
+        ({"blocks": [FEEDBACK]}, "/view/blocks/0"),
+    ],
+)
+async def test_modals_slack_refuses(
+    fake_slack: FakeSlack, client: AsyncWebClient, change: dict[str, Any], where: str
+):
+    view = {k: v for k, v in (MODAL | change).items() if v is not None}
+    trigger = fake_slack.issue_trigger()
+    answer = await answer_of(client.views_open(trigger_id=trigger, view=view))
+    assert answer["error"] == "invalid_arguments"
+    assert any(
+        m.endswith(f"[json-pointer:{where}]") for m in answer["response_metadata"]["messages"]
+    )
+    assert not fake_slack.views
+    await client.views_open(trigger_id=trigger, view=MODAL)  # a refused view used no trigger
+    assert len(fake_slack.views) == 1
+
+
+def signed(body: str) -> dict[str, str]:
+    """The headers Slack signs a request to the app's Request URL with."""
+    ts = str(int(time.time()))
+    signature = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature,
+    }
+
+
+async def test_interactions_reach_a_bolt_app_each_way_slack_sends_them(
+    fake_slack: FakeSlack, client: AsyncWebClient
+):
+    """A 👎 opens a modal, its submission is read: over HTTP (a signed form `payload=`), through
+    bolt's Socket Mode request path (as tests/bots/slack/test_bot.py's via_socket_mode), and over
+    the fake's own Socket Mode, to a real AsyncSocketModeHandler."""
+    app = AsyncApp(client=client, signing_secret=SECRET, process_before_response=True)
+    seen: list[str] = []
+
+    @app.action("feedback")
+    async def on_feedback(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any):
+        await ack()
+        seen.append(action["value"])
+        await client.views_open(trigger_id=body["trigger_id"], view=MODAL)
+        await respond(text="Thanks for the feedback", replace_original=False)
+
+    @app.view("why_bad")
+    async def on_reason(ack: Any, view: dict[str, Any]):
+        await ack()
+        seen.append(view["state"]["values"]["why"]["reason"]["value"])
+
+    ts = (await client.chat_postMessage(channel=C, text="answer", blocks=[FEEDBACK]))["ts"]
+
+    form = fake_slack.interactive_form(fake_slack.block_actions(C, ts, HUMAN_USER_ID, "feedback"))
+    over_http = await app.async_dispatch(AsyncBoltRequest(body=form, headers=signed(form)))
+    assert over_http.status == 200 and seen == ["good"] and len(fake_slack.views) == 1
+    assert fake_slack.responses[0][1]["text"] == "Thanks for the feedback"
+
+    submission = fake_slack.view_submission(fake_slack.views[0]["id"], values={"reason": "stale"})
+    request = SocketModeRequest(
+        type="interactive", envelope_id=uuid.uuid4().hex, payload=submission
+    )
+    assert (await run_async_bolt_app(app, request)).status == 200
+    assert seen == ["good", "stale"]
+
+    handler = AsyncSocketModeHandler(app, "xapp-1-test")
+    await handler.connect_async()
+    try:
+        await fake_slack.wait_for(lambda: bool(fake_slack.socket_mode.open))
+        clicked = fake_slack.block_actions(C, ts, "U0BOB", "feedback", feedback="negative")
+        envelope = await fake_slack.send_interactive(clicked)
+        sent = fake_slack.socket_mode.envelopes[envelope]
+        await fake_slack.wait_for(lambda: sent.acked_on is not None and len(fake_slack.views) == 2)
+    finally:
+        await handler.close_async()
+    assert seen == ["good", "stale", "bad"]
+    assert fake_slack.calls_to("views.open")[-1].body["trigger_id"] == clicked["trigger_id"]
