@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bots.discord import reading
 from bots.discord.endpoint import use_discord_api
+from bots.discord.feedback import FeedbackCog
 from bots.discord.setup import invite_url, missing_settings
 from bots.discord.sink import (
     NO_MENTIONS,
@@ -66,11 +67,13 @@ class ThreadbotCog(commands.Cog):
         runner: TurnRunner,
         rules: DiscordRules,
         policy: PolicyFile | None = None,
+        role: int | None = None,
     ) -> None:
         self.bot = bot
         self.runner = runner
         self.rules = rules  # the settings'
         self.policy = policy if policy is not None else PolicyFile(None)
+        self.role = role  # who "needs a human" pings (ESCALATE_DISCORD_ROLE)
 
     def _rules(self) -> DiscordRules:
         """The settings' rules under the configuration file as last read: decided at once,
@@ -101,6 +104,7 @@ class ThreadbotCog(commands.Cog):
             if own_thread
             else DiscordSink(message.channel, question=message)
         )
+        sink.role = self.role
         # discord.py runs each event in its own task: submitted before anything is awaited, so
         # two messages in one conversation are answered in the order they came.
         await self.runner.submit(turn, sink, only_if=may_post, asked=asked)
@@ -113,7 +117,9 @@ class ThreadbotCog(commands.Cog):
             await interaction.response.send_message(NOT_ALLOWED, ephemeral=True)
             return
         await interaction.response.defer(thinking=True)  # Discord allows 3 s to respond
-        await self.runner.submit(turn, InteractionSink(interaction))
+        sink = InteractionSink(interaction)
+        sink.role = self.role
+        await self.runner.submit(turn, sink)
 
     @app_commands.command(name="reset", description="Forget the conversation of this channel.")
     async def reset(self, interaction: discord.Interaction) -> None:
@@ -188,7 +194,9 @@ class DiscordBot(commands.Bot):
             return None  # another shard's guild, or a channel gone: not this bot's to finish
         question_id = where.get("question_id")
         question = channel.get_partial_message(int(question_id)) if question_id else None  # type: ignore[union-attr]
-        return DiscordSink(channel, question=question)  # type: ignore[arg-type]
+        sink = DiscordSink(channel, question=question)  # type: ignore[arg-type]
+        sink.role = self.settings.escalate_discord_role
+        return sink
 
     async def asked_for(self, where: Mapping[str, Any]) -> Asked:
         """What came with an interrupted question: its message fetched again."""
@@ -197,7 +205,9 @@ class DiscordBot(commands.Bot):
     async def setup_hook(self) -> None:
         self._watching = asyncio.create_task(self.policy.watch())
         rules = DiscordRules.from_settings(self.settings)
-        await self.add_cog(ThreadbotCog(self, self.runner, rules, self.policy))
+        role = self.settings.escalate_discord_role
+        await self.add_cog(ThreadbotCog(self, self.runner, rules, self.policy, role))
+        await self.add_cog(FeedbackCog(self.runner.pipeline.feedback, role))
         # Guild commands appear at once; global ones can take up to an hour to show everywhere.
         guilds = [discord.Object(guild_id) for guild_id in self.settings.discord_guilds]
         for guild in guilds:

@@ -46,10 +46,9 @@ def vote_buttons(answer_id: str) -> discord.ui.View:
     return view
 
 
-async def show_buttons(handle: Editable, text: str, answer_id: str) -> None:
-    await handle.edit(
-        content=text, view=vote_buttons(answer_id), allowed_mentions=discord.AllowedMentions.none()
-    )
+async def show_buttons(handle: Editable, answer_id: str) -> None:
+    """The buttons under a message whose text is final (only its components change)."""
+    await handle.edit(view=vote_buttons(answer_id), allowed_mentions=discord.AllowedMentions.none())
 
 
 def reason_modal(answer_id: str) -> discord.ui.Modal:

@@ -121,10 +121,10 @@ class DiscordSinkBase:
         self._answered = answered
 
     async def ask_feedback(self, handle: Editable, text: str) -> None:
-        """The final text again, with 👍/👎 under it."""
+        """👍/👎 under the final text (which is not sent again)."""
         if self._answered is not None:
             with _translated_errors():
-                await show_buttons(handle, text, self._answered.id)
+                await show_buttons(handle, self._answered.id)
 
     async def call_a_human(self, text: str) -> bool:
         return await call_a_human(await self._home(), self.role, text)

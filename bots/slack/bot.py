@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.lifecycle import ExitCode, cannot_start, until_stopped
 from bots.slack import threads
+from bots.slack.feedback import FeedbackBlocks, SlackFeedback
 from bots.slack.files import SlackFile, file_hosts
 from bots.slack.setup import make_client, missing_settings, rejected
 from bots.slack.sink import (
@@ -118,6 +119,8 @@ class SlackBot:
         self.app.event("message")(self._on_event)
         self.app.command("/reset")(self._on_reset_command)
         self.app.shortcut(RESET_SHORTCUT)(self._on_reset_shortcut)
+        self.buttons = FeedbackBlocks() if settings.feedback else None
+        SlackFeedback(runner.pipeline.feedback, settings.escalate_slack_usergroup).listen(self.app)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -230,6 +233,8 @@ class SlackBot:
             "pacer": self.pacer,
             "status": self.status,
             "loading": loading_messages(thread=place.earlier_in_thread, files=bool(place.files)),
+            "buttons": self.buttons,
+            "usergroup": self.settings.escalate_slack_usergroup,
         }
         if self.settings.slack_streaming == "native" and place.thread_ts:
             return SlackStreamSink(
@@ -242,8 +247,9 @@ class SlackBot:
         if where.get("platform") != "slack":
             return None
         return SlackSink(
-            self.client, where["channel"], where.get("thread_ts"), where["user"], pacer=self.pacer
-        )
+            self.client, where["channel"], where.get("thread_ts"), where["user"], pacer=self.pacer,
+            buttons=self.buttons, usergroup=self.settings.escalate_slack_usergroup,
+        )  # fmt: skip
 
     async def _bot_in_thread(
         self, session_id: str, me: frozenset[str], thread_messages: ThreadRead

@@ -158,11 +158,12 @@ class SlackFeedback:
         self._usergroup = usergroup
 
     def listen(self, app: AsyncApp) -> None:
-        app.action(ACTIONS)(self.on_click)
-        app.view(REASON_VIEW)(self.on_reason)
+        """The app answers before its listeners finish (`process_before_response`, for events),
+        so the work of a click is a lazy listener: bolt acks at once, then runs it."""
+        app.action(ACTIONS)(ack=_ack, lazy=[self.on_click])
+        app.view(REASON_VIEW)(ack=_ack, lazy=[self.on_reason])
 
-    async def on_click(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
+    async def on_click(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         vote, _, answer_id = str((body.get("actions") or [{}])[0].get("value", "")).partition(":")
         user = str((body.get("user") or {}).get("id", ""))
         if vote not in ("up", "down") or not answer_id or not user:
@@ -184,8 +185,7 @@ class SlackFeedback:
         if verdict.needs_a_human:
             await self._feedback.call("down", _Thread(client, channel, thread_ts, self._usergroup))
 
-    async def on_reason(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        await ack()  # closes the modal
+    async def on_reason(self, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = str((body.get("user") or {}).get("id", ""))
         try:
             where = json.loads(view.get("private_metadata") or "{}")
@@ -205,6 +205,10 @@ class SlackFeedback:
             )
         except SlackApiError as exc:  # the vote is kept; only the thanks is lost
             log.info("could not thank %s for a vote: %s", user, exc.response.get("error"))
+
+
+async def _ack(ack: Any) -> None:
+    await ack()  # (a view's ack closes the modal)
 
 
 class _Thread:

@@ -414,7 +414,10 @@ async def test_ask_command_defers_then_streams_into_the_response(
     edits = [i for i, p in enumerate(paths) if p == ("PATCH", original)]
     assert len(edits) >= 2 and paths.index(("POST", callback[0].path)) < edits[0]
     assert reply is not None and reply.text == answer.strip()
-    assert fake_discord.calls("PATCH", original)[-1].json["content"] == answer.strip()
+    *texts, buttons = fake_discord.calls("PATCH", original)
+    assert texts[-1].json["content"] == answer.strip()
+    # Then 👍/👎 under the final text, which is not sent again.
+    assert "content" not in buttons.json and buttons.json["components"]
     assert fake_openai.requests[0]["messages"][-1]["content"].endswith("how?")
 
 
