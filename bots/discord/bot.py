@@ -181,7 +181,9 @@ class DiscordBot(commands.Bot):
         super().__init__(command_prefix=[], help_command=None, **options)
         self.settings = settings
         self.runner = runner
-        self.policy = PolicyFile(settings.threadbot_config)  # followed from login to close
+        # Its own reading of the file (the pipeline's, private to it, picks bases and models),
+        # followed from login to close; both are the file within RELOAD_CHECK_S.
+        self.policy = PolicyFile(settings.threadbot_config)
         self._watching: asyncio.Task[None] | None = None
 
     async def sink_for(self, where: dict[str, Any]) -> DiscordSink | None:

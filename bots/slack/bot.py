@@ -96,6 +96,8 @@ class SlackBot:
         # The settings' modes and rules; threadbot.toml's, place by place, take precedence.
         self.modes = ReplyModes(settings.slack_reply_modes)
         self.rules = AccessRules.for_slack(settings)
+        # Its own reading of the file (the pipeline's, private to it, picks bases and models),
+        # followed while the bot is entered; both are the file within RELOAD_CHECK_S.
         self.policy = policy if policy is not None else PolicyFile(settings.threadbot_config)
         self._watching: asyncio.Task[None] | None = None
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}  # group -> (until, members)
