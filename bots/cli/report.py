@@ -12,10 +12,11 @@ from pathlib import Path
 from bots.lifecycle import ExitCode
 from core import (
     DEFAULT_BASE,
+    HistoryUnavailable,
     Pipeline,
     ReportFormat,
+    RetrievalFailed,
     Settings,
-    ThreadbotError,
     build_embeddings,
     gather_report,
     render_report,
@@ -25,16 +26,20 @@ from core import (
 async def build(
     settings: Settings, *, since_s: float, base: str | None, fmt: ReportFormat
 ) -> str | int:
-    """The report over the last `since_s` seconds, rendered; 2 when the store does not answer."""
+    """The report over the last `since_s` seconds, rendered; or the exit code after saying why
+    not: 2 when the store does not answer, 4 when the embedding model does not."""
     async with await Pipeline.create(settings, join_running=True) as pipeline:
         embeddings, _ = await asyncio.to_thread(build_embeddings, settings)
         try:
             report = await gather_report(
                 pipeline.records, embeddings, settings, since=time.time() - since_s, base=base
             )
-        except ThreadbotError as exc:
+        except HistoryUnavailable as exc:
             sys.stderr.write(f"threadbot: the conversation store does not answer ({exc})\n")
             return ExitCode.MISCONFIGURED
+        except RetrievalFailed as exc:
+            sys.stderr.write(f"threadbot: cannot group the questions: {exc}\n")
+            return ExitCode.UNREACHABLE
     return render_report(report, fmt)
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.errors import KnowledgeError
+from core.errors import KnowledgeError, RetrievalFailed
 from core.feedback.grouping import group, medoid, normalized
 from core.knowledge.retrieval import printable
 from core.knowledge.status import indexed_files
@@ -155,7 +155,8 @@ async def gather_report(
 ) -> Report:
     """The report over the records from `since` (unix time) on, only those that searched
     `base` when given; files listed for `base`, else for every base the period searched and the
-    default one. Raises `HistoryUnavailable` when the store does not answer."""
+    default one. Raises `HistoryUnavailable` when the store does not answer, `RetrievalFailed`
+    when the embedding model does not."""
     found = [r for r in await records.since(since) if base is None or base in r.bases]
     default = settings.knowledge_base or DEFAULT_BASE
     bases = (base,) if base is not None else tuple(sorted({default, *_bases(found)}))
@@ -255,11 +256,15 @@ async def _grouped(
     if not texts:
         return _Groups({}, []), np.zeros((0, 0), dtype=np.float32), rows
     # Blocking (the local model runs on the CPU; a remote one is a request): off the loop.
-    vectors = np.asarray(await asyncio.to_thread(embeddings.embed_documents, texts), np.float32)
+    try:
+        found = await asyncio.to_thread(embeddings.embed_documents, texts)
+    except Exception as exc:  # the embedding client's errors (network, key, 429) end here
+        raise RetrievalFailed(f"embedding the questions failed: {exc!r}") from exc
+    vectors = np.asarray(found, np.float32)
     weights = Counter(rows)
-    found = group(vectors, [weights[i] for i in range(len(texts))])
-    of = {row: f"g{n}" for n, g in enumerate(found, 1) for row in g.rows}
-    log.info("%d questions (%d distinct) in %d groups", len(rows), len(texts), len(found))
+    grouped = group(vectors, [weights[i] for i in range(len(texts))])
+    of = {row: f"g{n}" for n, g in enumerate(grouped, 1) for row in g.rows}
+    log.info("%d questions (%d distinct) in %d groups", len(rows), len(texts), len(grouped))
     return _Groups(of, texts), vectors, rows
 
 

@@ -89,6 +89,14 @@ HR_DOCS = {
     "expenses.md": "# Expenses\n\nFile them in the finance tool within 30 days.\n",
     "holidays.md": "# Holidays\n\nThe calendar for the year.\n",
 }
+ANSWERS = {
+    "rotate": "Run `keys rotate` in the admin console, then put the new key in your services' "
+    "settings; the old key keeps working for 24 hours. [api-keys.md › API keys › Rotating a key]",
+    "reset": "Say /reset in the thread (or @threadbot reset): the bot forgets the conversation.",
+    "vpn": "Install the VPN client from the software portal and sign in with SSO.",
+    "deploy": "Merge to main: the pipeline deploys to production once the checks pass.",
+    "password": "Use the self-service portal's Forgot password link.",
+}
 INJECTED = '<script>alert("x")</script> wrong & \x1b[31mred'  # a reason: someone else's words
 
 
@@ -140,7 +148,7 @@ async def seed(records: Records, citations: dict[str, dict[str, str]]) -> Seeded
             channel = "C-hr" if base == "hr" else ("C-eng" if n % 3 else "C-general")
             record = AnswerRecord(
                 id=f"a{n:02d}", at=now - (n * 4.1 + 0.5) * 3600,  # 40 questions over 7 days
-                question=question, answer=f"About {label}: " + "see the documents. " * 30,
+                question=question, answer=ANSWERS.get(label, "The documents don't cover this."),
                 covered=label not in UNCOVERED, passages=passages, bases=(base,),
                 platform="slack", workspace="T1", channel=channel,
                 session=f"slack:{{T1:{channel}}}:{n}.0", asker=f"slack:U{n % 7}",
@@ -366,9 +374,13 @@ def png_pixels(data: bytes) -> np.ndarray:
     return out.reshape(height, width, step)
 
 
+CHROMIUM = shutil.which("chromium")  # Debian's package; `make test` installs it when it can
+
+
 def chromium(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
     return subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={home}",
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={home}",
          *args],
         capture_output=True, text=True, timeout=90,
         env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
@@ -376,7 +388,7 @@ def chromium(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(
-    shutil.which("chromium") is None,
+    CHROMIUM is None,
     reason="chromium is not installed (`make test` installs it as root or with sudo -n)",
 )
 async def test_the_html_page_renders_in_headless_chromium(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.answer.pipeline import Pipeline
+from core.errors import RetrievalFailed
 from core.feedback.formats import CSV_COLUMNS, REPORT_FORMATS, render_report, table, to_csv
 from core.feedback.records import AnswerRecord, Used, Vote
 from core.feedback.report import (
@@ -184,3 +185,16 @@ async def test_gather_reads_the_period_the_base_and_the_indexed_files(
     assert (hr.totals.questions, hr.bases, hr.cited, hr.never_cited) == (1, ("hr",), (), ())
     week = await gather_report(pipeline.records, embeddings, settings, since=now - 7 * day)
     assert week.totals.questions == 3
+
+
+class BrokenEmbeddings(LocalEmbeddings):
+    def __init__(self) -> None:  # no model: every call fails, as a remote one does offline
+        pass
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        raise ConnectionError("embeddings.example.com: connection refused")
+
+
+async def test_an_embedding_model_that_fails_is_a_retrieval_error() -> None:
+    with pytest.raises(RetrievalFailed, match="embedding the questions failed: ConnectionError"):
+        await build_report([asked("a", "Hi?")], BrokenEmbeddings(), since=NOW - 60, until=NOW)
