@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench clean image image-test
+.PHONY: run test test-fast lint format bench clean image image-test browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -21,8 +21,23 @@ run: $(STAMP)
 	$(BIN)/threadbot chat
 
 ## Set up, lint, and run the whole test suite.
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
+
+## Headless Chromium, for the test that renders `threadbot report --format html` and takes a
+## screenshot: Debian's package, installed when missing (as root, or with sudo that asks for no
+## password); otherwise that one test is skipped, and this says so.
+APT_CHROMIUM = env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; \
+		elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+		else echo "chromium is missing and cannot be installed here (not root, no sudo -n): the HTML report's screenshot test will be skipped"; exit 0; fi; \
+		echo "Installing chromium for the HTML report's screenshot test"; \
+		$$sudo $(APT_CHROMIUM) >/dev/null 2>&1 || \
+		{ $$sudo apt-get update -qq && $$sudo $(APT_CHROMIUM) >/dev/null; } || \
+		echo "chromium could not be installed: the HTML report's screenshot test will be skipped"; \
+	}
 
 ## The loop to run while working: lint, types, import contracts, and every test that needs no
 ## Redis Cluster and kills no process, spread over the cores (under 3 minutes on 2).
