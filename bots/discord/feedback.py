@@ -8,6 +8,7 @@ a 👍 deferred then thanked. The core keeps the vote (`Feedback`); this module 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -97,13 +98,17 @@ class FeedbackCog(commands.Cog):
 
     async def _on_vote(self, interaction: discord.Interaction, vote: str, answer_id: str) -> None:
         voter = f"discord:{interaction.user.id}"
-        if vote == "down":
-            await interaction.response.send_modal(reason_modal(answer_id))
-        else:
-            await interaction.response.defer(ephemeral=True, thinking=True)
+        try:  # answered first: Discord allows 3 s, the store may take longer
+            if vote == "down":
+                await interaction.response.send_modal(reason_modal(answer_id))
+            else:
+                await interaction.response.defer(ephemeral=True, thinking=True)
+        except discord.HTTPException as exc:  # too late, or answered already: the vote stands
+            log.info("could not answer a click on answer %s: %s", answer_id, exc)
         verdict = await self._feedback.vote(answer_id, voter, "down" if vote == "down" else "up")
-        if vote == "up":
-            await interaction.followup.send(verdict.said, ephemeral=True)
+        if vote == "up" and interaction.response.is_done():
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.followup.send(verdict.said, ephemeral=True)
         if verdict.needs_a_human:
             await self._feedback.call("down", _Channel(interaction.channel, self._role))
 
