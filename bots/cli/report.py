@@ -17,7 +17,6 @@ from core import (
     ReportFormat,
     RetrievalFailed,
     Settings,
-    build_embeddings,
     gather_report,
     render_report,
 )
@@ -29,10 +28,13 @@ async def build(
     """The report over the last `since_s` seconds, rendered; or the exit code after saying why
     not: 2 when the store does not answer, 4 when the embedding model does not."""
     async with await Pipeline.create(settings, join_running=True) as pipeline:
-        embeddings, _ = await asyncio.to_thread(build_embeddings, settings)
         try:
             report = await gather_report(
-                pipeline.records, embeddings, settings, since=time.time() - since_s, base=base
+                pipeline.records,
+                pipeline.embeddings,
+                settings,
+                since=time.time() - since_s,
+                base=base,
             )
         except HistoryUnavailable as exc:
             sys.stderr.write(f"threadbot: the conversation store does not answer ({exc})\n")

@@ -29,6 +29,8 @@ from core.store.redis_client import connect, is_cluster
 from core.store.store import Conversation, Place, Store
 
 if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
     from core.answer.answerers import Answerer
     from core.answer.attachments import FileText
     from core.answer.probe import PipelineMetrics
@@ -160,6 +162,11 @@ class Pipeline:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    @property
+    def embeddings(self) -> Embeddings:
+        """The embedding model this pipeline searches with, loaded once."""
+        return self._retriever.embeddings
 
     @property
     def documents(self) -> int:

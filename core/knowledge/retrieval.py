@@ -268,6 +268,11 @@ class Retriever:
         self._loading = threading.Lock()  # searches run in several worker threads
 
     @property
+    def embeddings(self) -> Embeddings:
+        """The model questions are embedded with (the report groups questions with it too)."""
+        return self._embeddings
+
+    @property
     def size(self) -> int:
         """Passages in the index as last loaded (0: nothing ingested yet)."""
         return 0 if self._index is None else len(self._index.chunks)
