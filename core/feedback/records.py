@@ -8,6 +8,7 @@ record and its votes share a slot):
 |---|---|---|
 | `{ns}answer:{{id}}` | string | JSON: the question, the answer, the passages used, where, when |
 | `{ns}votes:{{id}}` | hash | voter (`platform:id`) → JSON: up or down, a reason, when |
+| `{ns}called:{{id}}` | string | set once a person was called into the answer's thread |
 | `{ns}answers` | sorted set | answer ids by time, for `threadbot report --since` |
 | `{ns}asked:{platform}:{user}` | set | the answers a person asked for, for `forget --user` |
 | `{ns}voted:{platform}:{user}` | set | the answers a person voted on, for `forget --user` |
@@ -137,6 +138,9 @@ class Records:
     def _votes(self, id: str) -> str:
         return f"{self._ns}votes:{{{id}}}"
 
+    def _called(self, id: str) -> str:
+        return f"{self._ns}called:{{{id}}}"
+
     def _asked(self, person: str) -> str:
         return f"{self._ns}asked:{person}"
 
@@ -202,6 +206,12 @@ class Records:
             return None
         previous: VoteKind | None = json.loads(text(before))["vote"] if before else None
         return record, previous
+
+    async def first_call(self, id: str) -> bool:
+        """True the first time it is asked for answer `id`, in any process: a person is called
+        into an answer's thread once, however many 👎 arrive at once."""
+        with store_errors(f"marking answer {id} as called for"):
+            return bool(await self._redis.set(self._called(id), "1", nx=True, ex=self._ttl_s))
 
     async def since(self, at: float) -> list[AnswerRecord]:
         """Every kept record from `at` (unix time) on, oldest first, with its votes."""

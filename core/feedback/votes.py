@@ -98,8 +98,22 @@ class Feedback:
         outcome = "new" if before is None else "same" if before == vote else "changed"
         self._probe.voted(vote, outcome)
         said = {"new": THANKS, "same": SAME, "changed": CHANGED}[outcome][vote]
-        first_down = vote == "down" and record.downs == 1 and before != "down"
-        return Verdict(said, record, ask_reason=vote == "down", needs_a_human=first_down)
+        return Verdict(
+            said,
+            record,
+            ask_reason=vote == "down",
+            needs_a_human=await self._first(vote, answer_id),
+        )
+
+    async def _first(self, vote: VoteKind, answer_id: str) -> bool:
+        """Is this the answer's first 👎 (a person is called once, whoever clicks when)?"""
+        if vote != "down" or "down" not in self._settings.escalate_on:
+            return False
+        try:
+            return await self._records.first_call(answer_id)
+        except ThreadbotError as exc:
+            log.warning("not calling a person for answer %s: %s", answer_id, exc)
+            return False
 
     async def reason(self, answer_id: str, voter: str, reason: str) -> Verdict:
         if not reason.strip():  # the modal sent empty: the 👎 stands as it was

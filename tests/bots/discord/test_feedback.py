@@ -30,10 +30,10 @@ def buttons_of(message: dict[str, Any]) -> list[str]:
     return [b["custom_id"] for row in message.get("components") or [] for b in row["components"]]
 
 
-async def until(predicate: Any) -> None:
+async def until(predicate: Any, *, shown: Any = None) -> None:
     deadline = time.monotonic() + 10
     while not await predicate():
-        assert time.monotonic() < deadline, "not within 10 s"
+        assert time.monotonic() < deadline, f"not within 10 s: {shown() if shown else ''}"
         await asyncio.sleep(0.05)
 
 
@@ -113,7 +113,10 @@ async def test_a_thumbs_down_pings_the_role_once(
             if m["content"].startswith("<@&5150>")
         ]
 
-    await until(lambda: _count_is(client.runner.pipeline.records, answer_id, 2))
+    await until(
+        lambda: _count_is(client.runner.pipeline.records, answer_id, 2),
+        shown=lambda: (fake_discord.callbacks, fake_discord.calls("POST")),
+    )
     await until(lambda: _true(len(pings()) >= 1))
     await asyncio.sleep(0.2)  # a second ping would have come by now
     assert pings() == [f"<@&5150> {NEEDS_A_HUMAN['down']}"]
