@@ -181,9 +181,9 @@ class DiscordBot(commands.Bot):
         super().__init__(command_prefix=[], help_command=None, **options)
         self.settings = settings
         self.runner = runner
-        # Its own reading of the file (the pipeline's, private to it, picks bases and models),
-        # followed from login to close; both are the file within RELOAD_CHECK_S.
-        self.policy = PolicyFile(settings.threadbot_config)
+        # The pipeline's reading of the file (bases and models come from it too), followed
+        # from login to close.
+        self.policy = runner.pipeline.policy
         self._watching: asyncio.Task[None] | None = None
 
     async def sink_for(self, where: dict[str, Any]) -> DiscordSink | None:

@@ -98,7 +98,7 @@ class SlackBot:
         self.rules = AccessRules.for_slack(settings)
         # Its own reading of the file (the pipeline's, private to it, picks bases and models),
         # followed while the bot is entered; both are the file within RELOAD_CHECK_S.
-        self.policy = policy if policy is not None else PolicyFile(settings.threadbot_config)
+        self.policy = policy if policy is not None else runner.pipeline.policy
         self._watching: asyncio.Task[None] | None = None
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}  # group -> (until, members)
         self._file_hosts = file_hosts(settings.slack_api_url)

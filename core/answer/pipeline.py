@@ -89,6 +89,8 @@ class Pipeline:
         self._follower = follower  # keeps the retriever on the index published in Redis
         # With a configuration file: the bases each place may search (`core.policy`).
         self._policy = policy
+        # The adapters take each message by the same file (an empty one without a file).
+        self.policy = policy if policy is not None else PolicyFile(None)
         self._library = library
         self._answerers: dict[str, Answerer] = {}  # by chat model, for places that name one
         self._probe = probe if probe is not None else AnswerProbe()  # timings, for metrics

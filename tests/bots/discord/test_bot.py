@@ -46,8 +46,9 @@ async def start_bot(
 ) -> AsyncIterator[StartBot]:
     """Log a real client in against the fake and connect it; closed after the test."""
     running: list[tuple[DiscordBot, asyncio.Task[None]]] = []
+    own: list[Pipeline] = []
 
-    async def start(*, pipeline_: Pipeline = pipeline, **overrides: Any) -> DiscordBot:
+    async def start(*, pipeline_: Pipeline | None = None, **overrides: Any) -> DiscordBot:
         settings = make_settings(
             discord_token="fake-token",
             discord_api_url=fake_discord.api_url,
@@ -55,6 +56,11 @@ async def start_bot(
             shutdown_grace_s=TIMEOUT_S,
             **overrides,
         )
+        if pipeline_ is None and "threadbot_config" in overrides:
+            # The bot and its pipeline read the one configuration file, as in `main`.
+            pipeline_ = await Pipeline.create(settings)
+            own.append(pipeline_)
+        pipeline_ = pipeline_ if pipeline_ is not None else pipeline
         client = build_discord_bot(settings, pipeline_, guild_ready_timeout=0.05)
         outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         client.runner.add_listener(outcomes.put_nowait)
@@ -71,6 +77,8 @@ async def start_bot(
     for client, task in running:
         await client.runner.aclose()  # answers a failed test left running
         await close_client(client, task)
+    for made in own:
+        await made.aclose()
 
 
 OUTCOMES: dict[DiscordBot, asyncio.Queue[Outcome]] = {}
