@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, MakeSettings
 
 if TYPE_CHECKING:
     import pexpect
+
+    from tests.fakes.fake_openai import FakeOpenAI
 
 BASE_KEYS = ("PATH", "HOME", "PYTHONPATH", "PYTHONUNBUFFERED")
 TIMEOUT_S = 90.0
@@ -42,6 +44,22 @@ def env_for(home: Path, **values: str) -> dict[str, str]:
     }
     env.update(values)
     return env
+
+
+def store_env(home: Path, make_settings: MakeSettings, fake_openai: FakeOpenAI) -> dict[str, str]:
+    """`env_for(home)` on the test's own data dir and keys in the shared test server, with the
+    fake OpenAI and the local embeddings: what the test's `pipeline` reads and writes."""
+    settings = make_settings()
+    return env_for(
+        home,
+        THREADBOT_DATA_DIR=str(settings.threadbot_data_dir),
+        REDIS_URL=str(settings.redis_url),
+        HISTORY_KEY_PREFIX=settings.history_key_prefix,
+        REDIS_NAMESPACE=settings.redis_namespace,
+        OPENAI_BASE_URL=fake_openai.base_url,
+        OPENAI_API_KEY="test-key",
+        EMBEDDINGS="local",
+    )
 
 
 def command(*args: str) -> list[str]:

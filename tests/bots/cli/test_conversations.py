@@ -9,27 +9,10 @@ from langchain_core.messages import AIMessage, HumanMessage, message_to_dict
 
 from core.answer.pipeline import Pipeline
 from core.turn.runner import Turn, TurnRunner
-from tests.cli_runner import env_for, threadbot
+from tests.cli_runner import env_for, store_env, threadbot
 from tests.conftest import MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.recording_sink import RecordingSink
-
-
-def store_env(
-    tmp_path: Path, make_settings: MakeSettings, fake_openai: FakeOpenAI
-) -> dict[str, str]:
-    """The command's environment, on the test's own keys in the shared test server."""
-    settings = make_settings()
-    return env_for(
-        tmp_path,
-        THREADBOT_DATA_DIR=str(tmp_path / "data"),
-        REDIS_URL=str(settings.redis_url),
-        HISTORY_KEY_PREFIX=settings.history_key_prefix,
-        REDIS_NAMESPACE=settings.redis_namespace,
-        OPENAI_BASE_URL=fake_openai.base_url,
-        OPENAI_API_KEY="test-key",
-        EMBEDDINGS="local",
-    )
 
 
 async def test_list_show_export_forget_after_console_turns(

@@ -25,40 +25,29 @@ from core.feedback.records import AnswerRecord, Records, Used
 from core.knowledge.embeddings import LocalEmbeddings
 from core.knowledge.ingest import ingest
 from core.knowledge.retrieval import Index
-from tests.cli_runner import env_for, threadbot
+from tests.cli_runner import env_for, store_env, threadbot
 from tests.conftest import MakeSettings
+from tests.core.feedback.test_grouping import PARAPHRASES
 from tests.fakes.fake_openai import FakeOpenAI
 
 DAY_S = 86400.0
 # Each question of the seeded week, by what it asks; a question's place in its list and its
-# label pick its time, channel, asker, base, coverage and the file its passages come from.
+# label pick its time, channel, asker, base, coverage and the file its passages come from. Four
+# are asked in the very words the grouping's threshold was chosen on (test_grouping.py).
 ASKED = {
-    "rotate": [
-        "How do I rotate an API key?", "how to rotate my api key",
-        "What's the process for rotating API keys?", "Can I change my API key to a new one?",
-        "rotate api token", "How do I regenerate the API key?",
-        "I need a new API key, the old one leaked", "api key rotation steps?",
-    ],
+    "rotate": PARAPHRASES["rotate"],
     "reset": [
         "How do I reset a conversation?", "how to reset the chat", "reset conversation",
         "clear the conversation history", "How do I reset a conversation?",
         "How can I reset my conversation with the bot?",
     ],
-    "lunch": [
-        "What's on the lunch menu today?", "what is for lunch", "lunch menu this week?",
-        "What are they serving in the cafeteria today?", "is there pizza for lunch on friday",
-        "What's for lunch tomorrow?",
-    ],
-    "vpn": [
-        "How do I connect to the VPN?", "vpn setup on mac", "The VPN won't connect, what do I do?",
-        "how to install the vpn client", "VPN keeps disconnecting",
-    ],
+    "lunch": PARAPHRASES["lunch"],
+    "vpn": PARAPHRASES["vpn"],
     "deploy": [
         "How do I deploy to production?", "what's the deploy process",
         "steps to deploy the service", "how do I deploy a new version?",
     ],
-    "password": ["I forgot my password", "how do I reset my password?",
-                 "password reset link not working"],
+    "password": PARAPHRASES["password"],
     "oncall": ["Who is on call this week?"],
     "wifi": ["What is the wifi password for guests?"],
     "python": ["Which Python version do we support?"],
@@ -187,28 +176,12 @@ async def seed(records: Records, citations: dict[str, dict[str, str]]) -> Seeded
     return Seeded(now, labels, week, ups=7, downs=6)
 
 
-def report_env(
-    tmp_path: Path, make_settings: MakeSettings, fake_openai: FakeOpenAI
-) -> dict[str, str]:
-    settings = make_settings()
-    return env_for(
-        tmp_path,
-        THREADBOT_DATA_DIR=str(settings.threadbot_data_dir),
-        REDIS_URL=str(settings.redis_url),
-        HISTORY_KEY_PREFIX=settings.history_key_prefix,
-        REDIS_NAMESPACE=settings.redis_namespace,
-        OPENAI_BASE_URL=fake_openai.base_url,
-        OPENAI_API_KEY="test-key",
-        EMBEDDINGS="local",
-    )
-
-
 @pytest.fixture
 async def seeded(
     tmp_path: Path, make_settings: MakeSettings, fake_openai: FakeOpenAI, pipeline: Pipeline
 ) -> tuple[Seeded, dict[str, str]]:
     found = await seed(pipeline.records, index_bases(make_settings, tmp_path))
-    return found, report_env(tmp_path, make_settings, fake_openai)
+    return found, store_env(tmp_path, make_settings, fake_openai)
 
 
 def labels_of(group: dict[str, object], labels: dict[str, str]) -> set[str]:

@@ -9,27 +9,20 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core.store.sessions import discord_session
 from tests.bots.discord.test_bot import StartBot, next_outcome, shown, start_bot
-from tests.bots.discord.test_modes import said
+from tests.bots.discord.test_modes import give_the_guild_a_role, said
 from tests.cli_runner import env_for, threadbot
-from tests.core.policy.test_config import until
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.policy_files import until, written
 
 __all__ = ["start_bot"]  # a fixture, used by name
 
 SUPPORT_ROLE = 5555
-
-
-def configured(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "threadbot.toml"
-    path.write_text(text)
-    return str(path)
 
 
 async def test_the_file_makes_a_forum_and_an_auto_reply_channel(
@@ -37,7 +30,7 @@ async def test_the_file_makes_a_forum_and_an_auto_reply_channel(
 ) -> None:
     fake = fake_discord
     plain, auto = fake.channel_ids
-    config = configured(
+    config = written(
         tmp_path,
         f'[discord.{fake.guild_id}.channels.{fake.forum_id}]\nreply_mode = "forum"\n\n'
         f'[discord.{fake.guild_id}.channels.{auto}]\nreply_mode = "auto"\n',
@@ -68,15 +61,8 @@ async def test_allow_lists_on_one_channel_silence_others_there_only(
 ) -> None:
     fake = fake_discord
     listed, other = fake.channel_ids
-    guild = fake._guild_payload
-
-    def with_support_role() -> Any:  # discord.py drops a member's roles the guild lacks
-        data: Any = guild()
-        role = data["roles"][0] | {"id": str(SUPPORT_ROLE), "name": "support"}
-        return data | {"roles": [*data["roles"], role]}
-
-    monkeypatch.setattr(fake, "_guild_payload", with_support_role)
-    config = configured(
+    give_the_guild_a_role(fake, monkeypatch, SUPPORT_ROLE)
+    config = written(
         tmp_path,
         f"[discord.{fake.guild_id}.channels.{listed}]\n"
         f'allowed_users = [4242]\nallowed_groups = ["{SUPPORT_ROLE}"]\n',
@@ -104,7 +90,7 @@ async def test_the_dm_table_says_whether_dms_are_answered_over_the_setting(
 ) -> None:
     fake = fake_discord
     answers = "false" if allow_dms else "true"  # the file says the opposite of the setting
-    config = configured(tmp_path, f"[discord.dm]\nanswers = {answers}\n")
+    config = written(tmp_path, f"[discord.dm]\nanswers = {answers}\n")
     client = await start_bot(threadbot_config=config, discord_allow_dms=allow_dms)
     dm = fake.message_create("hello in private", channel_id=555, guild=False)
     if allow_dms:  # closed by the file
@@ -126,8 +112,8 @@ async def test_an_edit_of_the_file_while_running_changes_a_channels_mode(
     monkeypatch.setattr("core.policy.config.RELOAD_CHECK_S", 0.01)
     fake, channel = fake_discord, fake_discord.channel_ids[1]
     table = f"[discord.{fake.guild_id}.channels.{channel}]\n"
-    config = Path(configured(tmp_path, table + 'reply_mode = "auto"\n'))
-    client = await start_bot(threadbot_config=str(config))
+    config = written(tmp_path, table + 'reply_mode = "auto"\n')
+    client = await start_bot(threadbot_config=config)
     await said(fake, client, fake.message_create("how do I deploy?", channel_id=channel))
 
     before = client.policy.snapshot()
@@ -144,11 +130,11 @@ async def test_an_edit_of_the_file_while_running_changes_a_channels_mode(
 
 
 async def test_a_wrong_value_stops_the_start_with_its_line(tmp_path: Path) -> None:
-    config = configured(tmp_path, "[discord.111.channels.222]\nallowed_users = 4242\n")
+    config = written(tmp_path, "[discord.111.channels.222]\nallowed_users = 4242\n")
     env = env_for(
         tmp_path,
         THREADBOT_DATA_DIR=str(tmp_path / "data"),
-        THREADBOT_CONFIG=config,
+        THREADBOT_CONFIG=str(config),
         DISCORD_TOKEN="fake-token",
     )
     _, err, code = await threadbot("discord", env=env)

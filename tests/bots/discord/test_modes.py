@@ -50,6 +50,19 @@ async def said(fake: FakeDiscord, client: Any, payload: Any) -> tuple[str, Any]:
     return await next_outcome(client)
 
 
+def give_the_guild_a_role(fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch, role: int) -> None:
+    """The guild gets a `support` role of id `role`: discord.py drops a member's roles the guild
+    lacks, so a member sent with `roles=[role]` keeps it."""
+    guild = fake._guild_payload
+
+    def with_support_role() -> Any:
+        data: Any = guild()
+        added = data["roles"][0] | {"id": str(role), "name": "support"}
+        return data | {"roles": [*data["roles"], added]}
+
+    monkeypatch.setattr(fake, "_guild_payload", with_support_role)
+
+
 # Reply modes
 
 
@@ -306,14 +319,7 @@ async def test_allowed_roles_a_member_with_the_role_is_answered(
 ) -> None:
     fake = fake_discord
     support = 5555
-    guild = fake._guild_payload
-
-    def with_support_role() -> Any:  # discord.py drops a member's roles the guild lacks
-        data: Any = guild()
-        role = data["roles"][0] | {"id": str(support), "name": "support"}
-        return data | {"roles": [*data["roles"], role]}
-
-    monkeypatch.setattr(fake, "_guild_payload", with_support_role)
+    give_the_guild_a_role(fake, monkeypatch, support)
     client = await start_bot(discord_allowed_roles=[support])
     await fake.send_message(fake.message_create("no role?", author_id=777, mention_bot=True))
     member = fake.message_create("with the role?", author_id=888, roles=[support], mention_bot=True)

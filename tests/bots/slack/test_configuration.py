@@ -27,25 +27,19 @@ from tests.bots.slack.test_bot import (  # noqa: F401 (make_bot: the fixture)
 )
 from tests.bots.slack.test_showing import ASK, ASKED_TS, top_level
 from tests.cli_runner import env_for, threadbot
-from tests.core.policy.test_config import until
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
+from tests.policy_files import until, written
 
 pytestmark = pytest.mark.timeout(60)
 
 HR, DEV = "C0HR", "C0DEV"
 
 
-def configured(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "threadbot.toml"
-    path.write_text(text)
-    return str(path)
-
-
 async def test_a_channel_the_file_makes_auto_answers_unmentioned_questions(
     tmp_path: Path, make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
-    config = configured(tmp_path, f'[slack.T0TEAM.channels.{ASK}]\nreply_mode = "auto"\n')
+    config = written(tmp_path, f'[slack.T0TEAM.channels.{ASK}]\nreply_mode = "auto"\n')
     bot = await make_bot(threadbot_config=config)
     await answer_via_socket(bot, top_level("how do I rotate the keys?"))
     await answer_via_socket(
@@ -59,7 +53,7 @@ async def test_a_channel_the_file_makes_auto_answers_unmentioned_questions(
 async def test_the_settings_mode_holds_where_the_file_sets_none(
     tmp_path: Path, make_bot: BotFactory, fake_slack: FakeSlack
 ) -> None:
-    config = configured(tmp_path, '[slack.T0TEAM.channels.C0OTHER]\nreply_mode = "mention"\n')
+    config = written(tmp_path, '[slack.T0TEAM.channels.C0OTHER]\nreply_mode = "mention"\n')
     bot = await make_bot(threadbot_config=config, slack_reply_modes=f"{ASK}:auto")
     await answer_via_socket(bot, top_level("how do I rotate the keys?"))
     assert answers(fake_slack, ASKED_TS, ASK) == ["You said: how do I rotate the keys?"]
@@ -69,7 +63,7 @@ async def test_allow_lists_on_one_channel_refuse_others_there_only(
     tmp_path: Path, make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
     fake_slack.usergroups = {"S0DEVS": [BOB]}
-    config = configured(
+    config = written(
         tmp_path,
         f'[slack.T0TEAM.channels.{HR}]\nallowed_users = ["{BOB}"]\n\n'
         f'[slack.T0TEAM.channels.{DEV}]\nallowed_groups = ["S0DEVS"]\n',
@@ -95,7 +89,7 @@ async def test_allow_lists_on_one_channel_refuse_others_there_only(
 async def test_a_dm_table_says_whether_dms_are_answered(
     tmp_path: Path, make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
-    closed = configured(tmp_path, "[slack.T0TEAM.dm]\nanswers = false\n")
+    closed = written(tmp_path, "[slack.T0TEAM.dm]\nanswers = false\n")
     bot = await make_bot(threadbot_config=closed)
     await answer_via_socket(bot, payload("message_im"))
     assert_refused_privately(fake_slack, fake_openai, DM, ALICE, None)
@@ -106,7 +100,7 @@ async def test_a_dm_table_says_whether_dms_are_answered(
     opened = tmp_path / "open"
     opened.mkdir()
     bot = await make_bot(
-        threadbot_config=configured(opened, "[slack.T0TEAM.dm]\nanswers = true\n"),
+        threadbot_config=written(opened, "[slack.T0TEAM.dm]\nanswers = true\n"),
         slack_allow_dms=False,
     )
     await answer_via_socket(bot, payload("message_im", text="hello there?"))
@@ -121,8 +115,8 @@ async def test_an_edit_of_the_file_while_running_changes_a_channels_mode(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("core.policy.config.RELOAD_CHECK_S", 0.01)
-    config = Path(configured(tmp_path, f'[slack.T0TEAM.channels.{ASK}]\nreply_mode = "mention"\n'))
-    bot = await make_bot(threadbot_config=str(config))
+    config = written(tmp_path, f'[slack.T0TEAM.channels.{ASK}]\nreply_mode = "mention"\n')
+    bot = await make_bot(threadbot_config=config)
     async with bot:  # as `threadbot slack` serves it: the file is followed meanwhile
         before = bot.policy.snapshot()
         await answer_via_socket(bot, top_level("how do I rotate the keys?"))
@@ -141,11 +135,11 @@ async def test_an_edit_of_the_file_while_running_changes_a_channels_mode(
 async def test_a_discord_mode_in_a_slack_table_stops_the_start_with_its_line(
     tmp_path: Path,
 ) -> None:
-    config = configured(tmp_path, f'[slack.T0TEAM.channels.{ASK}]\n\nreply_mode = "forum"\n')
+    config = written(tmp_path, f'[slack.T0TEAM.channels.{ASK}]\n\nreply_mode = "forum"\n')
     env = env_for(
         tmp_path,
         THREADBOT_DATA_DIR=str(tmp_path / "data"),
-        THREADBOT_CONFIG=config,
+        THREADBOT_CONFIG=str(config),
         SLACK_BOT_TOKEN="xoxb-test",
         SLACK_SIGNING_SECRET="secret",
     )

@@ -26,6 +26,7 @@ from tests.cli_runner import env_for, threadbot
 from tests.conftest import MakeSettings
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
+from tests.policy_files import written
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,9 +58,7 @@ async def bases(make_settings: MakeSettings, tmp_path: Path) -> Path:
         await asyncio.to_thread(
             ingest, settings.for_base(base), [folder], embeddings, embeddings.name, progress=False
         )
-    config = tmp_path / "threadbot.toml"
-    config.write_text(CONFIG)
-    return config
+    return written(tmp_path, CONFIG)
 
 
 async def test_a_private_base_answers_only_in_the_channel_mapped_to_it(
@@ -96,8 +95,7 @@ async def test_an_edit_of_the_file_applies_to_the_next_question(
 
 
 async def test_a_wrong_configuration_stops_the_start_with_its_line(tmp_path: Path) -> None:
-    config = tmp_path / "threadbot.toml"
-    config.write_text('[slack.T0TEAM.channels.C0HR]\nknowledge_bases = "hr"\n')
+    config = written(tmp_path, '[slack.T0TEAM.channels.C0HR]\nknowledge_bases = "hr"\n')
     env = env_for(tmp_path, THREADBOT_DATA_DIR=str(tmp_path / "data"), THREADBOT_CONFIG=str(config))
     _, err, code = await threadbot("chat", env=env, stdin="hello\n")
     assert code == 2

@@ -14,7 +14,7 @@ from core.policy.audience import Where
 from core.policy.config import NO_POLICIES, Policies, parse
 from core.turn.access import AccessRules
 from tests.conftest import ROOT
-from tests.core.policy.test_config import written
+from tests.policy_files import written
 
 CONFIG = """\
 [defaults]

@@ -9,7 +9,8 @@ import pytest
 
 from core.policy.audience import Where, bases_for
 from core.policy.config import NO_POLICIES, parse
-from tests.core.policy.test_config import EXAMPLE, written
+from tests.core.policy.test_config import EXAMPLE
+from tests.policy_files import written
 
 HR_EVERYWHERE = """\
 [defaults]

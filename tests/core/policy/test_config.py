@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from core.errors import ConfigInvalid
 from core.policy import config
 from core.policy.config import NO_POLICIES, Layer, PolicyFile, parse
+from tests.policy_files import until, written
 
 EXAMPLE = """\
 [defaults]
@@ -39,18 +38,12 @@ knowledge_bases = []
 """
 
 
-def written(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "threadbot.toml"
-    path.write_text(text)
-    return path
-
-
-async def until(condition: Callable[[], bool], within_s: float = 5) -> None:
-    """Poll what nothing signals: a watcher's next look at the file."""
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
+def assert_refused(tmp_path: Path, text: str, message: str) -> None:
+    """The file `text` is refused: the error starts with the file's path and says `message`."""
+    path = written(tmp_path, text)
+    with pytest.raises(ConfigInvalid) as caught:
+        parse(path)
+    assert str(caught.value).startswith(str(path)) and message in str(caught.value)
 
 
 def test_the_example_is_read_as_layers_by_place(tmp_path: Path) -> None:
@@ -91,10 +84,7 @@ def test_the_example_is_read_as_layers_by_place(tmp_path: Path) -> None:
 def test_an_error_names_the_file_the_line_and_the_key(
     tmp_path: Path, text: str, message: str
 ) -> None:
-    path = written(tmp_path, text)
-    with pytest.raises(ConfigInvalid) as caught:
-        parse(path)
-    assert str(caught.value).startswith(str(path)) and message in str(caught.value)
+    assert_refused(tmp_path, text, message)
 
 
 def test_a_missing_file_is_said_plainly(tmp_path: Path) -> None:
@@ -203,10 +193,7 @@ def test_a_place_takes_a_reply_mode_allow_lists_and_whether_it_answers(tmp_path:
 def test_a_wrong_mode_list_or_answers_names_the_line_and_the_key(
     tmp_path: Path, text: str, message: str
 ) -> None:
-    path = written(tmp_path, text)
-    with pytest.raises(ConfigInvalid) as caught:
-        parse(path)
-    assert str(caught.value).startswith(str(path)) and message in str(caught.value)
+    assert_refused(tmp_path, text, message)
 
 
 async def test_the_snapshot_is_the_last_good_configuration_and_watch_follows_the_file(
