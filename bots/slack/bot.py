@@ -122,7 +122,8 @@ class SlackBot:
         self.app.command("/reset")(self._on_reset_command)
         self.app.shortcut(RESET_SHORTCUT)(self._on_reset_shortcut)
         self.buttons = FeedbackBlocks() if settings.feedback else None
-        SlackFeedback(runner.pipeline.feedback, settings.escalate_slack_usergroup).listen(self.app)
+        self.feedback = SlackFeedback(runner.pipeline.feedback, settings.escalate_slack_usergroup)
+        self.feedback.listen(self.app)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -148,8 +149,9 @@ class SlackBot:
         await self.runner.aclose()
 
     async def drain(self) -> None:
-        """Wait for every turn in flight (tests, and a clean shutdown)."""
+        """Wait for every turn in flight, and the clicks being kept (tests, a clean shutdown)."""
         await self.runner.drain()
+        await self.feedback.drain()
 
     def http_app(self) -> web.Application:
         """HTTP mode: bolt's aiohttp server app, with signature checks, at /slack/events."""

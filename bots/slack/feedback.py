@@ -8,9 +8,11 @@ either; the core keeps the vote (`Feedback`), this module only translates.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -151,17 +153,45 @@ async def call_a_human(
 
 class SlackFeedback:
     """The listeners for the buttons and the 👎 modal: acknowledged at once (Slack wants it
-    within 3 s), then the vote kept, and the clicker told privately."""
+    within 3 s), then the vote kept, and the clicker told privately.
+
+    The app answers a request only once its listener returns (`process_before_response`, for
+    events), so a listener acks and hands its work to a task. Not bolt's lazy listeners: bolt
+    deep-copies the request for them, and the request's client holds the bot's shared aiohttp
+    session, which cannot be copied (slackapi/bolt-python#545).
+    """
 
     def __init__(self, feedback: Feedback, usergroup: str | None) -> None:
         self._feedback = feedback
         self._usergroup = usergroup
+        self._working: set[asyncio.Task[None]] = set()
 
     def listen(self, app: AsyncApp) -> None:
-        """The app answers before its listeners finish (`process_before_response`, for events),
-        so the work of a click is a lazy listener: bolt acks at once, then runs it."""
-        app.action(ACTIONS)(ack=_ack, lazy=[self.on_click])
-        app.view(REASON_VIEW)(ack=_ack, lazy=[self.on_reason])
+        app.action(ACTIONS)(self._clicked)
+        app.view(REASON_VIEW)(self._submitted)
+
+    async def drain(self) -> None:
+        """Wait for the clicks and reasons being kept."""
+        while self._working:
+            await asyncio.gather(*self._working, return_exceptions=True)
+
+    async def _clicked(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        self._in_background(self.on_click(body, client))
+
+    async def _submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()  # closes the modal
+        self._in_background(self.on_reason(body, view))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._working.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._working.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a click on an answer's buttons failed: %r", task.exception())
 
     async def on_click(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         vote, _, answer_id = str((body.get("actions") or [{}])[0].get("value", "")).partition(":")
@@ -171,16 +201,16 @@ class SlackFeedback:
         container = body.get("container") or {}
         channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id", ""))
         thread_ts = container.get("thread_ts") or (body.get("message") or {}).get("thread_ts")
-        verdict = await self._feedback.vote(answer_id, f"slack:{user}", vote)  # type: ignore[arg-type]
         told = False
-        if verdict.ask_reason and body.get("trigger_id"):
-            try:  # the modal is the answer to a 👎: it says the vote was taken
+        if vote == "down" and body.get("trigger_id"):
+            try:  # first: the trigger lasts 3 s; the modal says the 👎 was taken
                 view = reason_view(answer_id, channel, thread_ts)
                 await client.views_open(trigger_id=body["trigger_id"], view=view)
                 told = True
-            except SlackApiError as exc:  # the 3 s trigger passed: said in the thread instead
+            except SlackApiError as exc:  # the trigger passed: said in the thread instead
                 log.info("could not open the 👎 modal: %s", exc.response.get("error"))
-        if not told:
+        verdict = await self._feedback.vote(answer_id, f"slack:{user}", vote)  # type: ignore[arg-type]
+        if not told or verdict.record is None:
             await self._tell(client, channel, user, thread_ts, verdict.said)
         if verdict.needs_a_human:
             await self._feedback.call("down", _Thread(client, channel, thread_ts, self._usergroup))
@@ -205,10 +235,6 @@ class SlackFeedback:
             )
         except SlackApiError as exc:  # the vote is kept; only the thanks is lost
             log.info("could not thank %s for a vote: %s", user, exc.response.get("error"))
-
-
-async def _ack(ack: Any) -> None:
-    await ack()  # (a view's ack closes the modal)
 
 
 class _Thread:

@@ -73,6 +73,7 @@ def loading_messages(*, thread: bool, files: bool) -> tuple[str, ...]:
 
 
 STATUS_RENEW_S = 100.0  # Slack drops a status after two minutes without a message
+BUTTONS_WAIT_S = 30.0  # at most, for a rate limit on the edit that adds the feedback buttons
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak refs)
@@ -278,23 +279,32 @@ class SlackSink(_SlackReply):
         )
 
     async def ask_feedback(self, handle: str, text: str) -> None:
-        """The final text again, now with the buttons under it (blocks replace the text)."""
+        """The final text again, now with the buttons under it (blocks replace the text); a
+        rate limit right after the final edit is waited out once."""
         if self._answered is None or self._buttons is None:
             return
-        buttons, answer = self._buttons, self._answered.id
+        for attempt in (1, 2):
+            try:
+                await self._with_buttons(handle, text, self._buttons, self._answered.id)
+                return
+            except RateLimited as exc:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(min(exc.retry_after_s, BUTTONS_WAIT_S))
+
+    async def _with_buttons(
+        self, handle: str, text: str, buttons: FeedbackBlocks, answer: str
+    ) -> None:
+        update = self._client.chat_update
         try:
             await translated(
-                self._client.chat_update(
-                    channel=self._channel, ts=handle, **buttons.with_buttons(text, answer)
-                )
+                update(channel=self._channel, ts=handle, **buttons.with_buttons(text, answer))
             )
         except SlackApiError as exc:
             if not buttons.refusal(exc):
                 raise
             await translated(
-                self._client.chat_update(
-                    channel=self._channel, ts=handle, **buttons.with_buttons(text, answer)
-                )
+                update(channel=self._channel, ts=handle, **buttons.with_buttons(text, answer))
             )
 
 

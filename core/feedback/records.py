@@ -10,12 +10,13 @@ record and its votes share a slot):
 | `{ns}votes:{{id}}` | hash | voter (`platform:id`) → JSON: up or down, a reason, when |
 | `{ns}called:{{id}}` | string | set once a person was called into the answer's thread |
 | `{ns}answers` | sorted set | answer ids by time, for `threadbot report --since` |
-| `{ns}asked:{platform}:{user}` | set | the answers a person asked for, for `forget --user` |
-| `{ns}voted:{platform}:{user}` | set | the answers a person voted on, for `forget --user` |
+| `{ns}asked:{platform}:{user}` | sorted set | the answers a person asked for, for `forget` |
+| `{ns}voted:{platform}:{user}` | sorted set | the answers a person voted on, by the answer's time |
 
-Every key expires with the retention, and the time index drops what is older on each write, so
-nothing outlives it; a crash between two writes leaves at most an index entry whose record is
-gone, which readers skip.
+Every key expires with the retention counted from the answer (its votes with it), and the time
+indexes (sorted sets, by the answer's time) drop what is older on each write, so nothing outlives
+it; a crash between two writes leaves at most an index entry whose record is gone, which readers
+skip. A vote is one script in the answer's slot: never kept for an answer forgotten meanwhile.
 """
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ log = logging.getLogger(__name__)
 VoteKind = Literal["up", "down"]
 ANSWER_MAX_CHARS = 8000  # of an answer kept in its record: enough to judge it by
 REASON_MAX_CHARS = 500
+READ_BATCH = 500  # records read in one round trip by `since`
+# A vote, in the answer's slot: none for an answer that is gone; it expires with the answer.
+# Returns the record, the voter's vote before, and every vote now (HGETALL's flat list).
+VOTE = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local before = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 then redis.call('PEXPIRE', KEYS[2], left) end
+local result = {raw, before or ''}
+for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do result[#result + 1] = v end
+return result
+"""
 
 
 def answer_id(event_key: str | None) -> str:
@@ -148,20 +163,27 @@ class Records:
         return f"{self._ns}voted:{person}"
 
     async def keep(self, record: AnswerRecord) -> None:
-        """Keep an answered question (its answer cut to `ANSWER_MAX_CHARS`)."""
+        """Keep an answered question (its answer cut to `ANSWER_MAX_CHARS`) until the
+        retention has passed since it was answered."""
         kept = replace(record, answer=record.answer[:ANSWER_MAX_CHARS])
-        oldest = time.time() - self._ttl_s
+        until = int(record.at + self._ttl_s)
+        now = time.time()
+        if until <= now:
+            return  # older than the retention already: nothing to keep
         with store_errors(f"keeping the record of answer {record.id}"):
             # Not one transaction: the keys are in different slots of a cluster (see above).
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(self._answer(record.id), kept.to_json(), ex=self._ttl_s)
-                pipe.zadd(self._index, {record.id: record.at})
-                pipe.zremrangebyscore(self._index, "-inf", oldest)
-                pipe.expire(self._index, self._ttl_s)
+                pipe.set(self._answer(record.id), kept.to_json(), exat=until)
+                self._index_under(pipe, self._index, record.id, record.at, now)
                 if record.asker:
-                    pipe.sadd(self._asked(record.asker), record.id)
-                    pipe.expire(self._asked(record.asker), self._ttl_s)
+                    self._index_under(pipe, self._asked(record.asker), record.id, record.at, now)
                 await pipe.execute()
+
+    def _index_under(self, pipe: Any, key: str, id: str, at: float, now: float) -> None:
+        """`id` in the time index `key`, which drops what is older than the retention."""
+        pipe.zadd(key, {id: at})
+        pipe.zremrangebyscore(key, "-inf", now - self._ttl_s)
+        pipe.expire(key, self._ttl_s)
 
     async def get(self, id: str) -> AnswerRecord | None:
         with store_errors(f"reading answer {id}"):
@@ -187,23 +209,22 @@ class Records:
         return await self._set_vote(id, Vote(voter, "down", time.time(), reason))
 
     async def _set_vote(self, id: str, vote: Vote) -> tuple[AnswerRecord, VoteKind | None] | None:
+        """One atomic step in the answer's slot (`VOTE`): a vote is never kept for an answer
+        forgotten meanwhile, and lives no longer than the answer's record."""
+        body = json.dumps({"vote": vote.vote, "at": vote.at, "reason": vote.reason})
         with store_errors(f"keeping a vote on answer {id}"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.exists(self._answer(id))
-                pipe.hget(self._votes(id), vote.voter)
-                exists, before = await pipe.execute()
-            if not exists:
+            found = await self._redis.eval(
+                VOTE, 2, self._answer(id), self._votes(id), vote.voter, body
+            )
+            if not found:
                 return None
-            body = json.dumps({"vote": vote.vote, "at": vote.at, "reason": vote.reason})
+            raw, before, *flat = found
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hset(self._votes(id), vote.voter, body)
-                pipe.expire(self._votes(id), self._ttl_s)
-                pipe.sadd(self._voted(vote.voter), id)
-                pipe.expire(self._voted(vote.voter), self._ttl_s)
+                at = json.loads(text(raw))["at"]
+                self._index_under(pipe, self._voted(vote.voter), id, float(at), time.time())
                 await pipe.execute()
-        record = await self.get(id)
-        if record is None:  # forgotten meanwhile
-            return None
+        votes = dict(zip(flat[::2], flat[1::2], strict=True))
+        record = AnswerRecord.from_json(text(raw), _votes(votes))
         previous: VoteKind | None = json.loads(text(before))["vote"] if before else None
         return record, previous
 
@@ -214,24 +235,26 @@ class Records:
             return bool(await self._redis.set(self._called(id), "1", nx=True, ex=self._ttl_s))
 
     async def since(self, at: float) -> list[AnswerRecord]:
-        """Every kept record from `at` (unix time) on, oldest first, with its votes."""
+        """Every kept record from `at` (unix time) on, oldest first, with its votes; read in
+        batches, so a long window is never one reply of everything."""
+        records = []
         with store_errors("reading the answer records"):
             ids = [text(i) for i in await self._redis.zrangebyscore(self._index, at, "+inf")]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for id in ids:
-                    pipe.get(self._answer(id))
-                    pipe.hgetall(self._votes(id))
-                found = await pipe.execute() if ids else []
-        records = []
-        for raw, votes in zip(found[::2], found[1::2], strict=True):
-            if raw is not None:  # expired, or forgotten, since the index was read
-                records.append(AnswerRecord.from_json(text(raw), _votes(votes)))
+            for start in range(0, len(ids), READ_BATCH):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for id in ids[start : start + READ_BATCH]:
+                        pipe.get(self._answer(id))
+                        pipe.hgetall(self._votes(id))
+                    found = await pipe.execute()
+                for raw, votes in zip(found[::2], found[1::2], strict=True):
+                    if raw is not None:  # expired, or forgotten, since the index was read
+                        records.append(AnswerRecord.from_json(text(raw), _votes(votes)))
         return records
 
     async def forget(self, person: str) -> int:
         """Remove what `person` (`platform:id`, or a bare id on every platform) asked, with
-        its votes, and their votes on others' answers; returns how many records and votes
-        went. A bare id SCANs the keyspace: for an operator, never in a turn."""
+        every vote on it, and their votes on others' answers; returns how many of their
+        records and votes went. A bare id SCANs the keyspace: for an operator, never in a turn."""
         if ":" in person:
             return await self._forget(person)
         people: set[str] = set()
@@ -245,20 +268,21 @@ class Records:
 
     async def _forget(self, person: str) -> int:
         with store_errors(f"forgetting the records of {person}"):
-            asked = [text(i) for i in await self._redis.smembers(self._asked(person))]
-            voted = [text(i) for i in await self._redis.smembers(self._voted(person))]
+            asked = [text(i) for i in await self._redis.zrange(self._asked(person), 0, -1)]
+            voted = [text(i) for i in await self._redis.zrange(self._voted(person), 0, -1)]
             async with self._redis.pipeline(transaction=False) as pipe:
+                for id in voted:  # first: their vote on their own answer counts too
+                    pipe.hdel(self._votes(id), person)
                 for id in asked:
                     pipe.delete(self._answer(id))
                     pipe.delete(self._votes(id))
                     pipe.zrem(self._index, id)
-                for id in voted:
-                    pipe.hdel(self._votes(id), person)
                 pipe.delete(self._asked(person))
                 pipe.delete(self._voted(person))
                 done = await pipe.execute()
-        removed = sum(int(n) for n in done[: 3 * len(asked) : 3])
-        return removed + sum(int(n) for n in done[3 * len(asked) : 3 * len(asked) + len(voted)])
+        votes = sum(int(n) for n in done[: len(voted)])
+        answers = sum(int(n) for n in done[len(voted) : len(voted) + 3 * len(asked) : 3])
+        return votes + answers
 
 
 def _votes(raw: dict[Any, Any]) -> list[Vote]:

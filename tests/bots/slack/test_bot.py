@@ -87,6 +87,9 @@ async def make_bot(make_settings: Any, fake_slack: FakeSlack) -> AsyncIterator[B
     """Bots (each with its own Pipeline) over the same Redis and the same fake Slack."""
     made: list[SlackBot] = []
     configured: dict[tuple[tuple[str, Any], ...], Settings] = {}
+    # One aiohttp session under the client, as `serve` gives it (bolt copies what a listener
+    # gets; a session cannot be copied, so this catches a listener that makes it try).
+    http = aiohttp.ClientSession()
 
     async def make(**overrides: Any) -> SlackBot:
         # The same overrides give the same settings (same key prefix): a second process.
@@ -101,7 +104,7 @@ async def make_bot(make_settings: Any, fake_slack: FakeSlack) -> AsyncIterator[B
             configured[key] = make_settings(**{**values, **overrides})
         settings = configured[key]
         pipeline = await Pipeline.create(settings)
-        bot = build_slack_bot(settings, pipeline, client=make_client(settings))
+        bot = build_slack_bot(settings, pipeline, client=make_client(settings, session=http))
         made.append(bot)
         return bot
 
@@ -111,6 +114,7 @@ async def make_bot(make_settings: Any, fake_slack: FakeSlack) -> AsyncIterator[B
         for bot in made:
             await bot.drain()
             await bot.pipeline.aclose()
+        await http.close()
 
 
 async def via_socket_mode(

@@ -173,3 +173,15 @@ async def test_without_feedback_no_buttons(
     bot = await make_bot(feedback=False)
     await answer_via_socket(bot, mention())
     assert not (answer_message(fake_slack).blocks or [])
+
+
+async def test_a_rate_limit_on_the_buttons_edit_is_waited_out(
+    make_bot: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script("A short answer.", chunk_size=40)
+    fake_slack.limit_rate("chat.update", calls=1, per_s=0.5)  # the edit after the final: a 429
+    bot = await make_bot()
+    await answer_via_socket(bot, mention())
+    with_blocks = [c for c in fake_slack.calls_to("chat.update") if "blocks" in c.body]
+    assert [c.status for c in with_blocks][-2:] == [429, 200]
+    assert feedback_element(answer_message(fake_slack))["type"] == "feedback_buttons"

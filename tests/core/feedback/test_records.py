@@ -87,7 +87,8 @@ async def test_forget_removes_what_a_person_asked_and_their_votes(pipeline: Pipe
     await records.vote("1" * 16, "slack:U2", "up")  # U2's vote on U1's answer goes
     await records.vote("2" * 16, "slack:U1", "down")  # U1's vote on U2's answer goes too
     await records.vote("2" * 16, "slack:U3", "up")
-    assert await records.forget("slack:U1") == 2  # one record, one vote
+    await records.vote("1" * 16, "slack:U1", "up")  # their vote on their own answer
+    assert await records.forget("slack:U1") == 3  # one record, two votes
     assert await records.get("1" * 16) is None
     left = await records.get("2" * 16)
     assert left is not None and [v.voter for v in left.votes] == ["slack:U3"]
@@ -106,8 +107,9 @@ async def test_records_expire_with_the_retention(make_settings: MakeSettings) ->
         await pipeline.records.keep(record("9" * 16))
         await pipeline.records.vote("9" * 16, "slack:U5", "up")
         redis = pipeline.store.redis
-        for key in (pipeline.records._answer("9" * 16), pipeline.records._votes("9" * 16)):
-            assert 0 < await redis.ttl(key) <= 86400
+        answer, votes = pipeline.records._answer("9" * 16), pipeline.records._votes("9" * 16)
+        assert 0 < await redis.ttl(answer) <= 86400
+        assert abs(await redis.pttl(votes) - await redis.pttl(answer)) < 2000  # with its answer
         # An index entry older than the retention is dropped by the next write.
         await pipeline.records.keep(record("8" * 16, at=time.time() - 2 * 86400))
         await pipeline.records.keep(record("7" * 16))
