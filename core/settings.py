@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(default=0, ge=0)
     ingest_max_file_mb: float = Field(default=20.0, gt=0)
     ingest_ignore: PatternList = Field(default_factory=list)
+    # Websites (`threadbot ingest https://...`): who the crawler says it is, how many requests
+    # at once and per second (robots.txt's Crawl-delay slows it further), how many pages.
+    crawl_user_agent: str = "threadbot"
+    crawl_concurrency: int = Field(default=4, ge=1, le=64)
+    crawl_rate: float = Field(default=4.0, gt=0)
+    crawl_max_pages: int = Field(default=5000, ge=1)
 
     # Chat model
     openai_api_key: SecretStr | None = None
@@ -170,6 +176,9 @@ class Settings(BaseSettings):
     discord_shard_ids: IdList = Field(default_factory=list)
     discord_edit_interval_ms: int = Field(default=1500, ge=0)
     discord_reply_modes: ModeMap = Field(default_factory=dict)
+
+    # MCP server: the bearer token each request to `threadbot mcp --http` must carry
+    mcp_token: SecretStr | None = None
 
     log_level: str = "INFO"
 
