@@ -102,7 +102,8 @@ class Busy(ThreadbotError):
 
 class NotAllowed(ThreadbotError):
     """The allow lists leave this asker, or this place, out: nothing is answered, and the
-    asker alone is told (a refusal in the channel would spend the same attention)."""
+    asker alone is told (a refusal in the channel would spend the same attention). Also a
+    knowledge base asked for by name at a place that may not search it."""
 
     user_message = "Sorry, I'm not set up to answer you here."
 

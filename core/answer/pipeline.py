@@ -18,7 +18,7 @@ from core.answer.context import ContextReader, Thread
 from core.answer.followups import search_query
 from core.answer.probe import AnswerProbe
 from core.answer.prompt import Quoted, fit_history, saved_thread, thread_in
-from core.errors import HistoryUnavailable, QuestionRejected, ThreadbotError
+from core.errors import HistoryUnavailable, NotAllowed, QuestionRejected, ThreadbotError
 from core.feedback.records import Answered, AnswerRecord, Records, used
 from core.feedback.votes import Feedback
 from core.policy.audience import Where, bases_for, most_precise
@@ -212,7 +212,9 @@ class Pipeline:
         picks the knowledge bases searched, when a configuration file maps them
         (`core.policy.audience`, before retrieval: a base not allowed there is never searched).
         With `answered`, the answer saved is also recorded under its id, with the passages it
-        used (`core.feedback.records`: the report, and the votes on it), and `answered` says so.
+        used (`core.feedback.records`: the report, and the votes on it), and `answered` says so;
+        it also holds the answer's text and those passages, for a caller that shows the sources
+        apart from the text.
         """
         # Lone surrogates (undecodable terminal input, JSON "\ud800") would break the tokenizer.
         question = question.encode("utf-8", "replace").decode("utf-8").strip()
@@ -283,6 +285,7 @@ class Pipeline:
                 await self.store.save_turn(session_id, turn, resets_before, user=user)
                 self._probe.answered(covered=not uncovered)
                 if answered is not None:
+                    answered.text, answered.passages = "".join(parts), tuple(passages)
                     record = AnswerRecord(
                         answered.id, time.time(), question, "".join(parts), not uncovered,
                         used(passages), tuple(bases), *_place_of(where), session_id, user,
@@ -321,14 +324,44 @@ class Pipeline:
             )
         return self._answerers[model], prompt or ""
 
-    async def _search(self, query: str, where: Where | None) -> tuple[list[Passage], list[str]]:
-        """The passages found for `query` where it was asked, and the bases searched."""
+    async def bases_at(self, where: Where) -> list[str]:
+        """The knowledge bases a question asked at `where` may search, as the configuration
+        file says now (`core.policy.audience`); without a file, the one base this process
+        answers from (`KNOWLEDGE_BASE`, or the default)."""
         fallback = self._settings.knowledge_base or DEFAULT_BASE
         if self._policy is None or self._library is None:
-            found = await self._retriever.search(query)
-            return [replace(p, base=fallback) for p in found], [fallback]
-        bases = bases_for(await self._policy.current(), where or Where("console"), fallback)
-        return await self._library.search(query, bases), list(bases)
+            return [fallback]
+        return bases_for(await self._policy.current(), where, fallback)
+
+    async def search(
+        self, query: str, where: Where, *, base: str | None = None, k: int | None = None
+    ) -> tuple[list[Passage], list[str]]:
+        """The passages a question asked at `where` would be given, best first, and the bases
+        searched: every base `where` may search, or only `base` (which must be one of them:
+        else `NotAllowed`, and nothing is searched). `k` passages at most (`RETRIEVAL_K`)."""
+        bases = await self.bases_at(where)
+        if base is not None:
+            if base not in bases:
+                offered = ", ".join(bases) or "none"
+                raise NotAllowed(
+                    f"knowledge base {base!r} at {where}",
+                    user_message=f"The knowledge base {base!r} is not available here "
+                    f"(available: {offered}).",
+                )
+            bases = [base]
+        query = query.encode("utf-8", "replace").decode("utf-8").strip()
+        return await self._search_in(query, bases, k), bases
+
+    async def _search(self, query: str, where: Where | None) -> tuple[list[Passage], list[str]]:
+        """The passages found for `query` where it was asked, and the bases searched."""
+        bases = await self.bases_at(where or Where("console"))
+        return await self._search_in(query, bases), bases
+
+    async def _search_in(self, query: str, bases: list[str], k: int | None = None) -> list[Passage]:
+        if self._library is None:  # no configuration file: the one base, `bases_at` says
+            found = await self._retriever.search(query, k)
+            return [replace(p, base=bases[0]) for p in found]
+        return await self._library.search(query, bases, k)
 
     async def _keep(self, record: AnswerRecord, answered: Answered) -> None:
         """The answer's record: without it the answer stands, unrated (the store said why)."""

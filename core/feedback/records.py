@@ -131,11 +131,14 @@ def used(passages: Sequence[Passage]) -> tuple[Used, ...]:
 @dataclass
 class Answered:
     """What the pipeline tells its caller about an answer it saved: its id (the buttons carry
-    it) and whether the documents covered the question (a "needs a human" ping)."""
+    it), whether the documents covered the question (a "needs a human" ping), and the answer's
+    text and the passages it was given (for a caller that shows the sources apart)."""
 
     id: str
     saved: bool = False
     covered: bool = True
+    text: str = ""
+    passages: tuple[Passage, ...] = ()
 
 
 class Records:

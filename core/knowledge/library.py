@@ -69,15 +69,16 @@ class Library:
         log.info("searching the knowledge base %r (%d passages)", base, found.size)
         return found
 
-    async def search(self, query: str, bases: Sequence[str]) -> list[Passage]:
-        """The best `RETRIEVAL_K` passages of `bases` together (none for no base)."""
+    async def search(self, query: str, bases: Sequence[str], k: int | None = None) -> list[Passage]:
+        """The best `k` (`RETRIEVAL_K` unless given) passages of `bases` together (none for no
+        base)."""
         retrievers = [await self.retriever(base) for base in bases]
-        searched = await asyncio.gather(*(r.search(query) for r in retrievers))
+        searched = await asyncio.gather(*(r.search(query, k) for r in retrievers))
         found = [[replace(p, base=b) for p in ps] for b, ps in zip(bases, searched, strict=True)]
         if len(found) == 1:
             return found[0]
         merged = sorted((p for passages in found for p in passages), key=lambda p: -p.score)
-        return merged[: self._settings.retrieval_k]
+        return merged[: k or self._settings.retrieval_k]
 
     async def aclose(self) -> None:
         for follower in self._followers:

@@ -359,9 +359,10 @@ class Retriever:
             vectors, questions, k=k or self._k, mode=self._mode, min_score=self._min_score
         )
 
-    async def search(self, question: str) -> list[Passage]:
+    async def search(self, question: str, k: int | None = None) -> list[Passage]:
+        """The best `k` passages for `question` (`RETRIEVAL_K` unless given)."""
         try:
-            (found,) = await asyncio.to_thread(self.search_many, [question])
+            (found,) = await asyncio.to_thread(self.search_many, [question], k)
             return found
         except Exception as exc:  # the embedding client's errors (network, key, 429) end here
             log.warning("document search failed: %r", exc)

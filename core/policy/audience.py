@@ -4,8 +4,9 @@ private base's text out of every place it is not mapped to, applied before retri
 A place takes the mapping of its most precise table (channel, then category, then workspace or
 guild, then `[defaults]`); a place mapped nowhere searches the fallback base only (the default
 one, or `KNOWLEDGE_BASE`). A base marked private answers only where it is mapped by the place's
-own table — a channel's or category's, or the DM table for direct messages — never through a
-workspace's or the defaults' mapping, and never in a DM that is not mapped to it.
+own table — a channel's or category's, the DM table for direct messages, `[mcp]` for the MCP
+server — never through a workspace's or the defaults' mapping, and never in a DM that is not
+mapped to it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from core.policy.config import Layer, Policies
+from core.policy.config import MCP, Layer, Policies
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class Where:
 def _chain(where: Where) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]:
     """The tables that speak for `where`, widest first, and those that are the place's own."""
     platform, workspace = where.platform, where.workspace
+    if platform == MCP[0]:  # one place, one table: `[mcp]` (below it, only `[defaults]`)
+        return [MCP], {MCP}
     if where.dm:
         chain = [(platform, workspace), (platform, workspace, "dm")] if workspace else []
         chain.append((platform, "dm"))

@@ -23,6 +23,11 @@ read again when it changes.
     knowledge_bases = ["default"]
     answers = true                   # SLACK_ALLOW_DMS (DISCORD_ALLOW_DMS) for these DMs
 
+    [mcp]                            # `threadbot mcp`: a place of its own, its table its own
+    knowledge_bases = ["default", "hr"]   # hr exposed to MCP clients only because this names it
+    prompt = "Answer for engineers."
+    chat_model = "gpt-4o"
+
 Discord guilds also take `[discord.GUILD.categories.CATEGORY_ID]`; a thread counts as its
 parent channel. Where the file sets none of a key, the settings say (`core.policy.answering`).
 """
@@ -55,6 +60,8 @@ PROMPT_MAX_CHARS = 4000
 _BASE_KEYS = frozenset({"private"})
 _PLATFORMS = ("slack", "discord")
 _NESTED = {"channels", "categories", "dm"}
+MCP = ("mcp",)  # the MCP server's table: one place, no workspaces or channels under it
+_MCP_KEYS = frozenset({"knowledge_bases", "prompt", "chat_model"})
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class Policies:
 
     defaults: Layer = field(default_factory=Layer)
     # (platform, workspace) -> layer; (platform, workspace, kind, id) for channels, categories
-    # and ("dm",) — the key a place is looked up by.
+    # and ("dm",) — the key a place is looked up by; ("mcp",) for the MCP server's table.
     layers: Mapping[tuple[str, ...], Layer] = field(default_factory=dict)
     private: frozenset[str] = frozenset()
 
@@ -130,11 +137,13 @@ def parse(path: Path) -> Policies:
                     continue
                 for channel, inner in _table(value, (*at, kind), where).items():
                     layers[(*at, kind, channel)] = _layer(inner, (*at, kind, channel), where)
+    if "mcp" in data:
+        layers[MCP] = _mcp_layer(data.pop("mcp"), where)
     for unknown in data:
         raise where.error(
             (),
             unknown,
-            "is not a table threadbot reads (defaults, knowledge_bases, slack, discord)",
+            "is not a table threadbot reads (defaults, knowledge_bases, slack, discord, mcp)",
         )
     policies = Policies(defaults, layers, frozenset(private))
     placed: list[tuple[tuple[str, ...], Layer]] = [(("defaults",), defaults), *layers.items()]
@@ -148,6 +157,18 @@ def _table(value: object, at: tuple[str, ...], where: _Locator) -> dict[str, Any
     if not isinstance(value, dict):
         raise where.error(at[:-1], at[-1] if at else "", "must be a table")
     return value
+
+
+def _mcp_layer(table: object, where: _Locator) -> Layer:
+    """`[mcp]`: which bases the MCP server exposes, with which instructions and model. Reply
+    modes and allow lists are the chat platforms' (the server's callers hold its token)."""
+    table = _table(table, MCP, where)
+    for key in table:
+        if key not in _MCP_KEYS:
+            raise where.error(
+                MCP, key, f"is not a setting of the MCP server ({', '.join(sorted(_MCP_KEYS))})"
+            )
+    return _layer(table, MCP, where)
 
 
 def _layer(table: object, at: tuple[str, ...], where: _Locator) -> Layer:
@@ -241,8 +262,10 @@ class _Locator:
             return next((i + 1 for i, ln in enumerate(self._lines) if top.match(ln)), None)
         header = re.compile(r"^\s*\[+\s*" + r"\s*\.\s*".join(map(re.escape, at)) + r"\s*\]")
         start = next((i for i, ln in enumerate(self._lines) if header.match(ln)), None)
-        if start is None:
-            return None
+        if start is None:  # no header of its own: the key may be a table under it, `[at.key.x]`
+            under = r"\s*\.\s*".join(map(re.escape, (*at, key)))
+            nested = re.compile(r"^\s*\[+\s*" + under + r"\s*[.\]]")
+            return next((i + 1 for i, ln in enumerate(self._lines) if nested.match(ln)), None)
         key_line = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
         for i in range(start + 1, len(self._lines)):
             if re.match(r"^\s*\[", self._lines[i]):

@@ -19,6 +19,11 @@ def discord_session(guild: int | str | None, channel: int | str) -> str:
     return f"discord:{{{guild}:{channel}}}" if guild is not None else f"discord:{{dm:{channel}}}"
 
 
+def mcp_session(call: str) -> str:
+    """One `ask` of an MCP client: a conversation of its own (nothing of another call's)."""
+    return f"mcp:{{{call.replace('{', '(').replace('}', ')')}}}"
+
+
 def console_session(name: str) -> str:
     return f"console:{{{name.replace('{', '(').replace('}', ')')}}}"
 

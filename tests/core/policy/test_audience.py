@@ -53,3 +53,28 @@ def test_places_take_the_most_precise_mapping(tmp_path: Path) -> None:
 
 def test_a_place_mapped_nowhere_searches_the_fallback_only() -> None:
     assert bases_for(NO_POLICIES, Where("slack", "T0", channel="C0"), "public") == ["public"]
+
+
+MCP_PRIVATE = """\
+[defaults]
+knowledge_bases = ["default", "hr"]
+[knowledge_bases.hr]
+private = true
+"""
+
+
+def test_the_mcp_server_exposes_a_private_base_only_where_its_own_table_maps_it(
+    tmp_path: Path,
+) -> None:
+    mcp = Where("mcp")
+    assert bases_for(NO_POLICIES, mcp, "default") == ["default"]  # no file: the default base
+    # No [mcp] table: the defaults speak for it, without the private base, as for a channel.
+    assert bases_for(parse(written(tmp_path, MCP_PRIVATE)), mcp, "default") == ["default"]
+    mapped = MCP_PRIVATE + '[mcp]\nknowledge_bases = ["hr"]\n'
+    assert bases_for(parse(written(tmp_path, mapped)), mcp, "default") == ["hr"]
+    # A chat place's table never speaks for the MCP server, nor [mcp] for a chat place.
+    chat = mapped + '[slack.T0.channels.C0]\nknowledge_bases = ["eng"]\n'
+    policies = parse(written(tmp_path, chat))
+    assert bases_for(policies, mcp, "default") == ["hr"]
+    assert bases_for(policies, Where("slack", "T0", channel="C1"), "default") == ["default"]
+    assert bases_for(policies, Where("console"), "default") == ["default"]

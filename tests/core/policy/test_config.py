@@ -220,3 +220,35 @@ async def test_the_snapshot_is_the_last_good_configuration_and_watch_follows_the
         watching.cancel()
     assert PolicyFile(None).snapshot() is NO_POLICIES
     await PolicyFile(None).watch()  # nothing to follow: returns at once
+
+
+def test_the_mcp_table_is_the_mcp_servers_own(tmp_path: Path) -> None:
+    text = (
+        '[knowledge_bases.hr]\nprivate = true\n\n[mcp]\nknowledge_bases = ["default", "hr"]\n'
+        'prompt = "Answer for engineers."\nchat_model = "small"\n'
+    )
+    policies = parse(written(tmp_path, text))
+    assert policies.layers[("mcp",)] == Layer(("default", "hr"), "Answer for engineers.", "small")
+    assert policies.bases == {"default", "hr"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[mcp]\nknowledge_bases = ["default"]\nreply_mode = "auto"\n',
+            "line 3: mcp.reply_mode is not a setting of the MCP server (chat_model, "
+            "knowledge_bases, prompt)",
+        ),
+        ("[mcp]\nallowed_users = []\n", "line 2: mcp.allowed_users is not a setting of the MCP"),
+        ('[mcp]\nknowledge_bases = "hr"\n', "line 2: mcp.knowledge_bases must be a list"),
+        ('[mcp]\nknowledge_bases = ["HR!"]\n', "line 2: mcp.knowledge_bases 'HR!' is not a"),
+        ("[mcp]\nprompt = 3\n", "line 2: mcp.prompt must be a text"),
+        ("[mcp.channels.x]\nprompt = 'x'\n", "line 1: mcp.channels is not a setting of the MCP"),
+        ("mcp = 3\n", "mcp must be a table"),
+    ],
+)
+def test_a_wrong_mcp_table_names_the_line_and_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    assert_refused(tmp_path, text, message)
