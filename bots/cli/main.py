@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from bots.lifecycle import ExitCode
 
 if TYPE_CHECKING:  # the core is imported once a command runs: `--version` and `--help` are quick
+    from bots.mcp.http import Address
     from core import Settings
 
 
@@ -91,7 +92,26 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", type=Path, metavar="FILE", help="write here (default stdout)")
     commands.add_parser("slack", help="run the Slack bot")
     commands.add_parser("discord", help="run the Discord bot")
+    mcp = commands.add_parser(
+        "mcp", help="serve the knowledge base to MCP clients (Claude Code, Cursor): stdio, or HTTP"
+    )
+    mcp.add_argument(
+        "--http", type=_http_address, metavar="[HOST:]PORT",
+        help="streamable HTTP at http://HOST:PORT/mcp instead of stdio (HOST: 127.0.0.1); "
+        "every request needs MCP_TOKEN as a bearer token",
+    )  # fmt: skip
+    mcp.add_argument(
+        "--public", action="store_true",
+        help="allow a HOST that is not loopback (other machines can then reach it)",
+    )  # fmt: skip
     return parser
+
+
+def _http_address(value: str) -> Address:
+    """`mcp --http`'s value (imported when given: uvicorn comes with it)."""
+    from bots.mcp.http import address
+
+    return address(value)
 
 
 _PERIOD = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])")
@@ -208,6 +228,10 @@ def _run(args: argparse.Namespace, settings: Settings, ignored: list[str]) -> in
 
         asyncio.run(chat(settings, session_name=args.session))
         return ExitCode.OK
+    if args.command == "mcp":
+        from bots.mcp.server import main as mcp_main
+
+        return mcp_main(settings, at=args.http, public=args.public)
     if args.command == "slack":
         from bots.slack.bot import main as slack_main
 
