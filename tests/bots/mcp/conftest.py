@@ -30,6 +30,7 @@ knowledge_bases = ["default", "hr"]   # hr is private: not through the defaults'
 MCP_MAPS_HR = (
     PRIVATE_HR
     + '\n[mcp]\nknowledge_bases = ["default", "hr"]\nprompt = "Answer for the MCP clients."\n'
+    + 'chat_model = "mcp-model"\n'
 )
 
 

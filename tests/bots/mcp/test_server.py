@@ -167,6 +167,11 @@ async def test_over_http_the_token_opens_the_tools_and_nothing_else_does(
                         assert r.headers["www-authenticate"].startswith("Bearer")
             async with http.get(server.url.removesuffix("/mcp") + "/anything") as r:
                 assert r.status == 401  # every path, not the endpoint alone
+            # With the token, a request a web page made by DNS rebinding is still refused.
+            token = {**headers, "Authorization": f"Bearer {TOKEN}"}
+            for odd, status in ({"Host": "evil.example"}, 421), ({"Origin": "http://x.y"}, 403):
+                async with http.post(server.url, json=initialize, headers={**token, **odd}) as r:
+                    assert r.status == status
 
         fake_openai.script("In March.")
         async with (

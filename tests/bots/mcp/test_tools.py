@@ -134,6 +134,7 @@ async def test_ask_answers_from_the_mcp_table_in_a_session_of_its_own(
         system = fake_openai.requests[0]["messages"][0]["content"]
         assert SECRET in system  # `[mcp]` maps hr: its passage reached the model
         assert "Answer for the MCP clients." in system  # and `[mcp]`'s instructions
+        assert fake_openai.requests[0]["model"] == "mcp-model"  # and its model
 
         await client.call_tool("ask", {"question": "And the reviews?"})
         second = fake_openai.requests[1]["messages"]
@@ -142,6 +143,9 @@ async def test_ask_answers_from_the_mcp_table_in_a_session_of_its_own(
         assert second[1]["content"] == "And the reviews?"
         asked = [c for c in await pipeline.conversations() if c.session_id.startswith("mcp:{")]
         assert len(asked) == 2  # one conversation per call
+        # Asked by the client's name (the SDK's client calls itself "mcp"): forgotten by it.
+        forgotten = await pipeline.forget_user("mcp:mcp")
+        assert sorted(forgotten) == sorted(c.session_id for c in asked)
 
 
 async def test_ask_is_offered_only_with_a_chat_model(bases: Path, connect: Connect) -> None:
