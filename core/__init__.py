@@ -47,7 +47,7 @@ from core.policy.config import NO_POLICIES, Policies, PolicyFile
 from core.reply.editor import MARKER, Reply, StreamingEditor
 from core.reply.pacing import Pacer, Ticket
 from core.reply.sinks import AppendSink, Preparing, Sink
-from core.settings import DEFAULT_BASE, ReplyMode, Settings
+from core.settings import DEFAULT_BASE, ReplyMode, Settings, period_s
 from core.store import redis_client, sessions
 from core.store.redis_server import EmbeddedRedis
 from core.turn.access import AccessRules
@@ -141,6 +141,7 @@ __all__ = [
     "gather_report",
     "index_summary",
     "ingest",
+    "period_s",
     "printable",
     "redis_client",
     "render_report",

@@ -28,6 +28,19 @@ DEFAULT_BASE = "default"
 BASE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
+_PERIOD = re.compile(r"(\d+(?:\.\d+)?)\s*([mhdw])")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def period_s(value: str) -> float:
+    """`30m`, `24h`, `7d`, `2w` in seconds: how a person writes a period, in a setting or an
+    option (ValueError otherwise)."""
+    found = _PERIOD.fullmatch(value.strip().lower())
+    if found is None or float(found[1]) <= 0:
+        raise ValueError(f"{value!r} is not a period: a number and m, h, d or w (30m, 6h, 7d)")
+    return float(found[1]) * _UNIT_S[found[2]]
+
+
 def _split_ids(value: object) -> object:
     """Accept `1,2 3` from the environment as well as a real list."""
     if isinstance(value, str):

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import importlib.metadata
 import logging
-import re
 import signal
 import sys
 from pathlib import Path
@@ -114,18 +113,14 @@ def _http_address(value: str) -> Address:
     return address(value)
 
 
-_PERIOD = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])")
-_UNIT_S = {"h": 3600, "d": 86400, "w": 7 * 86400}
-
-
 def _period_s(value: str) -> float:
-    """`24h`, `7d`, `2w` in seconds (the type of `report --since`)."""
-    found = _PERIOD.fullmatch(value.strip().lower())
-    if found is None or float(found[1]) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a period: a number and h, d or w (24h, 7d, 2w)"
-        )
-    return float(found[1]) * _UNIT_S[found[2]]
+    """The type of `report --since`."""
+    from core import period_s
+
+    try:
+        return period_s(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -415,4 +415,4 @@ async def test_store_down_is_one_line(tmp_path: Path) -> None:
 
 async def test_a_period_it_cannot_read_is_refused(tmp_path: Path) -> None:
     _, err, code = await threadbot("report", "--since", "a week", env=env_for(tmp_path))
-    assert code == 2 and "'a week' is not a period: a number and h, d or w" in err
+    assert code == 2 and "'a week' is not a period: a number and m, h, d or w" in err
