@@ -80,18 +80,19 @@ async def serve_http(settings: Settings, where: Address) -> int:
     except OSError as exc:
         log.error("threadbot mcp cannot listen on %s:%d: %s", where.host, where.port, exc.strerror)
         return ExitCode.MISCONFIGURED
-    async with await Pipeline.create(settings) as pipeline:
-        server = build_mcp_server(settings, pipeline)
-        # The SDK checks Host and Origin against loopback names when it listens there (a web
-        # page in the user's browser cannot reach it by DNS rebinding).
-        app = server.streamable_http_app(streamable_http_path=http.PATH, host=where.host)
-        guarded = http.BearerToken(app, settings.mcp_token.get_secret_value())
-        log.info(
-            "MCP server on %s (bearer token required): %d passages indexed",
-            http.bound(listening).url,
-            pipeline.documents,
-        )
-        await http.serve(guarded, listening, grace_s=settings.shutdown_grace_s)
+    with listening:  # closed on the way out, served or not
+        async with await Pipeline.create(settings) as pipeline:
+            server = build_mcp_server(settings, pipeline)
+            # The SDK checks Host and Origin against loopback names when it listens there (a
+            # web page in the user's browser cannot reach it by DNS rebinding).
+            app = server.streamable_http_app(streamable_http_path=http.PATH, host=where.host)
+            guarded = http.BearerToken(app, settings.mcp_token.get_secret_value())
+            log.info(
+                "MCP server on %s (bearer token required): %d passages indexed",
+                http.bound(listening).url,
+                pipeline.documents,
+            )
+            await http.serve(guarded, listening, grace_s=settings.shutdown_grace_s)
     return ExitCode.OK
 
 
