@@ -1,8 +1,10 @@
-"""How fast and how big a cold ingest is: passages per second, peak memory, and a re-ingest.
+"""How fast and how big a cold ingest is: passages per second, peak memory, what was skipped
+and left out as repeats, and a re-ingest.
 
-Run as `python -m bench.ingest_speed` (the sample docs) or `python -m bench.ingest_speed
---django` (the Django documentation from its sdist, about 4 minutes on 2 cores). The ingest runs
-in a fresh `threadbot ingest` process, so its peak resident memory is measured alone.
+Run as `python -m bench.ingest_speed` (the sample docs), `python -m bench.ingest_speed --django`
+(the Django documentation from its sdist, about 4 minutes on 2 cores) or `python -m
+bench.ingest_speed --docs DIR` (any folder, such as a built docs site). The ingest runs in a
+fresh `threadbot ingest` process, so its peak resident memory is measured alone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,22 @@ from bench._table import print_table
 from core import Retriever, Settings, build_embeddings
 
 SAMPLE = 256
+_COUNT = r"([\d,]+)"  # the summary writes 25,708
+
+
+def count(pattern: str, summary: str) -> int:
+    """A number the ingest's summary line says (0 when it does not say it)."""
+    found = re.search(pattern.replace("N", _COUNT), summary)
+    return int(found.group(1).replace(",", "")) if found else 0
+
+
+def skipped(summary: str) -> list[tuple[str, int]]:
+    """(reason, files) as the summary line counts them: "skipped 9 (7 generated copy, ...)"."""
+    found = re.search(r"skipped [\d,]+ \(([^)]*)\)", summary)
+    if found is None:
+        return []
+    pairs = (part.split(" ", 1) for part in found.group(1).split(", "))
+    return [(reason, int(n.replace(",", ""))) for n, reason in pairs]
 
 
 def run_ingest(docs: Path, data_dir: Path) -> tuple[float, float, str]:
@@ -58,16 +76,17 @@ def embedding_rate(settings: Settings) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--django", action="store_true", help="the Django docs (downloaded)")
+    parser.add_argument("--docs", type=Path, help="a folder to ingest instead of the sample docs")
     parser.add_argument(
         "--data", type=Path, help="an empty data folder to keep (bench.retrieval_eval reuses it)"
     )
     args = parser.parse_args()
-    docs = django_docs() if args.django else SAMPLE_DOCS
+    docs = args.docs or (django_docs() if args.django else SAMPLE_DOCS)
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp)
         settings = Settings(threadbot_data_dir=data, _env_file=None)  # type: ignore[call-arg]
         cold, peak, summary = run_ingest(docs, data)
-        passages = int(re.search(r"holds (\d+) passages", summary).group(1))  # type: ignore[union-attr]
+        passages = count(r"holds N passage", summary)
         again, _, summary_again = run_ingest(docs, data)
         rate = embedding_rate(settings)
     print(
@@ -78,7 +97,10 @@ def main() -> None:
     print(f"  {summary}")
     rows = [
         ("cold ingest (empty cache)", f"{cold:.1f} s"),
-        ("passages", f"{passages}"),
+        ("files indexed", f"{count(r'Indexed N file', summary):,}"),
+        *((f"files skipped: {reason}", f"{n:,}") for reason, n in skipped(summary)),
+        ("passages", f"{passages:,}"),
+        ("repeats left out (a text indexed once)", f"{count(r'N repeats? of an', summary):,}"),
         ("passages per second, whole ingest", f"{passages / cold:.1f}"),
         ("peak resident memory of the ingest", f"{peak:.0f} MB"),
         (f"embedding only, {SAMPLE} passages of 550-650 characters", f"{rate:.1f} per second"),

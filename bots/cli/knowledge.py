@@ -103,8 +103,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def _summary(settings: Settings, report: IngestReport, name: str) -> int:
-    """One line of counts that add up (files; passages new and already embedded), then the files
-    skipped, by reason, the first few named, and every file that failed."""
+    """One line of counts that add up (files; passages new and already embedded; repeats left
+    out), then the files skipped, by reason, the first few named, and every file that failed."""
     from core.knowledge.retrieval import printable
 
     skipped = sum(len(s) for s in report.skipped.values())
@@ -114,12 +114,12 @@ def _summary(settings: Settings, report: IngestReport, name: str) -> int:
     else:
         sys.stdout.write(f"Indexed {_plural(report.files, 'file')}; ")
     new = report.chunks - report.reused
-    repeats = new - report.embedded
+    repeats = f"; {_plural(report.repeats, 'repeat')} of an indexed text left out"
     sys.stdout.write(
         f"skipped {skipped}{f' ({reasons})' if reasons else ''}; failed {len(report.failed)}. "
         f"The index holds {_plural(report.chunks, 'passage')} ({new:,} new, "
         f"{report.reused:,} already embedded"
-        f"{f'; {repeats:,} of the new repeat a text embedded once' if repeats > 0 else ''})"
+        f"{repeats if report.repeats else ''})"
         f"{f' with {name}' if name else ''} in {settings.index_dir}"
         f"{'' if report.written else ', unchanged: nothing written'}.\n"
     )

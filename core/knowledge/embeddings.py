@@ -21,6 +21,7 @@ MAX_TOKENS = 256
 # piece with this int8 graph, over a 280 MB session) while small runs are as fast per passage:
 # one full window per run, one run per core, keeps a whole ingest under 600 MB.
 _TOKENS_PER_RUN = MAX_TOKENS
+_M_ARENA_MAX = -8  # glibc's mallopt() parameter (malloc.h)
 
 
 class LocalEmbeddings(Embeddings):
@@ -44,6 +45,7 @@ class LocalEmbeddings(Embeddings):
         # one run spin-wait on each other, and lose half their speed when the machine is busy.
         options.intra_op_num_threads = 1
         self._workers = threads or os.cpu_count() or 1
+        _one_malloc_arena()
         # Every batch has its own shape; the arena would keep the largest of each forever.
         options.enable_cpu_mem_arena = False
         self._session = onnxruntime.InferenceSession(
@@ -116,6 +118,23 @@ class LocalEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         vector: list[float] = self.embed_array([text])[0].tolist()
         return vector
+
+
+def _one_malloc_arena() -> None:
+    """Make glibc's malloc serve every thread from one arena, for the rest of the process.
+
+    Each thread that runs the model gets an arena of its own otherwise, and an arena keeps what
+    runs of every shape freed: measured, 2 workers held 150 MB more after a few hundred runs, an
+    ingest of the Python docs peaked 170 MB higher, and a bot's queries grow it too. One arena
+    runs as fast here (the model allocates little per run, so its lock is seldom contended).
+    Elsewhere (musl, macOS) nothing changes.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
 
 
 def build_embeddings(settings: Settings) -> tuple[Embeddings, str]:

@@ -3,6 +3,10 @@
 Files are read one at a time and passages embedded shortest first, each batch committed to the
 embedding cache as soon as it is computed: memory stays bounded, a killed ingest resumes where
 it stopped, and an unchanged re-ingest embeds and writes nothing.
+
+Each text is indexed once: a passage whose text (spacing aside) another file also has is kept
+from the page a reader would open (HTML over its source copy, then the cleaner, shorter path),
+and the others are kept aside as repeats, so they come back when that file is removed.
 """
 
 from __future__ import annotations
@@ -10,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +28,7 @@ from core.errors import IndexMismatch, IngestRefused, KnowledgeError, NothingToI
 from core.knowledge.embed_cache import EmbeddingCache, passage_hash
 from core.knowledge.extract import read_sections
 from core.knowledge.keywords import KeywordIndex
-from core.knowledge.retrieval import Chunk, FileEntry, Index
+from core.knowledge.retrieval import Chunk, FileEntry, Index, Repeat
 from core.knowledge.sections import FENCE_LINE
 from core.knowledge.sources import SUFFIXES, UNDECODABLE, SourceFile, find_files
 
@@ -43,6 +48,8 @@ _FAISS_BLOCK = 4096  # vectors moved from the cache to the index at once
 _SHRINK_GUARD_MIN = 100
 
 TokenCounter = Callable[[list[str]], list[int]]
+Read = list[tuple[FileEntry, list[Chunk]]]  # each file with all its passages, in order
+_PAGES = frozenset({".html", ".htm"})
 
 
 @dataclass
@@ -52,6 +59,7 @@ class IngestReport:
     embedded: int = 0  # distinct passage texts embedded in this run
     reused: int = 0  # passages whose vectors were already in the cache (the rest are new)
     removed: int = 0  # files taken out of the index
+    repeats: int = 0  # passages left out: their text is in the index from another passage
     written: bool = True  # False: the index already held exactly this
     skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> sources
     failed: dict[str, str] = field(default_factory=dict)  # source -> error
@@ -149,7 +157,7 @@ def _window(embeddings: Embeddings) -> _Window | None:
 
 def _load_previous(settings: Settings) -> Index | None:
     try:
-        return Index.load(settings.index_dir)
+        return Index.load(settings.index_dir, with_repeats=True)
     except IndexMismatch as exc:
         log.warning("ignoring the previous index (%s); everything is read again", exc)
         return None
@@ -183,21 +191,19 @@ def ingest(
     if not found and not force:
         # Replacing a live index with an empty one is never what a typo in a path meant.
         raise NothingToIndex(f"no {', '.join(sorted(SUFFIXES))} files under the given paths")
-    entries, chunks = _read_all(
+    read = _read_all(
         settings, found, _reusable(previous, recipe), _window(embeddings), report, progress
     )
-    report.files = len(entries)
+    report.files = len(read)
     if add and previous is not None:  # what is indexed elsewhere stays as it is
         fresh = {str(Path(f.root) / f.source) for f in found}
         kept = [
-            e for e in previous.files
+            (e, mine) for e, mine in _file_chunks(previous)
             if e.path not in fresh and not any(_under(e.path, t) for t in targets)
         ]  # fmt: skip
-        by_path = {e.path for e in kept}
-        old = [c for c, e in _chunk_files(previous) if e.path in by_path]
-        entries, chunks = kept + entries, old + chunks
+        read = kept + read
     return _commit(
-        settings, previous, entries, chunks, embeddings_name, recipe, report,
+        settings, previous, read, embeddings_name, recipe, report,
         embeddings=embeddings, progress=progress, force=force,
     )  # fmt: skip
 
@@ -223,14 +229,13 @@ def _find(
 def _read_all(
     settings: Settings, found: list[SourceFile], reusable: dict[tuple[str, str], list[Chunk]],
     window: _Window | None, report: IngestReport, progress: bool,
-) -> tuple[list[FileEntry], list[Chunk]]:  # fmt: skip
+) -> Read:  # fmt: skip
     """Each file's passages: the live index's for a file unchanged since, else read and cut.
     A file that cannot be read is noted in `report` and the rest go on."""
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=settings.chunk_size_chars, chunk_overlap=settings.chunk_overlap_chars
     )
-    entries: list[FileEntry] = []
-    chunks: list[Chunk] = []
+    read: Read = []
     for file in _reading(found, progress):
         path = str(Path(file.root) / file.source)
         try:
@@ -247,9 +252,8 @@ def _read_all(
             log.warning("skipping %s: %s", file.path, exc)
             report.failed[file.source] = str(exc) or type(exc).__name__
             continue
-        entries.append(FileEntry(file.source, path, str(file.root), digest, len(mine)))
-        chunks += mine
-    return entries, chunks
+        read.append((FileEntry(file.source, path, str(file.root), digest, len(mine)), mine))
+    return read
 
 
 def _reading(files: list[SourceFile], shown: bool) -> Iterator[SourceFile]:
@@ -275,35 +279,89 @@ def remove(settings: Settings, paths: list[Path], *, force: bool = False) -> Ing
     report = IngestReport(removed=sum(gone(e) for e in previous.files))
     if not report.removed:
         raise NothingToIndex(f"nothing indexed at {', '.join(map(str, paths))}")
-    pairs = [(c, e) for c, e in _chunk_files(previous) if not gone(e)]
-    entries = [e for e in previous.files if not gone(e)]
+    # A repeat of a passage removed here comes back from its own file. Its vector is in the
+    # embedding cache: repeats are embedded too, so that no model is needed now.
+    read = [(e, mine) for e, mine in _file_chunks(previous) if not gone(e)]
     return _commit(
-        settings, previous, entries, [c for c, _ in pairs], previous.embeddings_name,
-        previous.recipe, report, embeddings=None, progress=False, force=force, shrinking=True,
+        settings, previous, read, previous.embeddings_name, previous.recipe, report,
+        embeddings=None, progress=False, force=force, shrinking=True,
     )  # fmt: skip
 
 
-def _chunk_files(index: Index) -> list[tuple[Chunk, FileEntry]]:
-    """Each chunk with its file: an index lists a file's chunks together, in file order."""
-    owners = [entry for entry in index.files for _ in range(entry.passages)]
-    return list(zip(index.chunks, owners, strict=True))
+def _file_chunks(index: Index) -> Read:
+    """Each file with all its passages in file order, its repeats back in their places.
+
+    An index lists a file's chunks together, in file order; `passages` counts them.
+    """
+    repeats: dict[str, list[Repeat]] = {}
+    for repeat in index.repeats:
+        repeats.setdefault(repeat.path, []).append(repeat)
+    out: Read = []
+    start = 0
+    for entry in index.files:
+        mine = index.chunks[start : start + entry.passages]
+        start += entry.passages
+        for repeat in sorted(repeats.get(entry.path, []), key=lambda r: r.at):
+            mine.insert(repeat.at, repeat.chunk)
+        out.append((replace(entry, passages=len(mine)), mine))
+    return out
 
 
 def _reusable(previous: Index | None, recipe: str) -> dict[tuple[str, str], list[Chunk]]:
     if previous is None or previous.recipe != recipe:
         return {}
-    out: dict[tuple[str, str], list[Chunk]] = {}
-    for chunk, entry in _chunk_files(previous):
-        out.setdefault((entry.path, entry.hash), []).append(chunk)
-    return out
+    return {(entry.path, entry.hash): mine for entry, mine in _file_chunks(previous)}
+
+
+def text_key(text: str) -> bytes:
+    """What makes two passages the same text: their words, spacing and Unicode forms aside."""
+    words = " ".join(unicodedata.normalize("NFKC", text).split())
+    return hashlib.blake2b(words.encode("utf-8"), digest_size=16).digest()
+
+
+def _preference(source: str) -> tuple[bool, int, int, int, str]:
+    """Which file's copy of a text is kept (least first): the page a reader opens (HTML) over its
+    source copy, then a path outside `_` and `.` folders (`_sources`, `_build`), with one suffix
+    (not `.rst.txt`), fewer folders, shorter."""
+    path = PurePosixPath(source)
+    hidden = sum(part.startswith(("_", ".")) for part in path.parts[:-1])
+    return (path.suffix.lower() not in _PAGES, hidden, len(path.suffixes), len(path.parts), source)
+
+
+def _once(read: Read) -> tuple[list[FileEntry], list[Chunk], list[Repeat]]:
+    """The files with the passages the index holds, each text once, and the repeats left out.
+
+    A text is kept where it first appears in the preferred file (`_preference`); files and
+    their passages stay in the order given.
+    """
+    order = sorted(range(len(read)), key=lambda i: _preference(read[i][0].source))
+    keeper: dict[bytes, tuple[int, int]] = {}
+    for i in order:
+        for at, chunk in enumerate(read[i][1]):
+            keeper.setdefault(text_key(chunk.text), (i, at))
+    entries: list[FileEntry] = []
+    chunks: list[Chunk] = []
+    repeats: list[Repeat] = []
+    for i, (entry, mine) in enumerate(read):
+        kept = 0
+        for at, chunk in enumerate(mine):
+            if keeper[text_key(chunk.text)] == (i, at):
+                chunks.append(chunk)
+                kept += 1
+            else:
+                repeats.append(Repeat(chunk, entry.path, at))
+        entries.append(replace(entry, passages=kept))
+    return entries, chunks, repeats
 
 
 def _commit(
-    settings: Settings, previous: Index | None, entries: list[FileEntry], chunks: list[Chunk],
-    embeddings_name: str, recipe: str, report: IngestReport, *, embeddings: Embeddings | None,
-    progress: bool, force: bool, shrinking: bool = False,
+    settings: Settings, previous: Index | None, read: Read, embeddings_name: str, recipe: str,
+    report: IngestReport, *, embeddings: Embeddings | None, progress: bool, force: bool,
+    shrinking: bool = False,
 ) -> IngestReport:  # fmt: skip
-    report.chunks = len(chunks)
+    entries, chunks, repeats = _once(read)
+    del read
+    report.chunks, report.repeats = len(chunks), len(repeats)
     live = len(previous.chunks) if previous is not None else 0
     if not force and live and (not chunks or (
         not shrinking and live >= _SHRINK_GUARD_MIN and len(chunks) < live / 2
@@ -318,16 +376,24 @@ def _commit(
         and previous.recipe == recipe
         and previous.files == entries
         and previous.chunks == chunks
+        and previous.repeats == repeats
     ):
         report.reused, report.written = len(chunks), False
         return report
     cache = EmbeddingCache(settings.data_dir, embeddings_name)
     try:
         hashes = [passage_hash(c.indexed_text) for c in chunks]
-        missing = cache.missing(hashes)
+        # A repeat's vector is kept too (it is embedded when its headings differ from the kept
+        # passage's): when the file kept goes, it comes back without a model at hand.
+        aside = [passage_hash(r.chunk.indexed_text) for r in repeats]
+        missing = cache.missing(hashes + aside)
         if previous is not None and missing and previous.embeddings_name == embeddings_name:
             missing = _seed(cache, previous, missing)
-        todo = {h: c.indexed_text for h, c in zip(hashes, chunks, strict=True) if h in missing}
+        todo = {
+            h: c.indexed_text
+            for h, c in zip(hashes + aside, chunks + [r.chunk for r in repeats], strict=True)
+            if h in missing
+        }
         if todo and embeddings is None:
             raise KnowledgeError(f"{len(todo)} vectors are missing from the embedding cache")
         if embeddings is not None:
@@ -342,9 +408,10 @@ def _commit(
             entries,
             recipe,
             datetime.now(UTC).isoformat(timespec="seconds"),
+            repeats,
         )
         index.save(settings.index_dir)
-        cache.keep_only(hashes)
+        cache.keep_only(hashes + aside)
     finally:
         cache.close()
     return report

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
 DOCSTORE_FILE = "docstore.json"
+REPEATS_FILE = "repeats.json"  # read by ingests only: a bot never searches repeats
 KEYWORDS_FOLDER = "bm25"
 CURRENT = "current"  # a symlink to the live version; replaced atomically by each ingest
 FORMAT_VERSION = 2
@@ -70,6 +71,17 @@ class Chunk:
     def indexed_text(self) -> str:
         """What the models see: the headings give a short passage its subject."""
         return f"{self.context}\n\n{self.text}" if self.context else self.text
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A passage left out of the index because its text is there from another file (or earlier
+    in its own), kept so that it comes back when that file goes: `at` is its place among the
+    passages of the file at `path`."""
+
+    chunk: Chunk
+    path: str
+    at: int
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,7 @@ class Index:
     """Vectors and BM25 rows (row i belongs to chunk i), the chunks, and the files they came from.
 
     `recipe` names how files were cut into chunks: chunks are reused only under the same one.
+    A file's `passages` counts its chunks here; its `repeats` are in `repeats`.
     """
 
     vectors: faiss.Index
@@ -124,10 +137,14 @@ class Index:
     files: list[FileEntry] = field(default_factory=list)
     recipe: str = ""
     created: str = ""
+    repeats: list[Repeat] = field(default_factory=list)
 
     @classmethod
-    def load(cls, root: Path, version: str | None = None) -> Index | None:
-        """The index `version` under `root` (default: the live one), or None when there is none.
+    def load(
+        cls, root: Path, version: str | None = None, *, with_repeats: bool = False
+    ) -> Index | None:
+        """The index `version` under `root` (default: the live one), or None when there is none;
+        its `repeats` only `with_repeats` (an ingest needs them, a search never does).
 
         All files are read from the folder the link named once, so an ingest switching
         `current` meanwhile cannot pair one version's vectors with another's passages.
@@ -148,7 +165,8 @@ class Index:
         try:
             chunks = [Chunk(**item) for item in store["chunks"]]
             files = [FileEntry(**item) for item in store["files"]]
-        except TypeError as exc:  # a passage or file with missing or unknown fields
+            repeats = _load_repeats(folder / REPEATS_FILE) if with_repeats else []
+        except (TypeError, KeyError) as exc:  # a passage or file with missing or unknown fields
             raise ValueError(f"{DOCSTORE_FILE} is malformed: {exc}") from exc
         vectors = faiss.read_index(str(folder / INDEX_FILE))
         if vectors.ntotal != len(chunks):
@@ -161,6 +179,7 @@ class Index:
             files,
             store["recipe"],
             store["created"],
+            repeats,
         )
 
     def save(self, root: Path) -> Path:
@@ -184,6 +203,9 @@ class Index:
         }
         with (staging / DOCSTORE_FILE).open("w", encoding="utf-8") as out:
             json.dump(store, out, ensure_ascii=False)
+        repeats = [{"chunk": asdict(r.chunk), "path": r.path, "at": r.at} for r in self.repeats]
+        with (staging / REPEATS_FILE).open("w", encoding="utf-8") as out:
+            json.dump(repeats, out, ensure_ascii=False)
         staging.rename(version)
         go_live(root, version.name)
         return version
@@ -235,6 +257,15 @@ class Index:
         best = sorted((i for i in fused if cosine[i] >= min_score), key=lambda i: -fused[i])
         scale = (RRF_K + 1) / 2  # first in both rankings: 1.0
         return [Passage(self.chunks[i], fused[i] * scale) for i in best[:k]]
+
+
+def _load_repeats(path: Path) -> list[Repeat]:
+    """What `save` wrote beside the docstore; nothing from an index made before repeats were
+    left out."""
+    if not path.is_file():
+        return []
+    items = json.loads(path.read_text(encoding="utf-8"))
+    return [Repeat(Chunk(**item["chunk"]), item["path"], item["at"]) for item in items]
 
 
 class Retriever:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.cli_runner import env_for, threadbot
 from tests.conftest import SAMPLE_DOCS
+from tests.core.knowledge.built_sites import sphinx_build
 
 
 @pytest.fixture
@@ -137,7 +138,8 @@ async def test_ingest_of_a_docs_site_folder_counts_what_it_skips(
     tmp_path: Path, env: dict[str, str]
 ):
     """A built docs site: a few pages among images, stylesheets and scripts. The summary counts
-    the skipped files by reason and names only the first few; its counts add up."""
+    the skipped files by reason and names only the first few; its counts add up, the same text
+    on three pages is one passage and two repeats left out."""
     site = tmp_path / "site"
     (site / "_static").mkdir(parents=True)
     for n in range(3):
@@ -150,13 +152,31 @@ async def test_ingest_of_a_docs_site_folder_counts_what_it_skips(
     lines = out.splitlines()
     assert lines[0].startswith(
         "Indexed 3 files; skipped 30 (30 not a document type); failed 0. The index holds "
-        "3 passages (3 new, 0 already embedded; 2 of the new repeat a text embedded once)"
+        "1 passage (1 new, 0 already embedded; 2 repeats of an indexed text left out)"
     ), lines[0]
     assert lines[1:] == [
         "  skipped (not a document type): _static/asset00.css, _static/asset00.js, "
         "_static/asset00.png and 27 more"
     ]
     assert "reading files" in err and "3/3" in err  # progress from the first file on
+
+
+async def test_ingest_of_a_sphinx_build_says_what_it_left_out(tmp_path: Path, env: dict[str, str]):
+    html = sphinx_build(tmp_path / "html")
+    out, err, code = await threadbot("ingest", str(html), env=env)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        "Indexed 4 files; skipped 14 (14 generated copy); failed 0. The index holds 5 passages "
+        "(5 new, 0 already embedded; 1 repeat of an indexed text left out)"
+    ), lines[0]
+    assert lines[1:] == [
+        "  skipped (generated copy): genindex-H.html, genindex.html, objects.inv and 11 more"
+    ]
+    out, _, _ = await threadbot("search", "--json", "--k", "4", "where do I get help?", env=env)
+    sources = [p["source"] for p in json.loads(out)["passages"]]
+    assert "guide/config.html" in sources and "guide/install.html" not in sources
+    assert all(source.endswith(".html") for source in sources)
 
 
 async def test_named_knowledge_bases_are_built_searched_and_listed_apart(

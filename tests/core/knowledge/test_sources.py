@@ -1,4 +1,5 @@
-"""Which files an ingest reads: symlinks never lead out, binaries and big files are skipped."""
+"""Which files an ingest reads: symlinks never lead out, binaries, big files and a docs build's
+generated copies are skipped."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from core.knowledge.sources import (
     BINARY,
+    GENERATED,
     IGNORED,
     OTHER_TYPE,
     OUTSIDE,
@@ -14,6 +16,7 @@ from core.knowledge.sources import (
     UNDECODABLE,
     find_files,
 )
+from tests.core.knowledge.built_sites import mkdocs_build, sphinx_build
 
 
 def found(target: Path, **kwargs) -> tuple[list[str], dict[str, list[str]]]:
@@ -84,3 +87,48 @@ def test_ignore_file_and_setting_patterns(tmp_path: Path):
     # Patterns are relative to the root the files are cited from, also when walking below it.
     files, skipped = found(tmp_path / "api", root=tmp_path, ignore=[])
     assert files == ["api/index.md"] and skipped[IGNORED] == ["api/internal/x.md"]
+
+
+def test_what_a_docs_build_generated_is_skipped_as_a_generated_copy(tmp_path: Path):
+    sphinx_build(tmp_path / "repo" / "docs" / "_build" / "html")
+    (tmp_path / "repo" / "README.md").write_text("# Harbor\n")
+    files, skipped = found(tmp_path / "repo")
+    assert sorted(files) == [
+        "README.md", "docs/_build/html/api.html", "docs/_build/html/guide/config.html",
+        "docs/_build/html/guide/install.html", "docs/_build/html/index.html",
+    ]  # fmt: skip
+    html = "docs/_build/html/"
+    assert sorted(s.removeprefix(html) for s in skipped[GENERATED]) == [
+        "_images/diagram.png", "_sources/api.rst.txt", "_sources/guide/config.rst.txt",
+        "_sources/guide/install.rst.txt", "_sources/index.rst.txt", "_static/basic.css",
+        "_static/documentation_options.js", "_static/searchtools.js", "genindex-H.html",
+        "genindex.html", "objects.inv", "py-modindex.html", "search.html", "searchindex.js",
+    ]  # fmt: skip
+    assert OTHER_TYPE not in skipped
+    files, skipped = found(sphinx_build(tmp_path / "dirhtml", dirhtml=True))
+    assert sorted(files) == [
+        "api/index.html", "guide/config/index.html", "guide/install/index.html", "index.html"
+    ]  # fmt: skip
+    assert {"genindex/index.html", "search/index.html"} <= set(skipped[GENERATED])
+    files, skipped = found(mkdocs_build(tmp_path / "site"))
+    assert "404.html" not in files and len(files) == 4
+    assert sorted(skipped[GENERATED]) == [
+        "404.html", "search/search_index.json", "sitemap.xml", "sitemap.xml.gz"
+    ]  # fmt: skip
+
+
+def test_a_folder_with_a_sources_folder_of_its_own_is_read(tmp_path: Path):
+    (tmp_path / "_sources").mkdir()
+    (tmp_path / "_sources" / "intro.rst.txt").write_text("Intro\n=====\n\nHello.\n")
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "notes.md").write_text("# Notes\n")
+    (tmp_path / "search.html").write_text("<h1>How to search the wiki</h1>")
+    files, skipped = found(tmp_path)
+    assert sorted(files) == ["_sources/intro.rst.txt", "_static/notes.md", "search.html"]
+    assert GENERATED not in skipped
+
+
+def test_a_generated_file_named_on_its_own_is_read(tmp_path: Path):
+    html = sphinx_build(tmp_path / "html")
+    files, _ = found(html / "_sources" / "api.rst.txt")
+    assert files == ["api.rst.txt"]
