@@ -35,8 +35,8 @@ def _index_locally(settings: Settings, args: argparse.Namespace) -> int:
     from core.knowledge.retrieval import Index
     from core.knowledge.sources import find_files
 
-    paths: list[Path] = args.paths
     try:
+        paths = _folders(settings, args.paths, crawl=not args.remove)
         if args.remove:
             return _summary(settings, remove(settings, paths, force=args.force), "")
         embeddings, name = build_embeddings(settings)
@@ -70,6 +70,31 @@ def _index_locally(settings: Settings, args: argparse.Namespace) -> int:
         sys.stderr.write(f"threadbot: {exc}\n")
         return ExitCode.MISCONFIGURED
     return _summary(settings, report, name)
+
+
+def _folders(settings: Settings, given: list[Path | str], *, crawl: bool) -> list[Path]:
+    """The folders and files to index: a website is crawled into its folder first (`crawl`),
+    and its crawl summarised in one line."""
+    from core.knowledge.site import mirror, mirror_dir
+
+    paths: list[Path] = []
+    for item in given:
+        if isinstance(item, Path):
+            paths.append(item)
+        elif not crawl:
+            paths.append(mirror_dir(settings, item))
+        else:
+            folder, crawled = asyncio.run(mirror(settings, item))
+            skipped = ", ".join(f"{n} {why}" for why, n in sorted(crawled.skipped.items()))
+            failed = ", ".join(f"{n} {why}" for why, n in sorted(crawled.failed.items()))
+            sys.stdout.write(
+                f"Crawled {item} in {crawled.seconds:.1f} s: {_plural(crawled.fetched, 'page')} "
+                f"fetched, {crawled.unchanged:,} unchanged (304), {len(crawled.gone):,} gone; "
+                f"skipped {sum(crawled.skipped.values())}{f' ({skipped})' if skipped else ''}; "
+                f"failed {sum(crawled.failed.values())}{f' ({failed})' if failed else ''}.\n"
+            )
+            paths.append(folder)
+    return paths
 
 
 def _publish(settings: Settings) -> int:

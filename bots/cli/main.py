@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     ingest = commands.add_parser("ingest", help="index documents (md, txt, rst, html, pdf)")
-    ingest.add_argument("paths", nargs="+", type=Path, help="files or folders")
+    ingest.add_argument(
+        "paths", nargs="+", type=_path_or_url, help="files, folders, or websites (https://…)"
+    )
     how = ingest.add_mutually_exclusive_group()
     how.add_argument(
         "--if-empty", action="store_true", help="only when no index exists yet (first start)"
@@ -111,6 +113,11 @@ def _http_address(value: str) -> Address:
     from bots.mcp.http import address
 
     return address(value)
+
+
+def _path_or_url(value: str) -> Path | str:
+    """A site's URL as given (a Path would fold its `//`), else a path."""
+    return value if value.startswith(("http://", "https://")) else Path(value)
 
 
 def _period_s(value: str) -> float:

@@ -70,6 +70,7 @@ class CrawlReport:
     unchanged: int = 0  # 304s
     failed: Counter[str] = field(default_factory=Counter)  # by HTTP status or error
     skipped: Counter[str] = field(default_factory=Counter)  # by reason
+    gone: list[str] = field(default_factory=list)  # 404 or 410: removed from the site
     seconds: float = 0.0
 
 
@@ -241,6 +242,8 @@ class Crawler:
             return Page(url, url, kind or "html", None, known), []
         if status != 200:
             self.report.failed[str(status)] += 1
+            if status in (404, 410):
+                self.report.gone.append(url)
             return None, []
         if kind is None:
             self.report.skipped["not HTML or PDF"] += 1

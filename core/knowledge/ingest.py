@@ -196,7 +196,7 @@ def ingest(
     )
     report.files = len(read)
     if add and previous is not None:  # what is indexed elsewhere stays as it is
-        fresh = {str(Path(f.root) / f.source) for f in found}
+        fresh = {f.listed for f in found}
         kept = [
             (e, mine) for e, mine in _file_chunks(previous)
             if e.path not in fresh and not any(_under(e.path, t) for t in targets)
@@ -237,7 +237,7 @@ def _read_all(
     )
     read: Read = []
     for file in _reading(found, progress):
-        path = str(Path(file.root) / file.source)
+        path = file.listed
         try:
             digest = _file_hash(file.path)
             if (path, digest) in reusable:

@@ -16,6 +16,7 @@ import pathspec
 
 from core.errors import NothingToIndex
 from core.knowledge.builds import Builds
+from core.knowledge.site import MANIFEST, cited_as
 
 SUFFIXES = frozenset({".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"})
 IGNORE_FILE = ".threadbotignore"
@@ -35,11 +36,18 @@ GENERATED = (
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A file to index: `path` is its resolved location, `source` the name it is cited by."""
+    """A file to index: `path` is its resolved location, `source` the name it is cited by
+    (relative to `root`, or a website page's URL), `relative` where it is under `root`."""
 
     path: Path
     source: str
     root: Path
+    relative: str = ""  # "": the source
+
+    @property
+    def listed(self) -> str:
+        """Where the index says the file is: under `root`, as found (links not resolved)."""
+        return str(self.root / (self.relative or self.source))
 
 
 @dataclass
@@ -89,7 +97,8 @@ def find_files(
     patterns are matched relative to it, gitignore-style, and its `.threadbotignore` is read.
     In a folder, what a docs build generated beside its pages (Sphinx's `_sources` copies, search
     and index pages) is skipped; a file named on its own is read. Nothing that resolves outside
-    `target` is returned.
+    `target` is returned. In a website's folder (`core.knowledge.site`), a page is cited by
+    the URL it was read from (its canonical one).
     """
     if not target.exists():
         raise NothingToIndex(f"no such file or folder: {target}")
@@ -100,16 +109,20 @@ def find_files(
     found = Found()
     builds = Builds(Path(os.path.abspath(target))) if target.is_dir() else None
     entries = _walk(target) if target.is_dir() else iter([target])
+    urls = cited_as(root)  # a website's folder: each page is cited by its URL
     for entry in entries:
         absolute = Path(os.path.abspath(entry))
-        source = absolute.relative_to(root).as_posix()
+        relative = absolute.relative_to(root).as_posix()
+        if urls and relative == MANIFEST:
+            continue
+        source = urls.get(relative, relative)
         real = entry.resolve()
         if not _inside(real, boundary):
             found.skip(OUTSIDE, source)
             continue
         if real.is_dir():
             continue  # a link to a folder inside: walked under its own name
-        if spec.match_file(source):
+        if spec.match_file(relative):
             found.skip(IGNORED, source)
         elif builds is not None and builds.generated(absolute) is not None:
             found.skip(GENERATED, source)
@@ -120,7 +133,7 @@ def find_files(
         else:
             reason = sniff(real)
             if reason is None:
-                found.files.append(SourceFile(real, source, root))
+                found.files.append(SourceFile(real, source, root, relative))
             else:
                 found.skip(reason, source)
     return found
