@@ -12,6 +12,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from core.answer.prompt import Quoted, system_message
 from core.errors import ModelFailed
+from core.knowledge.retrieval import printable
 
 if TYPE_CHECKING:
     from core.answer.attachments import FileText
@@ -63,8 +64,19 @@ def sources_footer(passages: Sequence[Passage], files: Sequence[FileText] = ()) 
     """The sources line shown after an answer: each attached file, then each document's file
     and heading (or page), once."""
     attached = [f"{f.name} (attached)" for f in files]
-    citations = list(dict.fromkeys([*attached, *(p.chunk.citation for p in passages)]))
+    citations = list(dict.fromkeys([*attached, *(_cited(p) for p in passages)]))
     return f"\n\n_Sources: {'; '.join(citations)}_" if citations else ""
+
+
+def _cited(passage: Passage) -> str:
+    """A document's citation; a website's page as a link to it (Markdown, which Slack and
+    Discord show as a link), named by its heading."""
+    chunk = passage.chunk
+    if not chunk.source.startswith(("https://", "http://")):
+        return chunk.citation
+    label = printable(chunk.location or chunk.source).replace("[", "(").replace("]", ")")
+    url = chunk.source.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+    return f"[{label}]({url})"
 
 
 class ModelAnswerer:

@@ -230,3 +230,14 @@ async def test_a_silent_model_fails_the_answer(
     fake_openai.script("slow answer", chunk_size=4, delay_s=0.5)
     with pytest.raises(ModelFailed):
         await answer(ModelAnswerer(make_settings(chat_timeout_s=0.1)), [])
+
+
+def test_a_website_page_is_cited_as_a_link_named_by_its_heading() -> None:
+    page = Passage(Chunk("Run pipx.", "https://docs.example.com/guide/install.html", "Install"), 1)
+    bare = Passage(Chunk("Home.", "https://docs.example.com/a (b).html"), 0.5)
+    footer = sources_footer([page, bare, QUEUES])
+    assert footer == (
+        "\n\n_Sources: [Install](https://docs.example.com/guide/install.html); "
+        "[https://docs.example.com/a (b).html](https://docs.example.com/a%20%28b%29.html); "
+        "ops.md › Queues › Limits_"
+    )
