@@ -97,7 +97,13 @@ class Crawler:
         self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self._start = _normal(start_url)
         path = urlsplit(self._start).path or "/"
-        self._prefix = path if path.endswith("/") else path.rsplit("/", 1)[0] + "/"
+        # `/guide/` and `/guide` are the guide; `/guide/index.html` is its folder's.
+        last = path.rsplit("/", 1)[-1]
+        self._prefix = (
+            path
+            if path.endswith("/")
+            else (path.rsplit("/", 1)[0] + "/" if "." in last else path + "/")
+        )
         self._known = dict(known or {})
         self._robots = RobotFileParser()
         self._next_at = 0.0  # when the next request may go (the rate, and Crawl-delay)

@@ -210,3 +210,14 @@ async def test_a_page_limit_and_a_robots_txt_that_cannot_be_read(
     with pytest.raises(CrawlRefused, match="not an http"):
         Crawler(make_settings(), "ftp://example.com/")
     assert Validators() == Validators(None, None)
+
+
+def test_the_prefix_is_the_folder_of_the_url_given(make_settings: MakeSettings) -> None:
+    settings = make_settings()
+    for given in ("https://d.org/guide/", "https://d.org/guide", "https://d.org/guide/index.html"):
+        crawler = Crawler(settings, given)
+        assert crawler.within("https://d.org/guide/a/b.html"), given
+        assert crawler.within("https://d.org/guide/"), given
+        assert not crawler.within("https://d.org/guides.html"), given
+        assert not crawler.within("https://d.org/blog/"), given
+        assert not crawler.within("http://d.org/guide/"), given  # another scheme
