@@ -3,13 +3,15 @@ the real `Records` in a real Redis, with two real knowledge bases on disk."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import json
 import os
 import shutil
+import signal
 import struct
-import subprocess
 import time
 import zlib
 from collections import Counter
@@ -350,14 +352,24 @@ def png_pixels(data: bytes) -> np.ndarray:
 CHROMIUM = shutil.which("chromium")  # Debian's package; `make test` installs it when it can
 
 
-def chromium(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+async def chromium(*args: str, home: Path) -> tuple[int, str, str]:
+    """Run headless Chromium to its end, without holding the event loop; its output goes to
+    files, not pipes (a helper process it leaves behind would keep a pipe open), and whatever
+    it left is ended with its process group. Returns the exit code, stdout and stderr."""
     assert CHROMIUM is not None
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={home}",
-         *args],
-        capture_output=True, text=True, timeout=90,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
-    )  # fmt: skip
+    out, err = home / "stdout.txt", home / "stderr.txt"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={home}",
+            *args, stdout=stdout, stderr=stderr, start_new_session=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+        )  # fmt: skip
+        try:
+            code = await asyncio.wait_for(process.wait(), 90)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    return code, out.read_text(errors="replace"), err.read_text(errors="replace")
 
 
 @pytest.mark.skipif(
@@ -380,15 +392,17 @@ async def test_the_html_page_renders_in_headless_chromium(
 
     home = tmp_path / "chromium"
     home.mkdir()
-    dom = chromium("--dump-dom", page.as_uri(), home=home)
-    assert dom.returncode == 0, dom.stderr
+    code, dom, err = await chromium("--dump-dom", page.as_uri(), home=home)
+    assert code == 0, err
     for title in ("Coverage gaps", "Top questions", "Answers with negative feedback", "Sources"):
-        assert f"<h2>{title}</h2>" in dom.stdout, title
-    assert "What's on the lunch menu today?" in dom.stdout or "What&#x27;s" in dom.stdout
+        assert f"<h2>{title}</h2>" in dom, title
+    assert "What's on the lunch menu today?" in dom or "What&#x27;s" in dom
 
     shot = tmp_path / "threadbot-report.png"
-    done = chromium(f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri(), home=home)
-    assert done.returncode == 0, done.stderr
+    code, _, err = await chromium(
+        f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri(), home=home
+    )
+    assert code == 0, err
     assert shot.stat().st_size > 10_000
     pixels = png_pixels(shot.read_bytes())[:, :, :3]
     assert pixels.shape == (3000, 1200, 3)
