@@ -124,10 +124,9 @@ def _one_malloc_arena() -> None:
     """Make glibc's malloc serve every thread from one arena, for the rest of the process.
 
     Each thread that runs the model gets an arena of its own otherwise, and an arena keeps what
-    runs of every shape freed: measured, 2 workers held 150 MB more after a few hundred runs, an
-    ingest of the Python docs peaked 170 MB higher, and a bot's queries grow it too. One arena
-    runs as fast here (the model allocates little per run, so its lock is seldom contended).
-    Elsewhere (musl, macOS) nothing changes.
+    runs of every shape freed: measured, 2 workers running a few hundred batches of assorted
+    shapes peaked at 380-410 MB with an arena each and at 262 MB (the session's own load) with
+    one, as fast. Elsewhere (musl, macOS) nothing changes.
     """
     import ctypes
     import platform

@@ -154,3 +154,27 @@ async def test_a_repeat_comes_back_when_the_file_kept_is_removed_and_goes_when_i
     assert [c.source for c in index.chunks] == ["notes.md", "hours.html"]
     assert [(r.path, r.at) for r in index.repeats] == [(str(docs / "notes.md"), 0)]
     assert texts_once(index)
+
+
+def test_an_index_from_before_repeats_is_read_and_kept_once_on_the_next_ingest(
+    tmp_path: Path, make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+):
+    import core.knowledge.ingest as ingest_module
+    from core.knowledge.retrieval import CURRENT, REPEATS_FILE
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.md", "b.md"):
+        (docs / name).write_text("# Hours\n\nThe office closes at six.\n")
+    settings, model = make_settings(), HashEmbeddings()
+    with monkeypatch.context() as old:  # as threadbot indexed before: every passage, no repeats
+        old.setattr(
+            ingest_module, "_once",
+            lambda read: ([e for e, _ in read], [c for _, mine in read for c in mine], []),
+        )  # fmt: skip
+        ingest(settings, [docs], model, model.name, progress=False)
+    (settings.index_dir / CURRENT / REPEATS_FILE).unlink()
+    index = Index.load(settings.index_dir, with_repeats=True)
+    assert index is not None and index.repeats == [] and len(index.chunks) == 2
+    again = ingest(settings, [docs], model, model.name, progress=False)
+    assert again.written and again.chunks == 1 and again.repeats == 1 and again.embedded == 0
